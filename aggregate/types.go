@@ -1,0 +1,87 @@
+package aggregate
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
+)
+
+// EndpointKey identifies one side of a pair: a known VM, or else an IP.
+type EndpointKey struct {
+	VM enrich.VMID // 0 when the endpoint is no known VM
+	IP netip.Addr  // set only when VM == 0
+}
+
+// PairKey is a directed pair, per export protocol (so that sFlow and IPFIX
+// views of the same bridge never add up; see README "Counting rules").
+type PairKey struct {
+	Src, Dst EndpointKey
+	Source   decoder.Source
+}
+
+// TopPortsN is how many destination ports a pair keeps per window.
+const TopPortsN = 8
+
+// PortCount is one entry of a pair's top destination ports.
+type PortCount struct {
+	Proto uint8   `json:"proto"`
+	Port  uint16  `json:"port"`
+	Bytes float64 `json:"bytes"`
+}
+
+// Stats are one pair's counters in one window. Bytes and packets are
+// estimates scaled by each sample's sampling rate; *Var are the variance
+// estimates N(N-1)·Σb² that give the 95% interval.
+type Stats struct {
+	Bytes      float64
+	Packets    float64
+	BytesVar   float64
+	PacketsVar float64
+	Samples    uint64
+	Flows      uint64 // distinct 5-tuples seen
+
+	TCPPackets, UDPPackets, ICMPPackets, OtherPackets float64
+	TCPBytes, UDPBytes, ICMPBytes, OtherBytes         float64
+	SYN, SYNACK, RST, FIN                             float64 // scaled packet counts
+	ICMPErrors                                        float64 // unreachable, time exceeded, parameter problem
+	DroppedPackets, DroppedBytes                      float64 // from IPFIX (OVS)
+
+	TopPorts [TopPortsN]PortCount
+
+	// Last-seen addressing, for display.
+	SrcIP, DstIP   netip.Addr
+	SrcMAC, DstMAC [6]byte
+	VNI            uint32
+	First, Last    int64 // unix ns of first/last record
+}
+
+// Endpoint is an endpoint resolved for output.
+type Endpoint struct {
+	VM     string `json:"vm"`
+	UUID   string `json:"uuid"`
+	Host   string `json:"host"`
+	Tenant string `json:"tenant"`
+	IP     string `json:"ip"`
+	MAC    string `json:"mac"`
+}
+
+// Pair is one pair's result in a closed window.
+type Pair struct {
+	Key      PairKey
+	Src, Dst Endpoint
+	Stats    Stats
+}
+
+// Window is a closed aggregation window: immutable once emitted.
+type Window struct {
+	Start, End time.Time
+	Pairs      []Pair
+}
+
+// Sink receives closed windows (memory store, InfluxDB writer, alerts).
+// Write must not keep the caller long; it must not modify the window.
+type Sink interface {
+	Write(w *Window)
+}

@@ -1,0 +1,69 @@
+package collector
+
+import "net/netip"
+
+// Protocol is the export protocol a listener expects.
+type Protocol uint8
+
+const (
+	ProtoSFlow Protocol = iota + 1
+	ProtoIPFIX
+	ProtoNetFlow9
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtoSFlow:
+		return "sflow"
+	case ProtoIPFIX:
+		return "ipfix"
+	case ProtoNetFlow9:
+		return "netflow9"
+	}
+	return "unknown"
+}
+
+// Datagram is one received UDP payload. Data aliases a reused buffer: it is
+// valid only during Handle.
+type Datagram struct {
+	Proto    Protocol
+	From     netip.AddrPort
+	Local    netip.AddrPort
+	Data     []byte
+	Received int64 // unix ns
+}
+
+// SeqKind says what a sequence number counts.
+type SeqKind uint8
+
+const (
+	SeqNone      SeqKind = iota
+	SeqDatagrams         // sFlow datagram sequence, NetFlow v9 packet sequence: +1 per datagram
+	SeqRecords           // IPFIX: +DataRecords per message
+)
+
+// Meta is what the handler learned of a datagram, for per-exporter state.
+type Meta struct {
+	Version   uint16
+	Agent     netip.Addr // sFlow agent address (zero for IPFIX/NetFlow)
+	SubAgent  uint32
+	ObsDomain uint32
+	SeqKind   SeqKind
+	Sequence  uint32
+	Uptime    uint32 // sFlow uptime ms: a decrease means the agent restarted
+	// Records is what the sequence counts for this datagram (1 for
+	// SeqDatagrams, the data record count for SeqRecords).
+	Records int
+	Samples int // flow + counter samples / flow records decoded
+}
+
+// WorkerHandler handles datagrams on one worker goroutine; it need not be
+// safe for concurrent use.
+type WorkerHandler interface {
+	Handle(d *Datagram) (Meta, error)
+}
+
+// Handler makes one WorkerHandler per worker goroutine.
+type Handler interface {
+	NewWorker() WorkerHandler
+}
