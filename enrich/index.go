@@ -6,7 +6,7 @@ import "net/netip"
 // do not allocate; a new Index is built off the hot path and swapped in
 // atomically by the Enricher.
 type Index struct {
-	vms       []*VM              // sorted by name
+	vms       []*VM // sorted by name
 	byID      map[VMID]*VM
 	byMAC     map[[6]byte]Port
 	byIP      map[ipKey]Port
