@@ -1,6 +1,9 @@
 package collector
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Protocol is the export protocol a listener expects.
 type Protocol uint8
@@ -66,4 +69,25 @@ type WorkerHandler interface {
 // Handler makes one WorkerHandler per worker goroutine.
 type Handler interface {
 	NewWorker() WorkerHandler
+}
+
+// ExporterStatus is one exporter's state, for GET /api/v1/exporters. An
+// exporter is keyed by (protocol, UDP source address, sFlow agent+sub-agent
+// or IPFIX/NetFlow observation domain).
+type ExporterStatus struct {
+	Protocol      string    `json:"protocol"`
+	Address       string    `json:"address"` // UDP source address (ip:port)
+	Agent         string    `json:"agent,omitempty"`
+	SubAgent      uint32    `json:"sub_agent"`
+	ObsDomain     uint32    `json:"observation_domain"`
+	Datagrams     uint64    `json:"datagrams"`
+	Samples       uint64    `json:"samples"`
+	DecodeErrors  uint64    `json:"decode_errors"`
+	LostDatagrams uint64    `json:"lost_datagrams"` // estimated from sequence gaps (IPFIX: lost records / records per message)
+	LostRecords   uint64    `json:"lost_records"`   // IPFIX: records missing per the sequence numbers
+	Reordered     uint64    `json:"reordered"`
+	Restarts      uint64    `json:"restarts"`
+	LastSequence  uint32    `json:"last_sequence"`
+	FirstSeen     time.Time `json:"first_seen"`
+	LastSeen      time.Time `json:"last_seen"`
 }
