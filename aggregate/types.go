@@ -42,6 +42,10 @@ type Stats struct {
 	Samples    uint64
 	Flows      uint64 // distinct 5-tuples seen
 
+	// SampledBytes/SampledPackets are the observed, unscaled totals (the
+	// floor of the 95% interval).
+	SampledBytes, SampledPackets uint64
+
 	TCPPackets, UDPPackets, ICMPPackets, OtherPackets float64
 	TCPBytes, UDPBytes, ICMPBytes, OtherBytes         float64
 	SYN, SYNACK, RST, FIN                             float64 // scaled packet counts

@@ -56,6 +56,13 @@ type VM struct {
 	MemoryKiB  uint64            `json:"memory_kib,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Interfaces []Interface       `json:"interfaces"`
+
+	// PrevHost is the host the VM ran on before its Host last changed
+	// (live migration), and MovedAt when the Enricher saw the change. Set
+	// by the Enricher, not by sources; the aggregator keeps counting
+	// observations from PrevHost for a grace period after MovedAt.
+	PrevHost string    `json:"prev_host,omitempty"`
+	MovedAt  time.Time `json:"moved_at,omitempty"`
 }
 
 // Port is the answer to a hot-path lookup: the VM and which of its interfaces.
@@ -70,6 +77,17 @@ type Port struct {
 type Host struct {
 	Name      string       `json:"name"`
 	Exporters []netip.Addr `json:"exporters"`
+	// ExporterDomains are exporter identities narrowed to one IPFIX
+	// observation domain / NetFlow source id / sFlow sub-agent, for
+	// hypervisors (or bridges) that share an exporter address.
+	ExporterDomains []ExporterID `json:"exporter_domains,omitempty"`
+}
+
+// ExporterID is an exporter address plus an observation domain (IPFIX
+// observation domain, NetFlow v9 source id, or sFlow sub-agent id).
+type ExporterID struct {
+	Addr   netip.Addr `json:"address"`
+	Domain uint32     `json:"domain"`
 }
 
 // Conflict reports two VMs claiming the same MAC, or the same IP in one VNI.

@@ -1,0 +1,405 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
+)
+
+// Aggregator owns the windows: workers add into their shards, the window
+// ticker merges them and emits one *Window to every sink.
+type Aggregator struct {
+	cfg Config
+	enr *enrich.Enricher
+	now func() time.Time
+
+	mu       sync.Mutex // guards workers, sinks, winStart
+	workers  []*Worker
+	sinks    []Sink
+	winStart time.Time
+
+	closeMu  sync.Mutex // serialises window closes; guards the merge buffers
+	merged   map[PairKey]int32
+	mslots   []slot
+	flowSeen map[uint64]struct{}
+	remap    []int32
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	windows     prometheus.Counter
+	windowPairs prometheus.Gauge
+	closeDur    prometheus.Histogram
+	sinkWrites  prometheus.Counter
+}
+
+// New returns an inert Aggregator. enr resolves VM ids in closed windows
+// (nil: VM endpoints are shown by id only). Metrics go to reg (nil: none).
+func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...Sink) (*Aggregator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Aggregator{
+		cfg:      cfg,
+		enr:      enr,
+		now:      time.Now,
+		sinks:    append([]Sink(nil), sinks...),
+		merged:   map[PairKey]int32{},
+		flowSeen: map[uint64]struct{}{},
+		windows:  prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_windows_total", Help: "Windows closed and emitted to the sinks."}),
+		windowPairs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vmflow_aggregate_window_pairs", Help: "Pairs in the last closed window."}),
+		closeDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "vmflow_aggregate_window_close_seconds", Help: "Time to merge shards, resolve endpoints and write a window to the sinks.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
+		sinkWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_sink_writes_total", Help: "Windows written to sinks (windows × sinks)."}),
+	}
+	for _, s := range sinks {
+		if s == nil {
+			return nil, errors.New("aggregate: nil sink")
+		}
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{a.windows, a.windowPairs, a.closeDur, a.sinkWrites, &workerCollector{a: a}} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("aggregate: register metrics: %w", err)
+			}
+		}
+	}
+	return a, nil
+}
+
+// Config returns the configuration.
+func (a *Aggregator) Config() Config { return a.cfg }
+
+// AddSink adds a sink for the windows closed from now on.
+func (a *Aggregator) AddSink(s Sink) {
+	if s == nil {
+		return
+	}
+	a.mu.Lock()
+	a.sinks = append(a.sinks, s)
+	a.mu.Unlock()
+}
+
+// NewWorker returns a worker for one collector goroutine.
+func (a *Aggregator) NewWorker() *Worker {
+	w := &Worker{
+		a:          a,
+		cur:        newShard(),
+		spare:      newShard(),
+		preferIP:   a.cfg.Prefer == PreferIP,
+		countAll:   a.cfg.Count == CountAll,
+		maxPairs:   a.cfg.MaxPairs,
+		graceNanos: int64(a.cfg.MigrationGrace),
+	}
+	a.mu.Lock()
+	a.workers = append(a.workers, w)
+	a.mu.Unlock()
+	return w
+}
+
+// Start opens the first window and starts the ticker that closes windows
+// at wall-clock multiples of the window size, also when no traffic comes.
+func (a *Aggregator) Start(ctx context.Context) error {
+	if a.cancel != nil {
+		return errors.New("aggregate: already started")
+	}
+	a.mu.Lock()
+	a.winStart = a.now()
+	a.mu.Unlock()
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.done = make(chan struct{})
+	go a.loop(ctx)
+	return nil
+}
+
+func (a *Aggregator) loop(ctx context.Context) {
+	defer close(a.done)
+	for {
+		next := a.now().Truncate(a.cfg.Window).Add(a.cfg.Window)
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			a.closeWindow(next)
+		}
+	}
+}
+
+// Stop stops the ticker and flushes the open window (ending now).
+func (a *Aggregator) Stop() {
+	if a.cancel == nil {
+		return
+	}
+	a.cancel()
+	<-a.done
+	a.cancel = nil
+	a.closeWindow(a.now())
+}
+
+// closeWindow ends the open window at end, merges the workers' shards and
+// writes the window to every sink.
+func (a *Aggregator) closeWindow(end time.Time) *Window {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
+	t0 := time.Now()
+
+	a.mu.Lock()
+	start := a.winStart
+	if start.IsZero() || !end.After(start) {
+		if start.IsZero() {
+			start = end.Add(-a.cfg.Window)
+		} else {
+			end = start // clock went back: emit an empty-length window
+		}
+	}
+	a.winStart = end
+	workers := append([]*Worker(nil), a.workers...)
+	sinks := append([]Sink(nil), a.sinks...)
+	a.mu.Unlock()
+
+	// Swap every worker's shard for its clean spare.
+	shards := make([]*shard, len(workers))
+	for i, w := range workers {
+		w.mu.Lock()
+		shards[i] = w.cur
+		w.cur = w.spare
+		w.spare = nil
+		w.mu.Unlock()
+	}
+
+	// Merge.
+	clear(a.merged)
+	clear(a.flowSeen)
+	a.mslots = a.mslots[:0]
+	for _, sh := range shards {
+		if cap(a.remap) < len(sh.slots) {
+			a.remap = make([]int32, len(sh.slots))
+		}
+		remap := a.remap[:len(sh.slots)]
+		for i := range sh.slots {
+			sl := &sh.slots[i]
+			j, ok := a.merged[sl.key]
+			if !ok {
+				j = int32(len(a.mslots))
+				a.mslots = append(a.mslots, slot{key: sl.key})
+				a.merged[sl.key] = j
+			}
+			st := sl.st
+			st.Flows = 0 // recounted exactly below
+			a.mslots[j].st.Merge(&st)
+			remap[i] = j
+		}
+		for _, fe := range sh.flowList {
+			if _, seen := a.flowSeen[fe.h]; !seen {
+				a.flowSeen[fe.h] = struct{}{}
+				a.mslots[remap[fe.slot]].st.Flows++
+			}
+		}
+	}
+
+	// Give the shards back, cleared.
+	for i, w := range workers {
+		shards[i].reset()
+		w.mu.Lock()
+		w.spare = shards[i]
+		w.mu.Unlock()
+	}
+
+	win := &Window{Start: start, End: end, Pairs: make([]Pair, len(a.mslots))}
+	res := newResolver(a.enr)
+	for i := range a.mslots {
+		sl := &a.mslots[i]
+		p := &win.Pairs[i]
+		p.Key = sl.key
+		p.Stats = sl.st
+		sortPorts(trimPorts(p.Stats.TopPorts[:]))
+		p.Src = res.endpoint(sl.key.Src, sl.st.SrcIP, sl.st.SrcMAC)
+		p.Dst = res.endpoint(sl.key.Dst, sl.st.DstIP, sl.st.DstMAC)
+	}
+	sort.SliceStable(win.Pairs, func(i, j int) bool {
+		pi, pj := &win.Pairs[i], &win.Pairs[j]
+		if pi.Stats.Bytes != pj.Stats.Bytes {
+			return pi.Stats.Bytes > pj.Stats.Bytes
+		}
+		return pairKeyLess(&pi.Key, &pj.Key)
+	})
+
+	for _, s := range sinks {
+		s.Write(win)
+		a.sinkWrites.Inc()
+	}
+	a.windows.Inc()
+	a.windowPairs.Set(float64(len(win.Pairs)))
+	a.closeDur.Observe(time.Since(t0).Seconds())
+	return win
+}
+
+func trimPorts(p []PortCount) []PortCount {
+	n := 0
+	for n < len(p) && p[n].Bytes > 0 {
+		n++
+	}
+	return p[:n]
+}
+
+func pairKeyLess(a, b *PairKey) bool {
+	if a.Source != b.Source {
+		return a.Source < b.Source
+	}
+	if c := endpointCmp(a.Src, b.Src); c != 0 {
+		return c < 0
+	}
+	return endpointCmp(a.Dst, b.Dst) < 0
+}
+
+func endpointCmp(a, b EndpointKey) int {
+	if a.VM != b.VM {
+		if a.VM < b.VM {
+			return -1
+		}
+		return 1
+	}
+	return a.IP.Compare(b.IP)
+}
+
+// resolver turns endpoint keys into display endpoints once per window.
+type resolver struct {
+	enr   *enrich.Enricher
+	cache map[enrich.VMID]Endpoint
+}
+
+func newResolver(enr *enrich.Enricher) *resolver {
+	return &resolver{enr: enr, cache: map[enrich.VMID]Endpoint{}}
+}
+
+func (r *resolver) endpoint(k EndpointKey, lastIP netip.Addr, lastMAC [6]byte) Endpoint {
+	var e Endpoint
+	switch {
+	case k.VM == OverflowVM:
+		return Endpoint{VM: "(overflow)"}
+	case k.VM != 0:
+		var ok bool
+		if e, ok = r.cache[k.VM]; !ok {
+			if vm := r.describe(k.VM); vm != nil {
+				e = Endpoint{VM: vm.Name, UUID: vm.UUID, Host: vm.Host, Tenant: vm.Tenant}
+			} else {
+				e = Endpoint{VM: fmt.Sprintf("vm#%d", k.VM)}
+			}
+			r.cache[k.VM] = e
+		}
+		if lastIP.IsValid() {
+			e.IP = lastIP.String()
+		}
+	default:
+		if k.IP.IsValid() {
+			e.IP = k.IP.String()
+		}
+	}
+	if lastMAC != ([6]byte{}) {
+		e.MAC = enrich.FormatMAC(lastMAC)
+	}
+	return e
+}
+
+func (r *resolver) describe(id enrich.VMID) *enrich.VM {
+	if r.enr == nil {
+		return nil
+	}
+	return r.enr.Describe(id)
+}
+
+// workerCollector exports the workers' hot-path counters at scrape time.
+type workerCollector struct{ a *Aggregator }
+
+var (
+	descRecords     = prometheus.NewDesc("vmflow_aggregate_records_total", "Records counted into pairs, by export protocol.", []string{"source"}, nil)
+	descSuppressed  = prometheus.NewDesc("vmflow_aggregate_suppressed_total", "Records not counted, by reason (duplicate_observation: the packet is counted at another observation point).", []string{"reason"}, nil)
+	descRateMissing = prometheus.NewDesc("vmflow_aggregate_sampling_rate_missing_total", "Records without a sampling rate (counted as 1-in-1).", nil, nil)
+	descOverflow    = prometheus.NewDesc("vmflow_aggregate_overflow_records_total", "Records of new pairs beyond aggregate.max_pairs, summed into the overflow pair.", nil, nil)
+	descNonIP       = prometheus.NewDesc("vmflow_aggregate_non_ip_records_total", "Record endpoints with neither a known MAC nor an IP address (the non-IP endpoint).", nil, nil)
+	descUnmapped    = prometheus.NewDesc("vmflow_aggregate_unmapped_exporter_records_total", "Records whose exporter identity maps to no inventory host (counted at every observation).", nil, nil)
+	descUnknown     = prometheus.NewDesc("vmflow_aggregate_unknown_endpoints_total", "Record endpoints that are no known VM (keyed by IP), by side.", []string{"side"}, nil)
+	descWorkers     = prometheus.NewDesc("vmflow_aggregate_workers", "Aggregation workers (one per collector worker).", nil, nil)
+)
+
+func (c *workerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRecords, descSuppressed, descRateMissing, descOverflow, descNonIP, descUnmapped, descUnknown, descWorkers} {
+		ch <- d
+	}
+}
+
+func (c *workerCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.a.Totals()
+	c.a.mu.Lock()
+	nw := len(c.a.workers)
+	c.a.mu.Unlock()
+	for _, s := range []decoder.Source{decoder.SourceSFlow, decoder.SourceIPFIX, decoder.SourceNetFlow9, decoder.SourceUnknown} {
+		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.CounterValue, float64(t.records[s]), s.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descSuppressed, prometheus.CounterValue, float64(t.suppressed), "duplicate_observation")
+	ch <- prometheus.MustNewConstMetric(descRateMissing, prometheus.CounterValue, float64(t.rateMissing))
+	ch <- prometheus.MustNewConstMetric(descOverflow, prometheus.CounterValue, float64(t.overflow))
+	ch <- prometheus.MustNewConstMetric(descNonIP, prometheus.CounterValue, float64(t.nonIP))
+	ch <- prometheus.MustNewConstMetric(descUnmapped, prometheus.CounterValue, float64(t.unmappedExporter))
+	ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, float64(t.unknownSrc), "src")
+	ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, float64(t.unknownDst), "dst")
+	ch <- prometheus.MustNewConstMetric(descWorkers, prometheus.GaugeValue, float64(nw))
+}
+
+// Totals sums the workers' counters.
+func (a *Aggregator) Totals() Counters {
+	a.mu.Lock()
+	workers := append([]*Worker(nil), a.workers...)
+	a.mu.Unlock()
+	var t counters
+	for _, w := range workers {
+		w.mu.Lock()
+		c := w.cnt
+		w.mu.Unlock()
+		for i := range t.records {
+			t.records[i] += c.records[i]
+		}
+		t.suppressed += c.suppressed
+		t.rateMissing += c.rateMissing
+		t.overflow += c.overflow
+		t.nonIP += c.nonIP
+		t.unmappedExporter += c.unmappedExporter
+		t.unknownSrc += c.unknownSrc
+		t.unknownDst += c.unknownDst
+	}
+	return Counters{counters: t}
+}
+
+// Counters is a snapshot of the aggregator's hot-path counters.
+type Counters struct{ counters }
+
+// Records is the number of records counted into pairs for a protocol.
+func (c Counters) Records(s decoder.Source) uint64 { return c.records[s&3] }
+
+// Suppressed is the number of duplicate observations not counted.
+func (c Counters) Suppressed() uint64 { return c.suppressed }
+
+// RateMissing is the number of records without a sampling rate.
+func (c Counters) RateMissing() uint64 { return c.rateMissing }
+
+// Overflow is the number of records summed into the overflow pair.
+func (c Counters) Overflow() uint64 { return c.overflow }
+
+// NonIP is the number of endpoints with neither known MAC nor IP.
+func (c Counters) NonIP() uint64 { return c.nonIP }
+
+// UnmappedExporter is the number of records from exporters mapped to no host.
+func (c Counters) UnmappedExporter() uint64 { return c.unmappedExporter }

@@ -1,0 +1,76 @@
+package aggregate
+
+import "github.com/vmflow/vmflow/decoder"
+
+// Source selections for readers (API "source" parameter).
+const (
+	SelectAuto     = "auto"
+	SelectSFlow    = "sflow"
+	SelectIPFIX    = "ipfix"
+	SelectNetFlow9 = "netflow9"
+)
+
+// ValidSelect reports whether s is a valid Select source ("" means auto).
+func ValidSelect(s string) bool {
+	switch s {
+	case "", SelectAuto, SelectSFlow, SelectIPFIX, SelectNetFlow9:
+		return true
+	}
+	return false
+}
+
+// precision ranks export protocols for "auto": IPFIX (exact flow counts,
+// usually 1-in-1) over NetFlow v9 over sFlow (packet samples).
+func precision(s decoder.Source) int {
+	switch s {
+	case decoder.SourceIPFIX:
+		return 3
+	case decoder.SourceNetFlow9:
+		return 2
+	case decoder.SourceSFlow:
+		return 1
+	}
+	return 0
+}
+
+// Select returns the pairs of one window seen through one export protocol:
+// "sflow", "ipfix", "netflow9", or "auto"/"" = for each directed pair the
+// most precise protocol present (ipfix > netflow9 > sflow). Order is kept.
+// An unknown source selects nothing.
+func Select(pairs []Pair, source string) []Pair {
+	var want decoder.Source
+	switch source {
+	case SelectSFlow:
+		want = decoder.SourceSFlow
+	case SelectIPFIX:
+		want = decoder.SourceIPFIX
+	case SelectNetFlow9:
+		want = decoder.SourceNetFlow9
+	case "", SelectAuto:
+		type ends struct{ src, dst EndpointKey }
+		best := make(map[ends]int, len(pairs))
+		for i := range pairs {
+			k := ends{pairs[i].Key.Src, pairs[i].Key.Dst}
+			if p := precision(pairs[i].Key.Source); p > best[k] {
+				best[k] = p
+			}
+		}
+		out := make([]Pair, 0, len(best))
+		for i := range pairs {
+			k := ends{pairs[i].Key.Src, pairs[i].Key.Dst}
+			if precision(pairs[i].Key.Source) == best[k] {
+				out = append(out, pairs[i])
+			}
+		}
+		return out
+	default:
+		return nil
+	}
+	out := make([]Pair, 0, len(pairs))
+	for i := range pairs {
+		if pairs[i].Key.Source == want {
+			out = append(out, pairs[i])
+		}
+	}
+	return out
+}

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is the HTTP API's configuration (key "api").
+type Config struct {
+	// Listen is the TCP address to serve on.
+	Listen string `mapstructure:"listen" yaml:"listen"`
+	// ReadTimeout bounds reading a whole request; WriteTimeout bounds
+	// handling and writing the response.
+	ReadTimeout  time.Duration `mapstructure:"read_timeout" yaml:"read_timeout"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout" yaml:"write_timeout"`
+	// MaxLimit is the largest accepted ?limit= for /api/v1/pairs.
+	MaxLimit int `mapstructure:"max_limit" yaml:"max_limit"`
+}
+
+// DefaultLimit is /api/v1/pairs's limit when none is given (capped by MaxLimit).
+const DefaultLimit = 50
+
+// DefaultConfig listens on loopback only.
+func DefaultConfig() Config {
+	return Config{
+		Listen:       "127.0.0.1:8080",
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		MaxLimit:     1000,
+	}
+}
+
+// Validate checks the settings; errors name the key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("api.listen: must not be empty"))
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("api.listen: %q is not host:port: %w", c.Listen, err))
+	}
+	if c.ReadTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("api.read_timeout: must be > 0, got %s", c.ReadTimeout))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("api.write_timeout: must be > 0, got %s", c.WriteTimeout))
+	}
+	if c.MaxLimit < 1 {
+		errs = append(errs, fmt.Errorf("api.max_limit: must be >= 1, got %d", c.MaxLimit))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,387 @@
+package api
+
+import (
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/decoder"
+)
+
+// Output shapes of the pair routes. Keep openapi.go in step (a test
+// compares the two).
+
+type tcpFlags struct {
+	SYN    float64 `json:"syn"`
+	SYNACK float64 `json:"synack"`
+	RST    float64 `json:"rst"`
+	FIN    float64 `json:"fin"`
+}
+
+type protoCount struct {
+	Bytes   float64 `json:"bytes"`
+	Packets float64 `json:"packets"`
+}
+
+type protocols struct {
+	TCP   protoCount `json:"tcp"`
+	UDP   protoCount `json:"udp"`
+	ICMP  protoCount `json:"icmp"`
+	Other protoCount `json:"other"`
+}
+
+type pairOut struct {
+	Src            aggregate.Endpoint    `json:"src"`
+	Dst            aggregate.Endpoint    `json:"dst"`
+	Bytes          float64               `json:"bytes"`
+	Packets        float64               `json:"packets"`
+	Samples        uint64                `json:"samples"`
+	Flows          uint64                `json:"flows"`
+	BPS            float64               `json:"bps"`
+	PPS            float64               `json:"pps"`
+	BytesCI95      [2]float64            `json:"bytes_ci95"`
+	PacketsCI95    [2]float64            `json:"packets_ci95"`
+	TCP            tcpFlags              `json:"tcp"`
+	Protocols      protocols             `json:"protocols"`
+	ICMPErrors     float64               `json:"icmp_errors"`
+	DroppedPackets float64               `json:"dropped_packets"`
+	DroppedBytes   float64               `json:"dropped_bytes"`
+	TopPorts       []aggregate.PortCount `json:"top_ports"`
+	Source         string                `json:"source"`
+	Windows        int                   `json:"windows"`
+}
+
+type pairsOut struct {
+	From        time.Time  `json:"from"`
+	To          time.Time  `json:"to"`
+	Source      string     `json:"source"`
+	Sort        string     `json:"sort"`
+	Windows     int        `json:"windows"`
+	CoveredFrom *time.Time `json:"covered_from"`
+	CoveredTo   *time.Time `json:"covered_to"`
+	TotalPairs  int        `json:"total_pairs"`
+	Pairs       []pairOut  `json:"pairs"`
+}
+
+type pointOut struct {
+	Time        time.Time  `json:"time"`
+	Bytes       float64    `json:"bytes"`
+	Packets     float64    `json:"packets"`
+	BPS         float64    `json:"bps"`
+	PPS         float64    `json:"pps"`
+	Samples     uint64     `json:"samples"`
+	Flows       uint64     `json:"flows"`
+	BytesCI95   [2]float64 `json:"bytes_ci95"`
+	PacketsCI95 [2]float64 `json:"packets_ci95"`
+}
+
+type seriesOut struct {
+	Src    aggregate.Endpoint `json:"src"`
+	Dst    aggregate.Endpoint `json:"dst"`
+	From   time.Time          `json:"from"`
+	To     time.Time          `json:"to"`
+	Source string             `json:"source"`
+	Points []pointOut         `json:"points"`
+}
+
+// acc accumulates one directed pair over several windows.
+type acc struct {
+	src, dst aggregate.Endpoint // from the latest window
+	stats    aggregate.Stats
+	sources  uint8 // bit per decoder.Source
+	windows  int
+	last     time.Time
+}
+
+func (a *acc) add(p *aggregate.Pair, end time.Time) {
+	if a.windows == 0 {
+		a.stats = p.Stats
+	} else {
+		mergeStats(&a.stats, &p.Stats)
+	}
+	if a.windows == 0 || !end.Before(a.last) {
+		a.src, a.dst, a.last = endpointOut(p.Src, p.Key.Src), endpointOut(p.Dst, p.Key.Dst), end
+	}
+	a.sources |= 1 << (p.Key.Source & 7)
+	a.windows++
+}
+
+// endpointOut makes sure a non-VM endpoint shows its IP.
+func endpointOut(e aggregate.Endpoint, k aggregate.EndpointKey) aggregate.Endpoint {
+	if e.IP == "" && k.IP.IsValid() {
+		e.IP = k.IP.String()
+	}
+	if k.VM == 0 && k.IP.IsValid() {
+		e.VM = "" // never a VM name on an IP-keyed endpoint
+	}
+	return e
+}
+
+func sourcesString(bits uint8) string {
+	var names []string
+	for _, s := range []decoder.Source{decoder.SourceIPFIX, decoder.SourceNetFlow9, decoder.SourceSFlow, decoder.SourceUnknown} {
+		if bits&(1<<(s&7)) != 0 {
+			names = append(names, s.String())
+		}
+	}
+	return strings.Join(names, "+")
+}
+
+func rate(v float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return v / d.Seconds()
+}
+
+// filter is ?vm=, ?tenant=, ?host=: each matches either side; all must hold.
+type filter struct{ vm, tenant, host string }
+
+func (f filter) match(p *aggregate.Pair) bool {
+	if f.vm != "" && p.Src.VM != f.vm && p.Dst.VM != f.vm {
+		return false
+	}
+	if f.tenant != "" && p.Src.Tenant != f.tenant && p.Dst.Tenant != f.tenant {
+		return false
+	}
+	if f.host != "" && p.Src.Host != f.host && p.Dst.Host != f.host {
+		return false
+	}
+	return true
+}
+
+func (s *Server) handlePairs(c *gin.Context) {
+	q := newQuery(c)
+	from, to, err := q.timeRange(s.deps.Now(), 5*time.Minute)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	limit, err := q.limit(s.cfg.MaxLimit)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	sortKey, err := q.sortKey()
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	source, err := q.source()
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var f filter
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"vm", &f.vm}, {"tenant", &f.tenant}, {"host", &f.host}} {
+		v, _, err := q.get(p.name)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		*p.dst = v
+	}
+	if err := q.finish(); err != nil {
+		writeError(c, err)
+		return
+	}
+	if s.deps.Store == nil {
+		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
+		return
+	}
+	windows, err := s.deps.Store.Windows(c.Request.Context(), from, to)
+	if err != nil {
+		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+		return
+	}
+
+	out := pairsOut{From: from, To: to, Source: source, Sort: sortKey, Windows: len(windows), Pairs: []pairOut{}}
+	var covered time.Duration
+	if len(windows) > 0 {
+		cf, ct := windows[0].Start, windows[len(windows)-1].End
+		out.CoveredFrom, out.CoveredTo = &cf, &ct
+		covered = ct.Sub(cf)
+	}
+	accs := map[endpoints]*acc{}
+	for _, w := range windows {
+		sel := selectPairs(w.Pairs, source)
+		for i := range sel {
+			p := &sel[i]
+			if !f.match(p) {
+				continue
+			}
+			k := endpoints{p.Key.Src, p.Key.Dst}
+			a := accs[k]
+			if a == nil {
+				a = &acc{}
+				accs[k] = a
+			}
+			a.add(p, w.End)
+		}
+	}
+	for _, a := range accs {
+		out.Pairs = append(out.Pairs, pairResult(a, covered))
+	}
+	out.TotalPairs = len(out.Pairs)
+	sortPairs(out.Pairs, sortKey)
+	if len(out.Pairs) > limit {
+		out.Pairs = out.Pairs[:limit]
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func pairResult(a *acc, covered time.Duration) pairOut {
+	st := &a.stats
+	o := pairOut{
+		Src: a.src, Dst: a.dst,
+		Bytes: st.Bytes, Packets: st.Packets, Samples: st.Samples, Flows: st.Flows,
+		BPS: rate(st.Bytes*8, covered), PPS: rate(st.Packets, covered),
+		BytesCI95: ci95Bytes(st), PacketsCI95: ci95Packets(st),
+		TCP: tcpFlags{SYN: st.SYN, SYNACK: st.SYNACK, RST: st.RST, FIN: st.FIN},
+		Protocols: protocols{
+			TCP:   protoCount{st.TCPBytes, st.TCPPackets},
+			UDP:   protoCount{st.UDPBytes, st.UDPPackets},
+			ICMP:  protoCount{st.ICMPBytes, st.ICMPPackets},
+			Other: protoCount{st.OtherBytes, st.OtherPackets},
+		},
+		ICMPErrors:     st.ICMPErrors,
+		DroppedPackets: st.DroppedPackets,
+		DroppedBytes:   st.DroppedBytes,
+		TopPorts:       []aggregate.PortCount{},
+		Source:         sourcesString(a.sources),
+		Windows:        a.windows,
+	}
+	for _, p := range st.TopPorts {
+		if p.Bytes > 0 || p.Port != 0 {
+			o.TopPorts = append(o.TopPorts, p)
+		}
+	}
+	return o
+}
+
+func endpointName(e aggregate.Endpoint) string {
+	if e.VM != "" {
+		return e.VM
+	}
+	return e.IP
+}
+
+func sortPairs(ps []pairOut, key string) {
+	val := func(p *pairOut) float64 {
+		switch key {
+		case "packets":
+			return p.Packets
+		case "flows":
+			return float64(p.Flows)
+		case "samples":
+			return float64(p.Samples)
+		case "bps":
+			return p.BPS
+		case "pps":
+			return p.PPS
+		}
+		return p.Bytes
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := val(&ps[i]), val(&ps[j])
+		if a != b {
+			return a > b
+		}
+		if x, y := endpointName(ps[i].Src), endpointName(ps[j].Src); x != y {
+			return x < y
+		}
+		return endpointName(ps[i].Dst) < endpointName(ps[j].Dst)
+	})
+}
+
+// endpointMatcher matches a path segment: a VM name or UUID, or an IP.
+type endpointMatcher struct {
+	tok string
+	ip  netip.Addr
+}
+
+func newEndpointMatcher(tok string) endpointMatcher {
+	m := endpointMatcher{tok: tok}
+	if ip, err := netip.ParseAddr(tok); err == nil {
+		m.ip = ip.Unmap()
+	}
+	return m
+}
+
+func (m endpointMatcher) match(e aggregate.Endpoint, k aggregate.EndpointKey) bool {
+	if e.VM != "" && (e.VM == m.tok || e.UUID == m.tok) {
+		return true
+	}
+	if !m.ip.IsValid() {
+		return false
+	}
+	if k.VM == 0 && k.IP.IsValid() && k.IP.Unmap() == m.ip {
+		return true
+	}
+	if ip, err := netip.ParseAddr(e.IP); err == nil && ip.Unmap() == m.ip {
+		return true
+	}
+	return false
+}
+
+func (s *Server) handleSeries(c *gin.Context) {
+	srcTok, dstTok := c.Param("src"), c.Param("dst")
+	q := newQuery(c)
+	from, to, err := q.timeRange(s.deps.Now(), time.Hour)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	source, err := q.source()
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if err := q.finish(); err != nil {
+		writeError(c, err)
+		return
+	}
+	if s.deps.Store == nil {
+		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
+		return
+	}
+	windows, err := s.deps.Store.Windows(c.Request.Context(), from, to)
+	if err != nil {
+		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+		return
+	}
+	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
+	out := seriesOut{From: from, To: to, Source: source, Points: []pointOut{}}
+	for _, w := range windows {
+		var a acc
+		for _, p := range selectPairs(w.Pairs, source) {
+			if sm.match(p.Src, p.Key.Src) && dm.match(p.Dst, p.Key.Dst) {
+				a.add(&p, w.End)
+			}
+		}
+		if a.windows == 0 {
+			continue
+		}
+		out.Src, out.Dst = a.src, a.dst
+		d := w.End.Sub(w.Start)
+		out.Points = append(out.Points, pointOut{
+			Time: w.End, Bytes: a.stats.Bytes, Packets: a.stats.Packets,
+			BPS: rate(a.stats.Bytes*8, d), PPS: rate(a.stats.Packets, d),
+			Samples: a.stats.Samples, Flows: a.stats.Flows,
+			BytesCI95: ci95Bytes(&a.stats), PacketsCI95: ci95Packets(&a.stats),
+		})
+	}
+	if len(out.Points) == 0 {
+		c.JSON(http.StatusNotFound, errorBody{Error: "no traffic from " + srcTok + " to " + dstTok + " in the range"})
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}

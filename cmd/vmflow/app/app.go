@@ -1,0 +1,254 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/api"
+	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
+	"github.com/vmflow/vmflow/enrich/libvirt"
+	"github.com/vmflow/vmflow/store"
+	"github.com/vmflow/vmflow/store/influx"
+)
+
+// App is a wired vmflow. New is inert; Start starts the components in data
+// flow order (inventory first, API last); Stop stops them in reverse, so
+// the aggregator flushes its open window to the sinks before they stop.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	enr    *enrich.Enricher
+	dec    *decoder.Decoder
+	mem    *store.Memory
+	influx *influx.Writer
+	hist   *influx.Reader
+	agg    *aggregate.Aggregator
+	pipe   *aggregate.Pipeline
+	col    *collector.Collector
+	api    *api.Server
+
+	mu      sync.Mutex
+	stops   []func()
+	cancel  context.CancelFunc
+	bgDone  chan struct{}
+	stopped bool
+}
+
+// New builds every component from cfg (which must be valid). It starts nothing.
+func New(cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var sources []enrich.InventorySource
+	if len(cfg.Inventory.Libvirt.Connections) > 0 {
+		lv, err := libvirt.New(cfg.Inventory.Libvirt, a.reg)
+		if err != nil {
+			return nil, fmt.Errorf("libvirt: %w", err)
+		}
+		sources = append(sources, lv...)
+	}
+	var err error
+	if a.enr, err = enrich.New(cfg.Enrich, a.reg, sources...); err != nil {
+		return nil, fmt.Errorf("enrich: %w", err)
+	}
+	if a.dec, err = decoder.New(cfg.Decoder, a.reg); err != nil {
+		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	a.mem = store.NewMemory(cfg.Store.Memory, a.reg)
+	sinks := []aggregate.Sink{a.mem}
+	var reader store.Reader = a.mem
+	if cfg.Influx.Enabled {
+		if a.influx, err = influx.NewWriter(cfg.Influx, a.reg); err != nil {
+			return nil, fmt.Errorf("influx: %w", err)
+		}
+		sinks = append(sinks, a.influx)
+		if a.hist, err = influx.NewReader(cfg.Influx); err != nil {
+			return nil, fmt.Errorf("influx reader: %w", err)
+		}
+		a.hist.Resolve = a.resolveEndpoint
+		reader = store.Tiered{Recent: a.mem, History: a.hist}
+	}
+	if a.agg, err = aggregate.New(cfg.Aggregate, a.enr, a.reg, sinks...); err != nil {
+		return nil, fmt.Errorf("aggregate: %w", err)
+	}
+	a.pipe = aggregate.NewPipeline(a.dec, a.enr, a.agg, a.reg)
+	if a.col, err = collector.New(cfg.Collector, a.pipe, a.reg); err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	deps := api.Deps{
+		Store:      reader,
+		Recent:     a.mem,
+		Inventory:  a.enr,
+		Exporters:  a.col,
+		Gatherer:   a.reg,
+		Registerer: a.reg,
+		UI:         uiFS(),
+		Logger:     log,
+	}
+	if a.influx != nil {
+		w := a.influx
+		deps.Health = func() map[string]any {
+			h := w.Health()
+			return map[string]any{"influx": h, "status": h["status"]}
+		}
+	}
+	if a.api, err = api.New(cfg.API, deps); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return a, nil
+}
+
+// resolveEndpoint maps a VM endpoint read back from InfluxDB to the id of
+// the VM of that name in the current inventory (0 when unknown).
+func (a *App) resolveEndpoint(e aggregate.Endpoint) enrich.VMID {
+	if e.VM == "" {
+		return 0
+	}
+	vms := a.enr.Index().VMs() // sorted by name
+	i := sort.Search(len(vms), func(i int) bool { return vms[i].Name >= e.VM })
+	if i < len(vms) && vms[i].Name == e.VM {
+		return vms[i].ID
+	}
+	return 0
+}
+
+// Start starts every component; on error it stops what it started.
+func (a *App) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	a.mu.Lock()
+	a.cancel = cancel
+	a.mu.Unlock()
+	type step struct {
+		name  string
+		start func(context.Context) error
+		stop  func()
+	}
+	steps := []step{{"enrich", a.enr.Start, a.enr.Stop}}
+	if a.influx != nil {
+		steps = append(steps, step{"influx", a.influx.Start, a.influx.Stop})
+	}
+	steps = append(steps,
+		step{"aggregate", a.agg.Start, a.agg.Stop},
+		step{"collector", a.col.Start, a.col.Stop},
+		step{"api", a.api.Start, a.api.Stop},
+	)
+	for _, s := range steps {
+		if err := s.start(ctx); err != nil {
+			a.Stop()
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+		a.mu.Lock()
+		a.stops = append(a.stops, s.stop)
+		a.mu.Unlock()
+	}
+	if a.influx != nil {
+		a.bgDone = make(chan struct{})
+		go a.exportersLoop(ctx)
+	}
+	a.log.Info("vmflow started", a.describe()...)
+	return nil
+}
+
+func (a *App) describe() []any {
+	out := []any{"api", a.APIAddr()}
+	for p, addrs := range a.col.Addrs() {
+		if len(addrs) > 0 {
+			out = append(out, p.String(), addrs[0].String())
+		}
+	}
+	return out
+}
+
+// exportersLoop records the collector's per-exporter state in InfluxDB.
+func (a *App) exportersLoop(ctx context.Context) {
+	defer close(a.bgDone)
+	every := a.cfg.Influx.SelfInterval
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			a.influx.WriteExporters(now, a.col.Exporters())
+		}
+	}
+}
+
+// Stop stops the components in reverse start order. It is safe to call twice.
+func (a *App) Stop() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.stopped = true
+	stops := a.stops
+	a.stops = nil
+	cancel := a.cancel
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if a.bgDone != nil {
+		<-a.bgDone
+	}
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
+	}
+	if a.hist != nil {
+		a.hist.Close()
+	}
+	a.log.Info("vmflow stopped")
+}
+
+// Registry is the Prometheus registry every component registers on.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// Collector returns the collector (its Addrs tell the bound ports).
+func (a *App) Collector() *collector.Collector { return a.col }
+
+// Enricher returns the inventory.
+func (a *App) Enricher() *enrich.Enricher { return a.enr }
+
+// Memory returns the in-memory store.
+func (a *App) Memory() *store.Memory { return a.mem }
+
+// APIAddr is the address the API listens on ("" before Start).
+func (a *App) APIAddr() string {
+	if ad := a.api.Addr(); ad != nil {
+		return ad.String()
+	}
+	return ""
+}
+
+// ListenPort returns the UDP port bound for a protocol (0 when disabled).
+func (a *App) ListenPort(p collector.Protocol) int {
+	for _, ad := range a.col.Addrs()[p] {
+		if u, ok := ad.(*net.UDPAddr); ok {
+			return u.Port
+		}
+	}
+	return 0
+}

@@ -1,0 +1,117 @@
+// Command vmflow collects sFlow, IPFIX and NetFlow v9 from Open vSwitch,
+// attributes traffic to VM pairs and serves the result over a REST API.
+//
+//	vmflow [--config configs/vmflow.yaml] [--check] [--dump]
+//
+// Every configuration key can be overridden by an environment variable:
+// VMFLOW_ + the key path in upper case with "." replaced by "_"
+// (api.listen → VMFLOW_API_LISTEN).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vmflow/vmflow/cmd/vmflow/app"
+)
+
+// DefaultConfigPath is read when --config is not given and the file exists.
+const DefaultConfigPath = "configs/vmflow.yaml"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vmflow", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (default "+DefaultConfigPath+" when it exists)")
+	check := fs.Bool("check", false, "validate the configuration and exit (0: valid, 1: invalid)")
+	dump := fs.Bool("dump", false, "print the effective configuration as YAML and exit")
+	keys := fs.Bool("keys", false, "list every configuration key with its environment variable and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nEvery key can be overridden by VMFLOW_<KEY_PATH>, e.g. VMFLOW_API_LISTEN=127.0.0.1:9090.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vmflow: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *keys {
+		for _, k := range app.Keys() {
+			fmt.Fprintf(stdout, "%-45s %s\n", k.Path, k.Env)
+		}
+		return 0
+	}
+	path := *configPath
+	if path == "" {
+		if _, err := os.Stat(DefaultConfigPath); err == nil {
+			path = DefaultConfigPath
+		}
+	}
+	cfg, res, err := app.Load(path, environ)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "vmflow: warning: %s\n", w)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vmflow: %v\n", err)
+		return 1
+	}
+	if *dump {
+		out, err := cfg.Dump()
+		if err != nil {
+			fmt.Fprintf(stderr, "vmflow: dump: %v\n", err)
+			return 1
+		}
+		_, _ = stdout.Write(out)
+		return 0
+	}
+	if *check {
+		src := "defaults"
+		if res.File != "" {
+			src = res.File
+		}
+		fmt.Fprintf(stdout, "vmflow: configuration OK (%s", src)
+		if len(res.EnvUsed) > 0 {
+			fmt.Fprintf(stdout, ", environment: %v", res.EnvUsed)
+		}
+		fmt.Fprintln(stdout, ")")
+		return 0
+	}
+
+	log := cfg.Log.NewLogger(os.Stderr)
+	if res.File != "" {
+		log.Info("configuration loaded", "file", res.File, "env", res.EnvUsed)
+	} else {
+		log.Info("no configuration file: defaults and environment", "env", res.EnvUsed)
+	}
+	a, err := app.New(cfg, log)
+	if err != nil {
+		log.Error("build", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := a.Start(ctx); err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("signal received, stopping")
+	a.Stop()
+	return 0
+}

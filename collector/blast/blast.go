@@ -1,0 +1,413 @@
+// Package blast replays captured export datagrams (sFlow, IPFIX, NetFlow)
+// to a UDP target at a given rate or as fast as possible, with sendmmsg. It
+// rewrites sFlow sequence numbers and uptime so the receiver sees one
+// gap-free stream per sending socket. It backs cmd/vmflow-blast and the
+// collector's end-to-end benchmark.
+package blast
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// SFlowHeader is the fixed header of an sFlow v5 datagram.
+type SFlowHeader struct {
+	Agent    netip.Addr
+	SubAgent uint32
+	Sequence uint32
+	Uptime   uint32 // ms
+	Samples  uint32
+	// Byte offsets of the sub-agent ID and sequence number; the uptime
+	// follows the sequence number and the sample count the uptime.
+	SubAgentOffset int
+	SeqOffset      int
+}
+
+// ParseSFlowHeader reads the sFlow v5 header: version 5, agent address type
+// (1 IPv4, 2 IPv6), agent address, sub-agent, sequence, uptime, samples.
+func ParseSFlowHeader(b []byte) (SFlowHeader, bool) {
+	var h SFlowHeader
+	if len(b) < 8 || binary.BigEndian.Uint32(b) != 5 {
+		return h, false
+	}
+	var alen int
+	switch binary.BigEndian.Uint32(b[4:]) {
+	case 1:
+		alen = 4
+	case 2:
+		alen = 16
+	default:
+		return h, false
+	}
+	off := 8 + alen
+	if len(b) < off+16 {
+		return h, false
+	}
+	if alen == 4 {
+		h.Agent = netip.AddrFrom4([4]byte(b[8:12]))
+	} else {
+		h.Agent = netip.AddrFrom16([16]byte(b[8:24]))
+	}
+	h.SubAgentOffset = off
+	h.SeqOffset = off + 4
+	h.SubAgent = binary.BigEndian.Uint32(b[off:])
+	h.Sequence = binary.BigEndian.Uint32(b[off+4:])
+	h.Uptime = binary.BigEndian.Uint32(b[off+8:])
+	h.Samples = binary.BigEndian.Uint32(b[off+12:])
+	return h, true
+}
+
+// LoadPcap returns the UDP payloads of a pcap or pcapng file whose
+// destination port is dstPort (any port when 0), in capture order.
+func LoadPcap(path string, dstPort uint16) ([][]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load pcap: %w", err)
+	}
+	type packetReader interface {
+		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}
+	var pr packetReader
+	var lt layers.LinkType
+	if len(raw) >= 4 && binary.LittleEndian.Uint32(raw) == 0x0A0D0D0A {
+		r, err := pcapgo.NewNgReader(bytes.NewReader(raw), pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			return nil, fmt.Errorf("load pcap %s: %w", path, err)
+		}
+		pr, lt = r, r.LinkType()
+	} else {
+		r, err := pcapgo.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("load pcap %s: %w", path, err)
+		}
+		pr, lt = r, r.LinkType()
+	}
+	var out [][]byte
+	for {
+		data, _, err := pr.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load pcap %s: %w", path, err)
+		}
+		pkt := gopacket.NewPacket(data, lt, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+		udp, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if !ok || (dstPort != 0 && uint16(udp.DstPort) != dstPort) {
+			continue
+		}
+		// Only the outer UDP layer: the sampled headers inside are not
+		// decoded because gopacket stops at the UDP payload.
+		out = append(out, append([]byte(nil), udp.Payload...))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("load pcap %s: no UDP datagrams to port %d", path, dstPort)
+	}
+	return out, nil
+}
+
+// LoadDir returns the contents of every regular file in dir (one datagram
+// per file), sorted by name.
+func LoadDir(dir string) ([][]byte, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load dir: %w", err)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	var out [][]byte
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("load dir: %w", err)
+		}
+		if len(b) == 0 || len(b) > 65507 {
+			continue
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("load dir %s: no datagram files", dir)
+	}
+	return out, nil
+}
+
+// Config says where and how fast to send.
+type Config struct {
+	Target  string // host:port
+	Sockets int    // sending sockets (source ports), each on its own goroutine; default 1
+	Batch   int    // datagrams per sendmmsg; default 64
+	// Rate is datagrams per second over all sockets; 0 sends as fast as
+	// possible.
+	Rate float64
+	// Duration and Count bound the run (whichever comes first); with
+	// neither, every payload is sent once.
+	Duration time.Duration
+	Count    uint64
+	// RewriteSFlow rewrites each sFlow datagram's sequence number (one
+	// counter per agent/sub-agent, from 1) and uptime (ms since the start)
+	// and, with several sockets, adds socket<<16 to the sub-agent so each
+	// socket is its own gap-free stream.
+	RewriteSFlow bool
+}
+
+// Result is what was sent.
+type Result struct {
+	Datagrams       uint64  `json:"datagrams"`
+	Samples         uint64  `json:"samples"` // sFlow samples in the datagrams sent
+	Bytes           uint64  `json:"bytes"`
+	Errors          uint64  `json:"errors"` // datagrams the kernel refused
+	Seconds         float64 `json:"seconds"`
+	DatagramsPerSec float64 `json:"datagrams_per_s"`
+	SamplesPerSec   float64 `json:"samples_per_s"`
+}
+
+// AvgSamples returns the mean sFlow sample count per payload (0 when none
+// is sFlow).
+func AvgSamples(payloads [][]byte) float64 {
+	var n, s float64
+	for _, p := range payloads {
+		if h, ok := ParseSFlowHeader(p); ok {
+			s += float64(h.Samples)
+		}
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	return s / n
+}
+
+// Run sends payloads to cfg.Target in a loop until Count, Duration or ctx.
+func Run(ctx context.Context, cfg Config, payloads [][]byte) (Result, error) {
+	if len(payloads) == 0 {
+		return Result{}, errors.New("blast: no payloads")
+	}
+	if cfg.Sockets < 1 {
+		cfg.Sockets = 1
+	}
+	if cfg.Batch < 1 {
+		cfg.Batch = 64
+	}
+	if cfg.Batch > len(payloads) {
+		// a batch must not hold the same buffer twice
+		cfg.Batch = len(payloads)
+	}
+	if cfg.Count == 0 && cfg.Duration == 0 {
+		cfg.Count = uint64(len(payloads))
+	}
+	raddr, err := net.ResolveUDPAddr("udp", cfg.Target)
+	if err != nil {
+		return Result{}, fmt.Errorf("blast: target: %w", err)
+	}
+	senders := make([]*sender, cfg.Sockets)
+	for i := range senders {
+		conn, err := net.DialUDP("udp", nil, raddr)
+		if err != nil {
+			for _, s := range senders[:i] {
+				s.conn.Close()
+			}
+			return Result{}, fmt.Errorf("blast: %w", err)
+		}
+		_ = conn.SetWriteBuffer(4 << 20)
+		s := newSender(i, conn, cfg, payloads, raddr.IP.To4() == nil)
+		if cfg.Count > 0 {
+			s.count = cfg.Count / uint64(cfg.Sockets)
+			if uint64(i) < cfg.Count%uint64(cfg.Sockets) {
+				s.count++
+			}
+		}
+		if cfg.Rate > 0 {
+			s.rate = cfg.Rate / float64(cfg.Sockets)
+		}
+		senders[i] = s
+	}
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.conn.Close()
+			s.run(ctx, start)
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	var r Result
+	for _, s := range senders {
+		r.Datagrams += s.sent
+		r.Samples += s.samples
+		r.Bytes += s.bytes
+		r.Errors += s.errors
+	}
+	r.Seconds = el
+	if el > 0 {
+		r.DatagramsPerSec = float64(r.Datagrams) / el
+		r.SamplesPerSec = float64(r.Samples) / el
+	}
+	return r, nil
+}
+
+type sender struct {
+	conn    *net.UDPConn
+	write   func([]ipv4.Message) (int, error)
+	bufs    [][]byte
+	hdrs    []SFlowHeader // SeqOffset 0 when not sFlow
+	stream  []int         // per payload: index into seqs
+	seqs    []uint32
+	msgs    []ipv4.Message
+	rewrite bool
+
+	count, sent, samples, bytes, errors uint64
+	rate                                float64
+}
+
+func newSender(idx int, conn *net.UDPConn, cfg Config, payloads [][]byte, v6 bool) *sender {
+	s := &sender{conn: conn, rewrite: cfg.RewriteSFlow}
+	if v6 {
+		pc := ipv6.NewPacketConn(conn)
+		s.write = func(ms []ipv4.Message) (int, error) { return pc.WriteBatch(ms, 0) }
+	} else {
+		pc := ipv4.NewPacketConn(conn)
+		s.write = func(ms []ipv4.Message) (int, error) { return pc.WriteBatch(ms, 0) }
+	}
+	type streamKey struct {
+		agent netip.Addr
+		sub   uint32
+	}
+	streams := map[streamKey]int{}
+	for _, p := range payloads {
+		b := append([]byte(nil), p...)
+		h, ok := ParseSFlowHeader(b)
+		st := -1
+		if ok {
+			if cfg.RewriteSFlow && cfg.Sockets > 1 {
+				h.SubAgent += uint32(idx) << 16
+				binary.BigEndian.PutUint32(b[h.SubAgentOffset:], h.SubAgent)
+			}
+			k := streamKey{h.Agent, h.SubAgent}
+			var seen bool
+			if st, seen = streams[k]; !seen {
+				st = len(s.seqs)
+				streams[k] = st
+				s.seqs = append(s.seqs, 0)
+			}
+		} else {
+			h = SFlowHeader{}
+		}
+		s.bufs = append(s.bufs, b)
+		s.hdrs = append(s.hdrs, h)
+		s.stream = append(s.stream, st)
+	}
+	s.msgs = make([]ipv4.Message, cfg.Batch)
+	for i := range s.msgs {
+		s.msgs[i].Buffers = make([][]byte, 1)
+	}
+	return s
+}
+
+func (s *sender) run(ctx context.Context, start time.Time) {
+	idx := 0
+	done := ctx.Done()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		k := len(s.msgs)
+		if s.count > 0 {
+			if s.sent+s.errors >= s.count {
+				return
+			}
+			k = int(min(uint64(k), s.count-s.sent-s.errors))
+		}
+		if s.rate > 0 {
+			due := start.Add(time.Duration(float64(s.sent+s.errors) / s.rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				if d > 50*time.Millisecond {
+					d = 50 * time.Millisecond
+				}
+				time.Sleep(d)
+				continue
+			}
+			// Smaller batches at a set rate keep the pace smooth.
+			k = min(k, max(1, int(s.rate/2000)))
+		}
+		uptime := uint32(1000 + time.Since(start).Milliseconds())
+		var samples, bytes uint64
+		for i := 0; i < k; i++ {
+			b := s.bufs[idx]
+			h := &s.hdrs[idx]
+			if h.SeqOffset > 0 {
+				if s.rewrite {
+					st := s.stream[idx]
+					s.seqs[st]++
+					binary.BigEndian.PutUint32(b[h.SeqOffset:], s.seqs[st])
+					binary.BigEndian.PutUint32(b[h.SeqOffset+4:], uptime)
+				}
+				samples += uint64(h.Samples)
+			}
+			bytes += uint64(len(b))
+			s.msgs[i].Buffers[0] = b
+			idx++
+			if idx == len(s.bufs) {
+				idx = 0
+			}
+		}
+		off := 0
+		for off < k {
+			n, err := s.write(s.msgs[off:k])
+			n = max(n, 0)
+			if err != nil {
+				// the first unsent datagram is refused (e.g. ICMP port
+				// unreachable from a previous one); skip it
+				n++
+				s.errors++
+				if off+n > k {
+					n = k - off
+				}
+				samples -= s.sampleOf(off + n - 1)
+				bytes -= uint64(len(s.msgs[off+n-1].Buffers[0]))
+				s.sent += uint64(n - 1)
+			} else {
+				s.sent += uint64(n)
+			}
+			off += n
+		}
+		s.samples += samples
+		s.bytes += bytes
+	}
+}
+
+func (s *sender) sampleOf(i int) uint64 {
+	if h, ok := ParseSFlowHeader(s.msgs[i].Buffers[0]); ok {
+		return uint64(h.Samples)
+	}
+	return 0
+}

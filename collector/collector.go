@@ -1,0 +1,431 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector receives sFlow, IPFIX and NetFlow v9 datagrams on UDP and hands
+// them to a Handler on worker goroutines.
+type Collector struct {
+	cfg       Config
+	h         Handler
+	allowed   []netip.Prefix
+	table     *exporterTable
+	listeners []*listener
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	done     chan struct{}
+	stopOnce sync.Once
+	bg       sync.WaitGroup
+}
+
+// ListenerStats are one listener's counters since Start.
+type ListenerStats struct {
+	Received           uint64 // datagrams read from the sockets
+	Bytes              uint64
+	Handled            uint64 // datagrams passed to the handler
+	Samples            uint64 // Meta.Samples summed
+	DroppedQueueFull   uint64
+	DroppedDecodeError uint64 // handler returned an error (the datagram was handled)
+	DroppedNotAllowed  uint64
+	DroppedTruncated   uint64
+	DroppedPanic       uint64
+	SocketDrops        uint64 // kernel drops on our sockets (receive buffer full)
+	ReadErrors         uint64
+	Queued             int // datagrams queued or being handled now
+}
+
+// New returns an inert collector; Start binds the sockets. reg receives the
+// collector's metrics (a private registry when nil).
+func New(cfg Config, h Handler, reg prometheus.Registerer) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("collector: nil handler")
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	allowed, _ := parseAllowed(cfg.AllowedExporters)
+	c := &Collector{
+		cfg:     cfg,
+		h:       h,
+		allowed: allowed,
+		table:   newExporterTable(cfg.MaxExporters),
+		done:    make(chan struct{}),
+	}
+	for _, x := range []struct {
+		p  Protocol
+		lc ListenerConfig
+	}{{ProtoSFlow, cfg.SFlow}, {ProtoIPFIX, cfg.IPFIX}, {ProtoNetFlow9, cfg.NetFlow9}} {
+		if x.lc.Listen == "" {
+			continue
+		}
+		c.listeners = append(c.listeners, &listener{c: c, proto: x.p, cfg: x.lc})
+	}
+	if err := c.register(reg); err != nil {
+		return nil, fmt.Errorf("collector: register metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Start binds every enabled listener and starts readers and workers. An
+// address that cannot be bound is an error (and nothing stays bound).
+// Cancelling ctx stops the collector like Stop.
+func (c *Collector) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started || c.stopped {
+		return errors.New("collector: Start called twice or after Stop")
+	}
+	for i, l := range c.listeners {
+		if err := l.bind(ctx); err != nil {
+			for _, m := range c.listeners[:i+1] {
+				m.closeConns()
+			}
+			return fmt.Errorf("collector: listen %s on %q: %w", l.proto, l.cfg.Listen, err)
+		}
+	}
+	for _, l := range c.listeners {
+		l.start()
+	}
+	c.started = true
+	c.bg.Add(1)
+	go c.housekeeping()
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.Stop()
+		case <-c.done:
+		}
+	}()
+	return nil
+}
+
+// Stop closes the sockets, lets the workers finish what is queued and
+// returns when they are done. It is safe to call more than once.
+func (c *Collector) Stop() {
+	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		c.stopped = true
+		started := c.started
+		c.mu.Unlock()
+		close(c.done)
+		if !started {
+			return
+		}
+		c.bg.Wait()
+		for _, l := range c.listeners {
+			l.pollDrops()
+			l.closeConns()
+		}
+		for _, l := range c.listeners {
+			l.readers.Wait()
+			close(l.q)
+		}
+		for _, l := range c.listeners {
+			l.workers.Wait()
+		}
+	})
+}
+
+// Addrs returns the bound addresses of each listener (after Start).
+func (c *Collector) Addrs() map[Protocol][]net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[Protocol][]net.Addr, len(c.listeners))
+	for _, l := range c.listeners {
+		out[l.proto] = append([]net.Addr(nil), l.addrs...)
+	}
+	return out
+}
+
+// Exporters returns every known exporter, sorted by protocol, address,
+// agent, sub-agent and observation domain.
+func (c *Collector) Exporters() []ExporterStatus { return c.table.snapshot() }
+
+// Stats returns each enabled listener's counters.
+func (c *Collector) Stats() map[Protocol]ListenerStats {
+	out := make(map[Protocol]ListenerStats, len(c.listeners))
+	for _, l := range c.listeners {
+		l.pollDrops()
+		out[l.proto] = l.stats()
+	}
+	return out
+}
+
+func (c *Collector) allowedFrom(a netip.Addr) bool {
+	if len(c.allowed) == 0 {
+		return true
+	}
+	for _, p := range c.allowed {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Collector) housekeeping() {
+	defer c.bg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case now := <-t.C:
+			for _, l := range c.listeners {
+				l.pollDrops()
+			}
+			c.table.expire(now.Add(-c.cfg.ExporterTimeout).UnixNano())
+		}
+	}
+}
+
+// listener is one protocol's sockets, readers, queue and workers.
+type listener struct {
+	c     *Collector
+	proto Protocol
+	cfg   ListenerConfig
+
+	conns    []*net.UDPConn
+	mreaders []*mmsgReader
+	addrs    []net.Addr
+	pool  *slotPool
+	q     chan chunk
+
+	dropsMu   sync.Mutex
+	rcs       []syscall.RawConn
+	lastDrops []uint32
+
+	ctr counters
+
+	readers, workers sync.WaitGroup
+}
+
+func (l *listener) bind(ctx context.Context) error {
+	addr := l.cfg.Listen
+	for i := 0; i < l.cfg.Sockets; i++ {
+		conn, got, err := listenUDP(ctx, addr, l.cfg.ReadBuffer)
+		if err != nil {
+			return err
+		}
+		l.conns = append(l.conns, conn)
+		l.addrs = append(l.addrs, conn.LocalAddr())
+		l.ctr.rcvbuf.Store(int64(got))
+		if i == 0 {
+			// later sockets join the port the first one got (":0")
+			host, _, _ := net.SplitHostPort(addr)
+			addr = net.JoinHostPort(host, strconv.Itoa(conn.LocalAddr().(*net.UDPAddr).Port))
+		}
+		r, err := newMMsgReader(conn, l.cfg.Batch, l.cfg.MaxDatagram)
+		if err != nil {
+			return err
+		}
+		l.mreaders = append(l.mreaders, r)
+		rc := r.rc
+		l.rcs = append(l.rcs, rc)
+		d, _ := socketDrops(rc)
+		l.lastDrops = append(l.lastDrops, d)
+	}
+	return nil
+}
+
+func (l *listener) start() {
+	l.pool = newSlotPool(l.cfg.QueueSize)
+	l.q = make(chan chunk, l.cfg.QueueSize)
+	for range l.cfg.workers() {
+		wh := l.c.h.NewWorker()
+		l.workers.Add(1)
+		go l.workLoop(wh)
+	}
+	for i, r := range l.mreaders {
+		local := l.conns[i].LocalAddr().(*net.UDPAddr).AddrPort()
+		l.readers.Add(1)
+		go l.readLoop(r, local)
+	}
+}
+
+func (l *listener) closeConns() {
+	for _, c := range l.conns {
+		_ = c.Close()
+	}
+}
+
+// pollDrops adds the kernel's new socket drops to the counter.
+func (l *listener) pollDrops() {
+	l.dropsMu.Lock()
+	defer l.dropsMu.Unlock()
+	for i, rc := range l.rcs {
+		d, ok := socketDrops(rc)
+		if !ok {
+			continue
+		}
+		l.ctr.socketDrops.Add(uint64(d - l.lastDrops[i]))
+		l.lastDrops[i] = d
+	}
+}
+
+// batchSource is what a reader hands to deliver: n datagrams.
+type batchSource interface {
+	datagram(i int) (data []byte, from netip.AddrPort, truncated bool)
+}
+
+type accepted struct {
+	i    int
+	from netip.AddrPort
+}
+
+func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort) {
+	defer l.readers.Done()
+	acc := make([]accepted, len(r.hdrs))
+	for {
+		n, err := r.read()
+		if err != nil {
+			if isClosed(err) {
+				return
+			}
+			l.ctr.readErrors.Add(1)
+			time.Sleep(time.Millisecond) // never spin on a persistent error
+			continue
+		}
+		l.deliver(r, n, local, time.Now().UnixNano(), acc)
+	}
+}
+
+// deliver filters a received batch, copies it into free slots and queues it
+// as one chunk; what does not fit is dropped newest first.
+func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int64, acc []accepted) {
+	var bytes uint64
+	var truncated, notAllowed uint64
+	m := 0
+	for i := 0; i < n; i++ {
+		data, from, trunc := src.datagram(i)
+		bytes += uint64(len(data))
+		if trunc {
+			truncated++
+			continue
+		}
+		if !l.c.allowedFrom(from.Addr()) {
+			notAllowed++
+			continue
+		}
+		acc[m] = accepted{i, from}
+		m++
+	}
+	l.ctr.received.Add(uint64(n))
+	l.ctr.bytes.Add(bytes)
+	if truncated > 0 {
+		l.ctr.truncated.Add(truncated)
+	}
+	if notAllowed > 0 {
+		l.ctr.notAllowed.Add(notAllowed)
+	}
+	if m == 0 {
+		return
+	}
+	ch := l.pool.take(m)
+	if ch.n < m {
+		l.ctr.queueFull.Add(uint64(m - ch.n))
+	}
+	if ch.n == 0 {
+		return
+	}
+	base := l.ctr.arrival.Add(uint64(ch.n)) - uint64(ch.n)
+	s := ch.head
+	for j := 0; j < ch.n; j++ {
+		data, _, _ := src.datagram(acc[j].i)
+		s.fill(l.proto, acc[j].from, local, data, now)
+		s.arrival = base + uint64(j)
+		s = s.next
+	}
+	select {
+	case l.q <- ch:
+	default: // cannot happen: the channel holds QueueSize chunks
+		l.pool.put(ch)
+		l.ctr.queueFull.Add(uint64(ch.n))
+	}
+}
+
+func (l *listener) workLoop(wh WorkerHandler) {
+	defer l.workers.Done()
+	cache := newExporterCache(l.c.table)
+	for ch := range l.q {
+		l.process(wh, cache, ch)
+	}
+}
+
+func (l *listener) process(wh WorkerHandler, cache *exporterCache, ch chunk) {
+	cache.sweep()
+	var samples, decodeErrs, panics uint64
+	s := ch.head
+	for i := 0; i < ch.n; i++ {
+		meta, err, panicked := safeHandle(wh, &s.d)
+		switch {
+		case panicked:
+			panics++
+		case err != nil:
+			decodeErrs++
+		default:
+			samples += uint64(max(meta.Samples, 0))
+		}
+		cache.record(&s.d, &meta, err != nil, s.arrival)
+		s.release()
+		s = s.next
+	}
+	l.pool.put(ch)
+	l.ctr.handled.Add(uint64(ch.n))
+	l.ctr.samples.Add(samples)
+	if decodeErrs > 0 {
+		l.ctr.decodeErrors.Add(decodeErrs)
+	}
+	if panics > 0 {
+		l.ctr.panics.Add(panics)
+	}
+}
+
+var errHandlerPanic = errors.New("handler panic")
+
+func safeHandle(wh WorkerHandler, d *Datagram) (m Meta, err error, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err, panicked = Meta{}, errHandlerPanic, true
+		}
+	}()
+	m, err = wh.Handle(d)
+	return m, err, false
+}
+
+func (l *listener) stats() ListenerStats {
+	st := ListenerStats{
+		Received:           l.ctr.received.Load(),
+		Bytes:              l.ctr.bytes.Load(),
+		Handled:            l.ctr.handled.Load(),
+		Samples:            l.ctr.samples.Load(),
+		DroppedQueueFull:   l.ctr.queueFull.Load(),
+		DroppedDecodeError: l.ctr.decodeErrors.Load(),
+		DroppedNotAllowed:  l.ctr.notAllowed.Load(),
+		DroppedTruncated:   l.ctr.truncated.Load(),
+		DroppedPanic:       l.ctr.panics.Load(),
+		SocketDrops:        l.ctr.socketDrops.Load(),
+		ReadErrors:         l.ctr.readErrors.Load(),
+	}
+	if l.pool != nil {
+		st.Queued = l.pool.inUse()
+	}
+	return st
+}

@@ -1,0 +1,184 @@
+//go:build linux
+
+package collector
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenUDP binds one SO_REUSEPORT UDP socket with the requested receive
+// buffer and returns it with the buffer size the kernel granted.
+func listenUDP(ctx context.Context, addr string, rcvbuf int) (*net.UDPConn, int, error) {
+	var sockErr error
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		err := c.Control(func(fd uintptr) {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				sockErr = fmt.Errorf("SO_REUSEPORT: %w", err)
+				return
+			}
+			if rcvbuf > 0 {
+				// SO_RCVBUFFORCE ignores net.core.rmem_max but needs
+				// CAP_NET_ADMIN; SO_RCVBUF is capped by rmem_max.
+				if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
+					if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
+						sockErr = fmt.Errorf("SO_RCVBUF: %w", err)
+					}
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return sockErr
+	}}
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	conn := pc.(*net.UDPConn)
+	got := 0
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		})
+	}
+	return conn, got, nil
+}
+
+const (
+	skMeminfoDrops = 8 // SK_MEMINFO_DROPS
+	skMeminfoVars  = 9 // SK_MEMINFO_VARS
+)
+
+// socketDrops reads the kernel's drop count of a socket (SO_MEMINFO): the
+// datagrams it discarded because the receive buffer was full.
+func socketDrops(rc syscall.RawConn) (uint32, bool) {
+	var mem [skMeminfoVars]uint32
+	ok := false
+	err := rc.Control(func(fd uintptr) {
+		l := uint32(unsafe.Sizeof(mem))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&l)), 0)
+		ok = e == 0 && l >= (skMeminfoDrops+1)*4
+	})
+	if err != nil || !ok {
+		return 0, false
+	}
+	return mem[skMeminfoDrops], true
+}
+
+// mmsghdr is struct mmsghdr: the Go struct's size rounds up to its
+// alignment like the C one.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// mmsgReader receives batches of datagrams with recvmmsg into fixed
+// buffers without allocating (x/net's ReadBatch allocates an address per
+// datagram).
+type mmsgReader struct {
+	rc    syscall.RawConn
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrAny
+	bufs  [][]byte
+
+	n      int
+	errno  syscall.Errno
+	readFn func(fd uintptr) bool
+}
+
+func newMMsgReader(conn *net.UDPConn, batch, size int) (*mmsgReader, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &mmsgReader{
+		rc:    rc,
+		hdrs:  make([]mmsghdr, batch),
+		iovs:  make([]unix.Iovec, batch),
+		names: make([]unix.RawSockaddrAny, batch),
+		bufs:  make([][]byte, batch),
+	}
+	arena := make([]byte, batch*size)
+	for i := range r.hdrs {
+		r.bufs[i] = arena[i*size : (i+1)*size : (i+1)*size]
+		r.iovs[i].Base = &r.bufs[i][0]
+		r.iovs[i].SetLen(size)
+		r.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		r.hdrs[i].hdr.Iov = &r.iovs[i]
+		r.hdrs[i].hdr.SetIovlen(1)
+	}
+	r.readFn = r.doRead
+	return r, nil
+}
+
+func (r *mmsgReader) doRead(fd uintptr) bool {
+	for i := range r.hdrs {
+		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
+		r.hdrs[i].hdr.Flags = 0
+		r.hdrs[i].len = 0
+	}
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])),
+		uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+		return false // wait in the netpoller
+	}
+	r.n, r.errno = int(n), e
+	return true
+}
+
+// read blocks until at least one datagram arrived; it returns how many.
+// A closed socket returns net.ErrClosed.
+func (r *mmsgReader) read() (int, error) {
+	r.n, r.errno = 0, 0
+	if err := r.rc.Read(r.readFn); err != nil {
+		return 0, err
+	}
+	if r.errno != 0 {
+		return 0, r.errno
+	}
+	return r.n, nil
+}
+
+// datagram returns the i-th datagram of the last read: payload, source,
+// and whether the kernel truncated it.
+func (r *mmsgReader) datagram(i int) ([]byte, netip.AddrPort, bool) {
+	h := &r.hdrs[i]
+	n := int(h.len)
+	return r.bufs[i][:min(n, len(r.bufs[i]))], sockaddrToAddrPort(&r.names[i], h.hdr.Namelen), h.hdr.Flags&unix.MSG_TRUNC != 0
+}
+
+func sockaddrToAddrPort(sa *unix.RawSockaddrAny, l uint32) netip.AddrPort {
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		if l < unix.SizeofSockaddrInet4 {
+			return netip.AddrPort{}
+		}
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port)
+	case unix.AF_INET6:
+		if l < unix.SizeofSockaddrInet6 {
+			return netip.AddrPort{}
+		}
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), port)
+	}
+	return netip.AddrPort{}
+}
+
+var errClosed = net.ErrClosed
+
+func isClosed(err error) bool { return errors.Is(err, errClosed) }

@@ -1,0 +1,173 @@
+import json, os
+OUT = "/work/main/configs/grafana/dashboards"
+DS = {"type": "influxdb", "uid": "${datasource}"}
+HEAD = 'from(bucket: "${bucket}")\n  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n'
+PERIOD = 'period = float(v: int(v: v.windowPeriod)) / 1000000000.0\n'
+PAIRF = '  |> filter(fn: (r) => (r.src_tenant =~ /^${tenant:regex}$/ or r.dst_tenant =~ /^${tenant:regex}$/) and (r.src_host =~ /^${host:regex}$/ or r.dst_host =~ /^${host:regex}$/) and (r.src_vm =~ /^${vm:regex}$/ or r.dst_vm =~ /^${vm:regex}$/))\n'
+VMF = '  |> filter(fn: (r) => r.tenant =~ /^${tenant:regex}$/ and r.host =~ /^${host:regex}$/ and r.vm =~ /^${vm:regex}$/)\n'
+PAIRSEL = '  |> filter(fn: (r) => r._measurement == "vm_pair" and r.src_vm == "${src}" and r.dst_vm == "${dst}")\n'
+
+def var_ds():
+    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "influxdb",
+            "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []}
+
+def var_bucket():
+    return {"name": "bucket", "label": "Bucket", "type": "textbox", "query": "vmflow/autogen",
+            "current": {"text": "vmflow/autogen", "value": "vmflow/autogen"}, "hide": 0,
+            "options": [{"selected": True, "text": "vmflow/autogen", "value": "vmflow/autogen"}]}
+
+def tagvals(meas, tag, pred=""):
+    q = HEAD + '  |> filter(fn: (r) => r._measurement == "%s"%s)\n' % (meas, pred)
+    q += '  |> keep(columns: ["%s"])\n  |> group()\n  |> distinct(column: "%s")\n  |> sort()' % (tag, tag)
+    return q
+
+def var_q(name, label, query, multi=True):
+    v = {"name": name, "label": label, "type": "query", "datasource": DS, "query": query,
+         "definition": query, "refresh": 2, "sort": 1, "hide": 0, "current": {}, "options": [], "regex": ""}
+    if multi:
+        v.update({"multi": True, "includeAll": True, "allValue": ".*"})
+    else:
+        v.update({"multi": False, "includeAll": False})
+    return v
+
+def std_vars():
+    return [var_ds(), var_bucket(),
+            var_q("tenant", "Tenant", tagvals("vm", "tenant")),
+            var_q("host", "Host", tagvals("vm", "host", " and r.tenant =~ /^${tenant:regex}$/")),
+            var_q("vm", "VM", tagvals("vm", "vm", " and r.tenant =~ /^${tenant:regex}$/ and r.host =~ /^${host:regex}$/"))]
+
+class Dash:
+    def __init__(self, uid, title, desc, variables):
+        self.d = {"uid": uid, "title": title, "description": desc, "tags": ["vmflow"], "timezone": "browser",
+                  "schemaVersion": 39, "version": 1, "editable": True, "refresh": "30s",
+                  "time": {"from": "now-1h", "to": "now"}, "templating": {"list": variables},
+                  "annotations": {"list": []}, "panels": []}
+        self.id = 0; self.x = 0; self.y = 0; self.rowh = 0
+    def panel(self, title, typ, queries, w=12, h=8, unit=None, desc="", extra=None):
+        self.id += 1
+        if self.x + w > 24:
+            self.x = 0; self.y += self.rowh; self.rowh = 0
+        p = {"id": self.id, "title": title, "type": typ, "description": desc, "datasource": DS,
+             "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h}, "interval": "10s",
+             "targets": [{"refId": chr(65 + i), "datasource": DS, "query": q} for i, q in enumerate(queries)],
+             "fieldConfig": {"defaults": {}, "overrides": []}, "options": {}}
+        if unit: p["fieldConfig"]["defaults"]["unit"] = unit
+        if extra: p.update(extra)
+        self.x += w; self.rowh = max(self.rowh, h)
+        self.d["panels"].append(p)
+    def save(self, fn):
+        with open(os.path.join(OUT, fn), "w") as f:
+            json.dump(self.d, f, indent=2); f.write("\n")
+
+def rate(field_filter, group, extra_filter=PAIRF, meas="vm_pair", scale="8.0"):
+    return (PERIOD + HEAD + '  |> filter(fn: (r) => r._measurement == "%s" and %s)\n' % (meas, field_filter) + extra_filter +
+            '  |> group(columns: [%s])\n' % group +
+            '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
+            '  |> map(fn: (r) => ({r with _value: float(v: r._value) * %s / period}))' % scale)
+
+def counter_rate(fields, per_series_group, exporter_filter):
+    ff = " or ".join('r._field == "%s"' % f for f in fields)
+    return (HEAD + '  |> filter(fn: (r) => r._measurement == "exporter" and (%s))\n' % ff + exporter_filter +
+            '  |> derivative(unit: 1s, nonNegative: true)\n'
+            '  |> aggregateWindow(every: v.windowPeriod, fn: mean, createEmpty: false)\n'
+            '  |> group(columns: [%s])\n'
+            '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)' % per_series_group)
+
+# ---------- overview ----------
+d = Dash("vmflow-overview", "vmflow / Cluster overview", "Traffic between VMs, top pairs and VMs, ingest health.", std_vars())
+d.panel("Traffic by source", "timeseries", [rate('r._field == "bytes"', '"source"')], unit="bps",
+        desc="Bits per second of all matching VM pairs, per export protocol (sFlow and IPFIX views are never added).")
+d.panel("Packets by source", "timeseries", [rate('r._field == "packets"', '"source"', scale="1.0")], unit="pps")
+d.panel("Active pairs", "stat", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm_pair" and r._field == "bytes")\n' + PAIRF +
+        '  |> group(columns: ["src_vm", "dst_vm", "source"])\n  |> count()\n  |> group()\n  |> count()'], w=6, h=4)
+d.panel("Active VMs", "stat", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm" and r._field == "tx_bytes")\n' + VMF +
+        '  |> group(columns: ["vm"])\n  |> count()\n  |> group()\n  |> count()'], w=6, h=4)
+d.panel("Bytes in range", "stat", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm_pair" and r._field == "bytes")\n' + PAIRF +
+        '  |> group(columns: ["source"])\n  |> sum()'], w=6, h=4, unit="decbytes")
+d.panel("Spool pending points", "stat", [HEAD + '  |> filter(fn: (r) => r._measurement == "vmflow" and (r._field == "spool_pending_points" or r._field == "spool_dropped_points"))\n'
+        '  |> last()'], w=6, h=4, desc="vmflow's InfluxDB writer: points waiting in its on-disk spool, and points dropped because the spool was full.")
+d.panel("Top pairs", "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm_pair" and r._field == "bytes")\n' + PAIRF +
+        '  |> group(columns: ["src_vm", "dst_vm", "source"])\n  |> sum()\n  |> group()\n'
+        '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 20)\n'
+        '  |> keep(columns: ["src_vm", "dst_vm", "source", "_value"])\n  |> rename(columns: {_value: "bytes"})'],
+        h=10, unit="decbytes", desc="Directed VM pairs by bytes over the time range. (external) stands for all non-VM endpoints of a VM.")
+d.panel("Top VMs", "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm" and (r._field == "tx_bytes" or r._field == "rx_bytes"))\n' + VMF +
+        '  |> group(columns: ["vm", "_field"])\n  |> sum()\n'
+        '  |> pivot(rowKey: ["vm"], columnKey: ["_field"], valueColumn: "_value")\n  |> group()\n'
+        '  |> map(fn: (r) => ({r with total: r.tx_bytes + r.rx_bytes}))\n'
+        '  |> sort(columns: ["total"], desc: true)\n  |> limit(n: 20)\n  |> keep(columns: ["vm", "tx_bytes", "rx_bytes", "total"])'],
+        h=10, unit="decbytes", desc="VMs by bytes sent plus received (summed over sources).")
+d.panel("Ingest: datagrams/s, lost/s, decode errors/s", "timeseries",
+        [counter_rate(["datagrams", "lost_datagrams", "decode_errors"], '"_field"', "")], w=24, unit="short",
+        desc="From the collector's per-exporter counters (all exporters).")
+d.save("vmflow-overview.json")
+
+# ---------- pair detail ----------
+pv = [var_ds(), var_bucket(),
+      var_q("src", "Source VM", tagvals("vm_pair", "src_vm"), multi=False),
+      var_q("dst", "Destination VM", tagvals("vm_pair", "dst_vm", ' and r.src_vm == "${src}"'), multi=False)]
+d = Dash("vmflow-pair", "vmflow / VM pair", "One directed VM pair: traffic, errors, drops, protocol mix.", pv)
+def pair_rate(fields, scale, group='"source", "_field"'):
+    ff = " or ".join('r._field == "%s"' % f for f in fields)
+    return (PERIOD + HEAD + PAIRSEL + '  |> filter(fn: (r) => %s)\n' % ff +
+            '  |> group(columns: [%s])\n' % group +
+            '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
+            '  |> map(fn: (r) => ({r with _value: float(v: r._value) * %s / period}))' % scale)
+d.panel("Throughput", "timeseries", [pair_rate(["bytes"], "8.0")], unit="bps")
+d.panel("Packets", "timeseries", [pair_rate(["packets"], "1.0")], unit="pps")
+d.panel("Errors: ICMP errors and TCP resets", "timeseries", [pair_rate(["icmp_errors", "rst"], "1.0")], unit="pps",
+        desc="ICMP unreachable/time exceeded/parameter problem and TCP RST packets per second (scaled estimates).")
+d.panel("Drops", "timeseries", [pair_rate(["dropped_packets"], "1.0")], unit="pps", desc="Packets dropped by OVS (IPFIX).")
+d.panel("Protocol mix (bytes)", "piechart", [HEAD + PAIRSEL +
+        '  |> filter(fn: (r) => r._field == "tcp_bytes" or r._field == "udp_bytes" or r._field == "icmp_bytes" or r._field == "other_bytes")\n'
+        '  |> group(columns: ["_field"])\n  |> sum()'], w=8, unit="decbytes")
+d.panel("TCP flags", "timeseries", [pair_rate(["syn", "synack", "rst", "fin"], "1.0")], w=8, unit="pps")
+d.panel("Bytes with 95% interval", "timeseries", [HEAD + PAIRSEL +
+        '  |> filter(fn: (r) => r._field == "bytes" or r._field == "bytes_ci_lo" or r._field == "bytes_ci_hi")\n'
+        '  |> group(columns: ["source", "_field"])'], w=8, unit="decbytes",
+        desc="Per-window byte estimate and its 95% confidence interval (sFlow sampling).")
+d.panel("Samples and flows per window", "timeseries", [HEAD + PAIRSEL +
+        '  |> filter(fn: (r) => r._field == "samples" or r._field == "flows")\n  |> group(columns: ["source", "_field"])'], w=24, unit="short")
+d.save("vmflow-pair.json")
+
+# ---------- VM detail ----------
+vv = std_vars()
+vv[4] = var_q("vm", "VM", tagvals("vm", "vm", " and r.tenant =~ /^${tenant:regex}$/ and r.host =~ /^${host:regex}$/"), multi=False)
+d = Dash("vmflow-vm", "vmflow / VM", "One VM: what it sends and receives, and to whom.", vv)
+VMSEL = '  |> filter(fn: (r) => r._measurement == "vm" and r.vm == "${vm}")\n'
+d.panel("Sent and received", "timeseries", [PERIOD + HEAD + VMSEL +
+        '  |> filter(fn: (r) => r._field == "tx_bytes" or r._field == "rx_bytes")\n'
+        '  |> group(columns: ["source", "_field"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
+        '  |> map(fn: (r) => ({r with _value: r._value * 8.0 / period}))'], w=24, unit="bps")
+for title, me, peer in (("Peers it sends to", "src_vm", "dst_vm"), ("Peers it receives from", "dst_vm", "src_vm")):
+    d.panel(title, "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm_pair" and r.%s == "${vm}")\n' % me +
+            '  |> filter(fn: (r) => r._field == "bytes" or r._field == "packets" or r._field == "rst" or r._field == "icmp_errors")\n'
+            '  |> group(columns: ["%s", "source", "_field"])\n  |> sum()\n' % peer +
+            '  |> pivot(rowKey: ["%s", "source"], columnKey: ["_field"], valueColumn: "_value")\n  |> group()\n' % peer +
+            '  |> sort(columns: ["bytes"], desc: true)\n  |> limit(n: 50)'], h=10)
+d.panel("Top peers over time (sent)", "timeseries", [PERIOD + HEAD +
+        '  |> filter(fn: (r) => r._measurement == "vm_pair" and r.src_vm == "${vm}" and r._field == "bytes")\n'
+        '  |> group(columns: ["dst_vm"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
+        '  |> map(fn: (r) => ({r with _value: r._value * 8.0 / period}))'], unit="bps")
+d.panel("Top peers over time (received)", "timeseries", [PERIOD + HEAD +
+        '  |> filter(fn: (r) => r._measurement == "vm_pair" and r.dst_vm == "${vm}" and r._field == "bytes")\n'
+        '  |> group(columns: ["src_vm"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
+        '  |> map(fn: (r) => ({r with _value: r._value * 8.0 / period}))'], unit="bps")
+d.save("vmflow-vm.json")
+
+# ---------- exporters ----------
+ev = [var_ds(), var_bucket(), var_q("exporter", "Exporter", tagvals("exporter", "exporter"))]
+d = Dash("vmflow-exporters", "vmflow / Exporters", "Ingest health per exporter (OVS bridge): datagrams, samples, loss, decode errors.", ev)
+EXF = '  |> filter(fn: (r) => r.exporter =~ /^${exporter:regex}$/)\n'
+for title, f in (("Datagrams/s", "datagrams"), ("Samples/s", "samples"), ("Datagrams lost/s", "lost_datagrams"), ("Decode errors/s", "decode_errors")):
+    d.panel(title, "timeseries", [HEAD + '  |> filter(fn: (r) => r._measurement == "exporter" and r._field == "%s")\n' % f + EXF +
+            '  |> derivative(unit: 1s, nonNegative: true)\n'
+            '  |> aggregateWindow(every: v.windowPeriod, fn: mean, createEmpty: false)'], unit="short")
+d.panel("Exporters", "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "exporter")\n' + EXF +
+        '  |> last()\n  |> pivot(rowKey: ["exporter", "protocol", "agent", "domain"], columnKey: ["_field"], valueColumn: "_value")\n'
+        '  |> group()\n  |> drop(columns: ["_start", "_stop", "_measurement", "_time"])'], w=24, h=8,
+        desc="Latest cumulative counters per exporter.")
+d.save("vmflow-exporters.json")

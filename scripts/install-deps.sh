@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what vmflow's tests need, only when missing. Idempotent: on a
+# machine that has everything it changes nothing and runs no network calls.
+#
+#   Debian packages (apt-get): Open vSwitch (userspace datapath lab), iperf3,
+#   ethtool, iproute2, ping (traffic and ground truth), libvirt (inventory
+#   tests), chromium (web UI tests), tshark (capture tooling).
+#   influxd 1.8.10 (go install): the InfluxDB store's integration tests.
+set -euo pipefail
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO="sudo"
+	else
+		log "not root and no sudo: cannot install packages"
+	fi
+fi
+
+# package -> a file it installs (checked instead of dpkg state, so a binary
+# that is present by other means also counts).
+declare -A PKG_FILE=(
+	[openvswitch-switch]=/usr/sbin/ovs-vswitchd
+	[iperf3]=/usr/bin/iperf3
+	[ethtool]=/usr/sbin/ethtool
+	[iproute2]=/usr/sbin/ip
+	[iputils-ping]=/usr/bin/ping
+	[libvirt-daemon-system]=/usr/sbin/libvirtd
+	[libvirt-clients]=/usr/bin/virsh
+	[chromium]=/usr/bin/chromium
+	[tshark]=/usr/bin/tshark
+)
+
+missing=()
+for pkg in openvswitch-switch iperf3 ethtool iproute2 iputils-ping libvirt-daemon-system libvirt-clients chromium tshark; do
+	f="${PKG_FILE[$pkg]}"
+	if [ -x "$f" ] && dpkg -s "$pkg" >/dev/null 2>&1; then
+		continue
+	fi
+	missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	log "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# tshark asks whether non-root users may capture; answer no.
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections 2>/dev/null || true
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# The Debian package starts the system OVS daemons on install where it
+	# can; the tests start their own private ones and need nothing else.
+else
+	log "Debian packages: all present"
+fi
+
+GOBIN_DIR="$(go env GOBIN)"
+if [ -z "$GOBIN_DIR" ]; then
+	GOBIN_DIR="$(go env GOPATH)/bin"
+fi
+if [ -x "$GOBIN_DIR/influxd" ]; then
+	log "influxd: present at $GOBIN_DIR/influxd"
+else
+	log "building influxd 1.8.10 with go install (takes a few minutes on a fresh module cache)"
+	# Build in a temp dir so the project's go.mod is not touched.
+	(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10)
+	log "influxd: installed at $GOBIN_DIR/influxd"
+fi
