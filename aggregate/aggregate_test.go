@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"context"
-	"math"
 	"math/rand"
 	"net/netip"
 	"testing"
@@ -482,5 +481,51 @@ func TestConfigValidate(t *testing.T) {
 		_, err := New(c, nil, nil)
 		assert.Error(t, err)
 	}
-	_ = math.Pi
+}
+
+func TestDepartedVMStillResolved(t *testing.T) {
+	enr := testEnricher(t)
+	a, _, _ := newTestAgg(t, DefaultConfig(), enr)
+	w := a.NewWorker()
+	w.Add(enr.Index(), &sample(expA, macA1, macA2, ipA1, ipA2).Record)
+	// a1 leaves the inventory before the window closes.
+	enr.Publish(enrich.Snapshot{Source: "static", VMs: []enrich.VM{testVM("a2", "hvA", macA2, ipA2)}})
+	win := a.closeWindow(time.Now())
+	require.Len(t, win.Pairs, 1)
+	assert.Equal(t, "a1", win.Pairs[0].Src.VM)
+	assert.Equal(t, "hvA", win.Pairs[0].Src.Host)
+}
+
+func TestConcurrentAddAndClose(t *testing.T) {
+	enr := testEnricher(t)
+	a, sink, _ := newTestAgg(t, DefaultConfig(), enr)
+	const perWorker = 20000
+	done := make(chan struct{})
+	for g := 0; g < 3; g++ {
+		w := a.NewWorker()
+		go func(g int) {
+			defer func() { done <- struct{}{} }()
+			idx := enr.Index()
+			for i := 0; i < perWorker; i++ {
+				w.Add(idx, &sample(expA, macA1, macA2, ipA1, ipA2).ports(uint16(i%100), uint16(g)).Record)
+			}
+		}(g)
+	}
+	finished := 0
+	for finished < 3 {
+		select {
+		case <-done:
+			finished++
+		default:
+			a.closeWindow(time.Now())
+		}
+	}
+	a.closeWindow(time.Now())
+	var total uint64
+	for _, win := range sink.all() {
+		for _, p := range win.Pairs {
+			total += p.Stats.Samples
+		}
+	}
+	assert.Equal(t, uint64(3*perWorker), total, "no record lost or doubled across window swaps")
 }

@@ -149,6 +149,11 @@ func (a *Aggregator) Stop() {
 	a.closeWindow(a.now())
 }
 
+// Flush closes the open window now (End = now), emits it to the sinks and
+// returns it; the next window starts now. For tests and shutdown paths;
+// the ticker keeps its wall-clock alignment.
+func (a *Aggregator) Flush() *Window { return a.closeWindow(a.now()) }
+
 // closeWindow ends the open window at end, merges the workers' shards and
 // writes the window to every sink.
 func (a *Aggregator) closeWindow(end time.Time) *Window {

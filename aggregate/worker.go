@@ -32,7 +32,7 @@ type flowEntry struct {
 // shard is one worker's pairs for one window. Its maps and slices are
 // cleared and reused, so a steady state allocates nothing.
 type shard struct {
-	pairs    map[PairKey]int32
+	pairs    map[uint64]int32 // pairHash (linear probing on collision) -> slot
 	slots    []slot
 	flows    map[uint64]struct{}
 	flowList []flowEntry
@@ -40,10 +40,40 @@ type shard struct {
 
 func newShard() *shard {
 	return &shard{
-		pairs: make(map[PairKey]int32, 64),
+		pairs: make(map[uint64]int32, 64),
 		slots: make([]slot, 0, 64),
 		flows: make(map[uint64]struct{}, 256),
 	}
+}
+
+// find looks a pair up by its 64-bit hash, probing past collisions.
+func (s *shard) find(k *PairKey) (int32, bool) {
+	h := pairHash(k)
+	for {
+		i, ok := s.pairs[h]
+		if !ok {
+			return 0, false
+		}
+		if s.slots[i].key == *k {
+			return i, true
+		}
+		h++
+	}
+}
+
+// insert adds a new pair (not present) and returns its slot.
+func (s *shard) insert(k *PairKey) int32 {
+	h := pairHash(k)
+	for {
+		if _, taken := s.pairs[h]; !taken {
+			break
+		}
+		h++
+	}
+	i := int32(len(s.slots))
+	s.slots = append(s.slots, slot{key: *k})
+	s.pairs[h] = i
+	return i
 }
 
 func (s *shard) reset() {
@@ -73,6 +103,8 @@ type Worker struct {
 	cur   *shard
 	spare *shard
 	cnt   counters
+
+	obsCache obsCache
 
 	preferIP   bool
 	countAll   bool
@@ -151,17 +183,15 @@ func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
 
 	sh := w.cur
 	key := PairKey{Src: srcKey, Dst: dstKey, Source: r.Source}
-	i, ok := sh.pairs[key]
+	i, ok := sh.find(&key)
 	if !ok {
 		if len(sh.slots) >= w.maxPairs {
 			w.cnt.overflow++
 			key = PairKey{Src: EndpointKey{VM: OverflowVM}, Dst: EndpointKey{VM: OverflowVM}, Source: r.Source}
-			i, ok = sh.pairs[key]
+			i, ok = sh.find(&key)
 		}
 		if !ok {
-			i = int32(len(sh.slots))
-			sh.slots = append(sh.slots, slot{key: key})
-			sh.pairs[key] = i
+			i = sh.insert(&key)
 		}
 	}
 	st := &sh.slots[i].st
@@ -187,26 +217,77 @@ func (w *Worker) counted(idx *enrich.Index, r *decoder.Record, src, dst *enrich.
 			obs = r.Exporter
 		}
 	}
-	host, ok := idx.HostOfObservation(obs, domain)
-	if !ok {
+	// Records of one datagram share their exporter: cache the last answer.
+	c := &w.obsCache
+	if c.idx != idx || c.addr != obs || c.domain != domain {
+		c.idx, c.addr, c.domain = idx, obs, domain
+		c.host, c.ok = idx.HostOfObservation(obs, domain)
+	}
+	if !c.ok {
 		w.cnt.unmappedExporter++
 		return true
 	}
-	if src != nil && src.Host != "" && idx.HostObserved(src.Host) {
-		return w.onHost(src, host, r.Received)
+	host := c.host
+	if src != nil && src.Host != "" {
+		if src.Host == host {
+			return true
+		}
+		if idx.HostObserved(src.Host) {
+			return w.inGrace(src, host, r.Received)
+		}
 	}
-	if dst != nil && dst.Host != "" && idx.HostObserved(dst.Host) {
-		return w.onHost(dst, host, r.Received)
+	if dst != nil && dst.Host != "" {
+		if dst.Host == host {
+			return true
+		}
+		if idx.HostObserved(dst.Host) {
+			return w.inGrace(dst, host, r.Received)
+		}
 	}
 	return true
 }
 
-func (w *Worker) onHost(vm *enrich.VM, host string, t int64) bool {
-	if vm.Host == host {
-		return true
-	}
+// inGrace: an observation on the VM's previous host within the migration
+// grace still counts.
+func (w *Worker) inGrace(vm *enrich.VM, host string, t int64) bool {
 	return w.graceNanos > 0 && vm.PrevHost == host && !vm.MovedAt.IsZero() &&
 		t-vm.MovedAt.UnixNano() < w.graceNanos
+}
+
+// obsCache remembers the host of the last exporter identity looked up.
+type obsCache struct {
+	idx    *enrich.Index
+	addr   netip.Addr
+	domain uint32
+	host   string
+	ok     bool
+}
+
+// pairHash hashes a pair key to 64 bits without allocating.
+func pairHash(k *PairKey) uint64 {
+	h := uint64(0x13198A2E03707344)
+	h = hmix(h, uint64(k.Src.VM)<<32|uint64(k.Dst.VM))
+	h = hmix(h, uint64(k.Source))
+	if k.Src.VM == 0 {
+		a := k.Src.IP.As16()
+		h = hmix(h, binary.LittleEndian.Uint64(a[:8])^uint64(k.Src.IP.BitLen()))
+		h = hmix(h, binary.LittleEndian.Uint64(a[8:]))
+	}
+	if k.Dst.VM == 0 {
+		a := k.Dst.IP.As16()
+		h = hmix(h, binary.LittleEndian.Uint64(a[:8])^uint64(k.Dst.IP.BitLen()))
+		h = hmix(h, binary.LittleEndian.Uint64(a[8:]))
+	}
+	return fmix(h)
+}
+
+func fmix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
 const (
@@ -232,11 +313,5 @@ func flowHash(k *PairKey, r *decoder.Record) uint64 {
 	h = hmix(h, binary.LittleEndian.Uint64(s[8:]))
 	h = hmix(h, binary.LittleEndian.Uint64(d[:8]))
 	h = hmix(h, binary.LittleEndian.Uint64(d[8:]))
-	// fmix64 finaliser.
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+	return fmix(h)
 }

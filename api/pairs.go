@@ -211,12 +211,11 @@ func (s *Server) handlePairs(c *gin.Context) {
 		covered = ct.Sub(cf)
 	}
 	accs := map[endpoints]*acc{}
+	sel := newSelector(source)
 	for _, w := range windows {
-		sel := selectPairs(w.Pairs, source)
-		for i := range sel {
-			p := &sel[i]
+		sel.each(w, func(p *aggregate.Pair) {
 			if !f.match(p) {
-				continue
+				return
 			}
 			k := endpoints{p.Key.Src, p.Key.Dst}
 			a := accs[k]
@@ -225,7 +224,7 @@ func (s *Server) handlePairs(c *gin.Context) {
 				accs[k] = a
 			}
 			a.add(p, w.End)
-		}
+		})
 	}
 	for _, a := range accs {
 		out.Pairs = append(out.Pairs, pairResult(a, covered))
@@ -360,13 +359,14 @@ func (s *Server) handleSeries(c *gin.Context) {
 	}
 	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
 	out := seriesOut{From: from, To: to, Source: source, Points: []pointOut{}}
+	sel := newSelector(source)
 	for _, w := range windows {
 		var a acc
-		for _, p := range selectPairs(w.Pairs, source) {
+		sel.each(w, func(p *aggregate.Pair) {
 			if sm.match(p.Src, p.Key.Src) && dm.match(p.Dst, p.Key.Dst) {
-				a.add(&p, w.End)
+				a.add(p, w.End)
 			}
-		}
+		})
 		if a.windows == 0 {
 			continue
 		}

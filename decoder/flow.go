@@ -203,8 +203,9 @@ func newFlowDecoder(cfg FlowConfig, reg prometheus.Registerer) (*flowDecoder, er
 // (src == SourceNetFlow9) datagram into b, which it resets first. Templates
 // and options are learned; data records become Records. Data sets whose
 // template is unknown (or expired) are counted and reported in
-// b.Header.Skipped, not errors. A malformed datagram returns an error; the
-// records decoded before the fault stay in b and are valid.
+// b.Header.Skipped, not errors. A malformed datagram returns an error
+// (errors.Is: ErrTruncated, ErrBadVersion, ErrBadLength, ErrMalformed) and b
+// may hold what decoded before the fault (see Decoder.Decode for the policy).
 func (f *flowDecoder) Decode(src Source, from netip.AddrPort, data []byte, received int64, b *Batch) error {
 	b.Reset()
 	now := f.now().UnixNano()
@@ -222,7 +223,7 @@ func (f *flowDecoder) Decode(src Source, from netip.AddrPort, data []byte, recei
 			return fmt.Errorf("decode netflow9: %w", err)
 		}
 	default:
-		return fmt.Errorf("decode flow: unsupported source %v", src)
+		return fmt.Errorf("decode flow: source %v: %w", src, ErrUnknownSource)
 	}
 	return nil
 }
@@ -234,6 +235,20 @@ type flowError struct {
 }
 
 func (e *flowError) Error() string { return e.msg }
+
+// Unwrap maps the reason to the package's error kinds (metrics.go), so that
+// errors.Is works and the front's vmflow_decoder_errors_total classifies it.
+func (e *flowError) Unwrap() error {
+	switch e.reason {
+	case errShort, errSetLength, errRecordTruncated:
+		return ErrTruncated
+	case errVersion:
+		return ErrBadVersion
+	case errLength:
+		return ErrBadLength
+	}
+	return ErrMalformed
+}
 
 func (f *flowDecoder) fail(si int, reason errReason, format string, args ...any) error {
 	f.m.errors[si][reason].Inc()

@@ -204,6 +204,16 @@ func optionKindOf(ie uint16, pen uint32, length uint16) fieldKind {
 }
 
 func flowUint(v []byte) uint64 {
+	switch len(v) {
+	case 8:
+		return binary.BigEndian.Uint64(v)
+	case 4:
+		return uint64(binary.BigEndian.Uint32(v))
+	case 2:
+		return uint64(binary.BigEndian.Uint16(v))
+	case 1:
+		return uint64(v[0])
+	}
 	if len(v) > 8 {
 		v = v[len(v)-8:]
 	}
@@ -340,152 +350,193 @@ func flowReadVarLen(p []byte, pos int) (l, next int, ok bool) {
 	return l, pos, true
 }
 
+// recState collects, for one record, the fields that are combined after
+// the walk.
+type recState struct {
+	c                    *msgCtx
+	dir                  int
+	octets, l2octets     uint64
+	hasOctets, hasL2     bool
+	vlan, dot1q, dot1qC  uint16
+	hasDot1q, hasDot1qC  bool
+	ipVersion            uint8
+	start, end           int64
+	tunType              uint8
+	tunKey, l2seg        uint64
+	hasTunKey, hasL2Seg  bool
+	sampInt, sampSpace   uint64
+	hasSampInt, hasSpace bool
+	frame                []byte
+	frameSize            uint64
+}
+
+// apply stores one field value (v has the length the template promised for
+// fixed kinds).
+func (st *recState) apply(kind fieldKind, v []byte, r *Record) {
+	switch kind {
+	case fkOctets:
+		st.octets, st.hasOctets = flowUint(v), true
+	case fkPackets:
+		r.Packets = flowUint(v)
+	case fkL2Octets:
+		st.l2octets, st.hasL2 = flowUint(v), true
+	case fkDroppedOctets:
+		r.DroppedBytes = flowUint(v)
+	case fkDroppedPackets:
+		r.DroppedPackets = flowUint(v)
+	case fkProto:
+		r.Proto = v[0]
+	case fkTOS:
+		r.TOS = v[0]
+	case fkTCPFlags:
+		r.TCPFlags = v[len(v)-1]
+	case fkSrcPort:
+		r.SrcPort = binary.BigEndian.Uint16(v)
+		r.Flags |= FlagL4
+	case fkDstPort:
+		r.DstPort = binary.BigEndian.Uint16(v)
+		r.Flags |= FlagL4
+	case fkSrcIPv4:
+		r.SrcIP = netip.AddrFrom4([4]byte(v))
+	case fkDstIPv4:
+		r.DstIP = netip.AddrFrom4([4]byte(v))
+	case fkSrcIPv6:
+		r.SrcIP = netip.AddrFrom16([16]byte(v))
+	case fkDstIPv6:
+		r.DstIP = netip.AddrFrom16([16]byte(v))
+	case fkInIf:
+		r.InIf = uint32(flowUint(v))
+	case fkOutIf:
+		r.OutIf = uint32(flowUint(v))
+	case fkSrcMAC:
+		r.SrcMAC = [6]byte(v)
+	case fkDstMAC:
+		r.DstMAC = [6]byte(v)
+	case fkVlanID:
+		st.vlan = binary.BigEndian.Uint16(v) & 0x0fff
+	case fkDot1qVlan:
+		st.dot1q, st.hasDot1q = binary.BigEndian.Uint16(v)&0x0fff, true
+	case fkDot1qCustomerVlan:
+		st.dot1qC, st.hasDot1qC = binary.BigEndian.Uint16(v)&0x0fff, true
+	case fkEtherType:
+		r.EtherType = binary.BigEndian.Uint16(v)
+	case fkTTL:
+		r.TTL = v[0]
+		r.Flags |= FlagHasTTL
+	case fkIPVersion:
+		st.ipVersion = v[0]
+	case fkICMPTypeCode:
+		r.ICMPType, r.ICMPCode = v[0], v[1]
+	case fkICMPType:
+		r.ICMPType = v[0]
+	case fkICMPCode:
+		r.ICMPCode = v[0]
+	case fkEndReason:
+		r.EndReason = v[0]
+	case fkStartSec:
+		st.start = int64(binary.BigEndian.Uint32(v)) * 1e9
+	case fkEndSec:
+		st.end = int64(binary.BigEndian.Uint32(v)) * 1e9
+	case fkStartMs:
+		st.start = int64(binary.BigEndian.Uint64(v)) * 1e6
+	case fkEndMs:
+		st.end = int64(binary.BigEndian.Uint64(v)) * 1e6
+	case fkStartNTP:
+		st.start = ntpToUnixNs(binary.BigEndian.Uint64(v))
+	case fkEndNTP:
+		st.end = ntpToUnixNs(binary.BigEndian.Uint64(v))
+	case fkStartDeltaUs:
+		// relative to the export time of the message header
+		st.start = st.c.exportNs - int64(binary.BigEndian.Uint32(v))*1e3
+	case fkEndDeltaUs:
+		st.end = st.c.exportNs - int64(binary.BigEndian.Uint32(v))*1e3
+	case fkStartSysUp:
+		// NetFlow v9: sysUptime ms of the first packet; the header
+		// pairs sysUptime with unix seconds.
+		st.start = st.c.exportNs - int64(int32(st.c.sysUptime-binary.BigEndian.Uint32(v)))*1e6
+	case fkEndSysUp:
+		st.end = st.c.exportNs - int64(int32(st.c.sysUptime-binary.BigEndian.Uint32(v)))*1e6
+	case fkSamplingInterval, fkSamplingPacketInterval:
+		st.sampInt, st.hasSampInt = flowUint(v), true
+	case fkSamplingPacketSpace:
+		st.sampSpace, st.hasSpace = flowUint(v), true
+	case fkL2SegmentID:
+		st.l2seg, st.hasL2Seg = binary.BigEndian.Uint64(v), true
+	case fkTunType:
+		st.tunType = v[0]
+	case fkTunKey:
+		st.tunKey, st.hasTunKey = flowUint(v), true
+	case fkTunSrc4:
+		r.OuterSrcIP = netip.AddrFrom4([4]byte(v))
+	case fkTunDst4:
+		r.OuterDstIP = netip.AddrFrom4([4]byte(v))
+	case fkDirection:
+		st.dir = int(v[0] & 1)
+	case fkFrameSection:
+		st.frame = v
+	case fkFrameSize:
+		st.frameSize = flowUint(v)
+	}
+}
+
+// recordLen measures one record without decoding it.
+func recordLen(t *flowTemplate, p []byte) (int, bool) {
+	if !t.variable {
+		return t.minLen, len(p) >= t.minLen
+	}
+	pos := 0
+	for i := range t.segs {
+		sg := &t.segs[i]
+		if int(sg.fixed) > len(p)-pos {
+			return 0, false
+		}
+		pos += int(sg.fixed)
+		if sg.hasVar {
+			l, next, ok := flowReadVarLen(p, pos)
+			if !ok || l > len(p)-next {
+				return 0, false
+			}
+			pos = next + l
+		}
+	}
+	return pos, true
+}
+
 // fillRecord decodes one data record at the start of p into r (only measures
 // it when r is nil) and returns its length and flowDirection (-1 if absent).
+// It walks the template's segments: a run of fixed-length fields, of which
+// only the mapped ones are read at their known offsets, then at most one
+// variable-length field.
 func fillRecord(c *msgCtx, t *flowTemplate, p []byte, r *Record) (int, int, bool) {
-	dir := -1
-	var (
-		octets, l2octets     uint64
-		hasOctets, hasL2     bool
-		vlan, dot1q, dot1qC  uint16
-		hasDot1q, hasDot1qC  bool
-		ipVersion            uint8
-		start, end           int64
-		tunType              uint8
-		tunKey, l2seg        uint64
-		hasTunKey, hasL2Seg  bool
-		sampInt, sampSpace   uint64
-		hasSampInt, hasSpace bool
-		frame                []byte
-		frameSize            uint64
-	)
-	pos := 0
-	for i := range t.fields {
-		fl := &t.fields[i]
-		l := int(fl.length)
-		if fl.length == flowVarLen {
-			var ok bool
-			if l, pos, ok = flowReadVarLen(p, pos); !ok {
-				return 0, dir, false
-			}
-		}
-		if l > len(p)-pos {
-			return 0, dir, false
-		}
-		if r == nil || fl.kind == fkIgnore {
-			pos += l
-			continue
-		}
-		v := p[pos : pos+l]
-		pos += l
-		switch fl.kind {
-		case fkOctets:
-			octets, hasOctets = flowUint(v), true
-		case fkPackets:
-			r.Packets = flowUint(v)
-		case fkL2Octets:
-			l2octets, hasL2 = flowUint(v), true
-		case fkDroppedOctets:
-			r.DroppedBytes = flowUint(v)
-		case fkDroppedPackets:
-			r.DroppedPackets = flowUint(v)
-		case fkProto:
-			r.Proto = v[0]
-		case fkTOS:
-			r.TOS = v[0]
-		case fkTCPFlags:
-			r.TCPFlags = v[len(v)-1]
-		case fkSrcPort:
-			r.SrcPort = binary.BigEndian.Uint16(v)
-			r.Flags |= FlagL4
-		case fkDstPort:
-			r.DstPort = binary.BigEndian.Uint16(v)
-			r.Flags |= FlagL4
-		case fkSrcIPv4:
-			r.SrcIP = netip.AddrFrom4([4]byte(v))
-		case fkDstIPv4:
-			r.DstIP = netip.AddrFrom4([4]byte(v))
-		case fkSrcIPv6:
-			r.SrcIP = netip.AddrFrom16([16]byte(v))
-		case fkDstIPv6:
-			r.DstIP = netip.AddrFrom16([16]byte(v))
-		case fkInIf:
-			r.InIf = uint32(flowUint(v))
-		case fkOutIf:
-			r.OutIf = uint32(flowUint(v))
-		case fkSrcMAC:
-			r.SrcMAC = [6]byte(v)
-		case fkDstMAC:
-			r.DstMAC = [6]byte(v)
-		case fkVlanID:
-			vlan = binary.BigEndian.Uint16(v) & 0x0fff
-		case fkDot1qVlan:
-			dot1q, hasDot1q = binary.BigEndian.Uint16(v)&0x0fff, true
-		case fkDot1qCustomerVlan:
-			dot1qC, hasDot1qC = binary.BigEndian.Uint16(v)&0x0fff, true
-		case fkEtherType:
-			r.EtherType = binary.BigEndian.Uint16(v)
-		case fkTTL:
-			r.TTL = v[0]
-			r.Flags |= FlagHasTTL
-		case fkIPVersion:
-			ipVersion = v[0]
-		case fkICMPTypeCode:
-			r.ICMPType, r.ICMPCode = v[0], v[1]
-		case fkICMPType:
-			r.ICMPType = v[0]
-		case fkICMPCode:
-			r.ICMPCode = v[0]
-		case fkEndReason:
-			r.EndReason = v[0]
-		case fkStartSec:
-			start = int64(binary.BigEndian.Uint32(v)) * 1e9
-		case fkEndSec:
-			end = int64(binary.BigEndian.Uint32(v)) * 1e9
-		case fkStartMs:
-			start = int64(binary.BigEndian.Uint64(v)) * 1e6
-		case fkEndMs:
-			end = int64(binary.BigEndian.Uint64(v)) * 1e6
-		case fkStartNTP:
-			start = ntpToUnixNs(binary.BigEndian.Uint64(v))
-		case fkEndNTP:
-			end = ntpToUnixNs(binary.BigEndian.Uint64(v))
-		case fkStartDeltaUs:
-			// relative to the export time of the message header
-			start = c.exportNs - int64(binary.BigEndian.Uint32(v))*1e3
-		case fkEndDeltaUs:
-			end = c.exportNs - int64(binary.BigEndian.Uint32(v))*1e3
-		case fkStartSysUp:
-			// NetFlow v9: sysUptime ms of the first packet; the header
-			// pairs sysUptime with unix seconds.
-			start = c.exportNs - int64(int32(c.sysUptime-binary.BigEndian.Uint32(v)))*1e6
-		case fkEndSysUp:
-			end = c.exportNs - int64(int32(c.sysUptime-binary.BigEndian.Uint32(v)))*1e6
-		case fkSamplingInterval, fkSamplingPacketInterval:
-			sampInt, hasSampInt = flowUint(v), true
-		case fkSamplingPacketSpace:
-			sampSpace, hasSpace = flowUint(v), true
-		case fkL2SegmentID:
-			l2seg, hasL2Seg = binary.BigEndian.Uint64(v), true
-		case fkTunType:
-			tunType = v[0]
-		case fkTunKey:
-			tunKey, hasTunKey = flowUint(v), true
-		case fkTunSrc4:
-			r.OuterSrcIP = netip.AddrFrom4([4]byte(v))
-		case fkTunDst4:
-			r.OuterDstIP = netip.AddrFrom4([4]byte(v))
-		case fkDirection:
-			dir = int(v[0] & 1)
-		case fkFrameSection:
-			frame = v
-		case fkFrameSize:
-			frameSize = flowUint(v)
-		}
-	}
 	if r == nil {
-		return pos, dir, true
+		n, ok := recordLen(t, p)
+		return n, -1, ok
 	}
+	st := recState{c: c, dir: -1}
+	pos := 0
+	for i := range t.segs {
+		sg := &t.segs[i]
+		fixed := int(sg.fixed)
+		if fixed > len(p)-pos {
+			return 0, -1, false
+		}
+		seg := p[pos : pos+fixed]
+		for _, op := range t.ops[sg.first:sg.last] {
+			st.apply(op.kind, seg[op.off:op.off+op.length], r)
+		}
+		pos += fixed
+		if sg.hasVar {
+			l, next, ok := flowReadVarLen(p, pos)
+			if !ok || l > len(p)-next {
+				return 0, -1, false
+			}
+			if sg.varKind != fkIgnore {
+				st.apply(sg.varKind, p[next:next+l], r)
+			}
+			pos = next + l
+		}
+	}
+	dir := st.dir
 	r.Source = c.src
 	r.Exporter = c.exporter
 	r.Agent = c.exporter
@@ -497,27 +548,27 @@ func fillRecord(c *msgCtx, t *flowTemplate, p []byte, r *Record) (int, int, bool
 	// A packet report (PSAMP style: dataLinkFrameSize and no counters) is
 	// one packet of that size.
 	switch {
-	case hasL2:
-		r.Bytes = l2octets
-	case hasOctets:
-		r.Bytes = octets + 14*r.Packets
-	case frameSize > 0:
-		r.Bytes = frameSize
+	case st.hasL2:
+		r.Bytes = st.l2octets
+	case st.hasOctets:
+		r.Bytes = st.octets + 14*r.Packets
+	case st.frameSize > 0:
+		r.Bytes = st.frameSize
 		if r.Packets == 0 {
 			r.Packets = 1
 		}
 	}
 	switch {
-	case hasDot1qC:
-		r.VLAN, r.OuterVLAN = dot1qC, dot1q
-	case hasDot1q:
-		r.VLAN = dot1q
+	case st.hasDot1qC:
+		r.VLAN, r.OuterVLAN = st.dot1qC, st.dot1q
+	case st.hasDot1q:
+		r.VLAN = st.dot1q
 	default:
-		r.VLAN = vlan
+		r.VLAN = st.vlan
 	}
-	if len(frame) > 0 && r.Flags&FlagL3 == 0 {
-		// No flow key fields: take them from the sampled frame.
-		ParseHeader(frame, r)
+	if len(st.frame) > 0 && r.Flags&FlagL3 == 0 {
+		// No flow key fields: take them from the sampled st.frame.
+		ParseHeader(st.frame, r)
 	}
 	if r.SrcIP.IsValid() || r.DstIP.IsValid() {
 		r.Flags |= FlagL3
@@ -529,34 +580,34 @@ func fillRecord(c *msgCtx, t *flowTemplate, p []byte, r *Record) (int, int, bool
 			}
 		}
 	} else if r.EtherType == 0 {
-		switch ipVersion {
+		switch st.ipVersion {
 		case 4:
 			r.EtherType = 0x0800
 		case 6:
 			r.EtherType = 0x86dd
 		}
 	}
-	r.FlowStart, r.FlowEnd = start, end
-	if hasTunKey || tunType != 0 {
-		switch tunType {
+	r.FlowStart, r.FlowEnd = st.start, st.end
+	if st.hasTunKey || st.tunType != 0 {
+		switch st.tunType {
 		case 1:
 			r.Tunnel = TunnelVXLAN
 		case 7:
 			r.Tunnel = TunnelGeneve
 		}
-		r.VNI = uint32(tunKey)
-	} else if hasL2Seg {
+		r.VNI = uint32(st.tunKey)
+	} else if st.hasL2Seg {
 		// layer2SegmentId: top byte is the segment type (1 = VXLAN), the
 		// low 24 bits the VNI.
-		if l2seg>>56 == 1 {
+		if st.l2seg>>56 == 1 {
 			r.Tunnel = TunnelVXLAN
 		}
-		r.VNI = uint32(l2seg & 0xffffff)
+		r.VNI = uint32(st.l2seg & 0xffffff)
 	}
-	if hasSampInt && sampInt > 0 {
-		rate := sampInt
-		if hasSpace {
-			rate = (sampInt + sampSpace) / sampInt
+	if st.hasSampInt && st.sampInt > 0 {
+		rate := st.sampInt
+		if st.hasSpace {
+			rate = (st.sampInt + st.sampSpace) / st.sampInt
 		}
 		if rate >= 1 && rate <= 1<<32-1 {
 			r.SamplingRate = uint32(rate)

@@ -28,6 +28,45 @@ type flowTemplate struct {
 	minLen   int
 	variable bool // has variable-length fields; otherwise minLen is the record length
 	lastSeen atomic.Int64
+	// segs and ops are the field table the record decoder walks: a
+	// segment is a run of fixed-length fields followed by at most one
+	// variable-length field; ops lists the mapped fixed fields of all
+	// segments with their offsets in their segment.
+	segs []tmplSeg
+	ops  []tmplOp
+}
+
+type tmplSeg struct {
+	fixed       int32 // bytes of fixed-length fields
+	first, last int32 // this segment's mapped fields: ops[first:last]
+	hasVar      bool  // a variable-length field follows
+	varKind     fieldKind
+}
+
+type tmplOp struct {
+	off, length int32
+	kind        fieldKind
+}
+
+func buildSegments(t *flowTemplate) {
+	seg := tmplSeg{}
+	for _, fl := range t.fields {
+		if fl.length == flowVarLen {
+			seg.hasVar, seg.varKind = true, fl.kind
+			seg.last = int32(len(t.ops))
+			t.segs = append(t.segs, seg)
+			seg = tmplSeg{first: int32(len(t.ops))}
+			continue
+		}
+		if fl.kind != fkIgnore {
+			t.ops = append(t.ops, tmplOp{off: seg.fixed, length: int32(fl.length), kind: fl.kind})
+		}
+		seg.fixed += int32(fl.length)
+	}
+	if seg.fixed > 0 || len(t.segs) == 0 {
+		seg.last = int32(len(t.ops))
+		t.segs = append(t.segs, seg)
+	}
 }
 
 // templateSet parses a template set (options: an options template set) and
@@ -211,6 +250,7 @@ func (f *flowDecoder) addTemplate(c *msgCtx, id uint16, options bool, scope, cou
 			fl.kind = optionKindOf(fl.ie, fl.pen, fl.length)
 		}
 	}
+	buildSegments(t)
 	t.lastSeen.Store(c.now)
 	d.templates[id] = t
 	if old != nil {

@@ -448,6 +448,9 @@ func TestFlowMalformed(t *testing.T) {
 		before := fxCount(f.m.errors[si][tc.reason])
 		err := f.Decode(tc.src, fxExpA, tc.data, 0, &b)
 		require.Error(t, err, tc.name)
+		var fe *flowError
+		require.ErrorAs(t, err, &fe, tc.name)
+		assert.ErrorIs(t, err, fe.Unwrap(), tc.name)
 		assert.Equal(t, before+1, fxCount(f.m.errors[si][tc.reason]), tc.name)
 	}
 
@@ -460,11 +463,14 @@ func TestFlowMalformed(t *testing.T) {
 	err := f.Decode(SourceIPFIX, fxExpA, msg, 0, &b)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "decode ipfix")
+	assert.ErrorIs(t, err, ErrTruncated)
 	assert.Len(t, b.Records, 1)
 	assert.Equal(t, 1.0, fxCount(f.m.errors[0][errRecordTruncated]))
 
 	// Unsupported source.
-	require.Error(t, f.Decode(SourceSFlow, fxExpA, good, 0, &b))
+	assert.ErrorIs(t, f.Decode(SourceSFlow, fxExpA, good, 0, &b), ErrUnknownSource)
+	assert.ErrorIs(t, f.Decode(SourceIPFIX, fxExpA, good[:10], 0, &b), ErrTruncated)
+	assert.ErrorIs(t, f.Decode(SourceIPFIX, fxExpA, fxCat(fxU16(9), good[2:]), 0, &b), ErrBadVersion)
 }
 
 func TestFlowMaxRecords(t *testing.T) {

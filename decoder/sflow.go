@@ -756,16 +756,20 @@ func (d *sflowDecoder) fastCounterSample(expanded bool, body []byte, m *sflowMet
 	var seen counterSeen
 	for j := 0; j < int(n); j++ {
 		format, rec, rest, err := nextRecord(body)
+		if err == nil {
+			err = addCounterRecord(c, &seen, format, rec, st)
+		}
 		if err != nil {
+			dropLastCounters(b)
 			return fmt.Errorf("record %d: %w", j, err)
 		}
 		body = rest
-		if err := addCounterRecord(c, &seen, format, rec, st); err != nil {
-			return fmt.Errorf("record %d: %w", j, err)
-		}
 	}
 	return nil
 }
+
+// dropLastCounters removes the Counters of a sample that failed part-way.
+func dropLastCounters(b *Batch) { b.Counters = b.Counters[:len(b.Counters)-1] }
 
 // fastDropSample validates a drop sample (sequence, source type, source
 // index, drops, input, output, reason, count, records) and skips it.

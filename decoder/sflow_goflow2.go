@@ -210,6 +210,7 @@ func mapCounterSample(s *sflow.CounterSample, m *sflowMeta, b *Batch, st *sflowS
 			}
 		case sflow.RawRecord:
 			if err := addCounterRecord(c, &seen, rec.Header.DataFormat, v.Data, st); err != nil {
+				dropLastCounters(b)
 				return fmt.Errorf("record %d: %w", j, err)
 			}
 		default:

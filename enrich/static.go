@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -454,6 +453,9 @@ func (s *StaticSource) check(publish func(Snapshot), force bool) error {
 func (s *StaticSource) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.status.State == "error" && s.status.LastError == err.Error() {
+		return // the same failure seen again (e.g. file still missing): count it once
+	}
 	s.status.Errors++
 	s.status.LastError = err.Error()
 	s.status.State = "error"
@@ -474,14 +476,4 @@ func (s *StaticSource) Status() SourceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status
-}
-
-// sortedKeys is a small helper for deterministic output.
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

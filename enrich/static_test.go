@@ -158,3 +158,20 @@ func TestConfigValidate(t *testing.T) {
 	_, err := New(c, nil)
 	assert.Error(t, err)
 }
+
+func TestStaticSourceMissingFileCountedOnce(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "inv.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("vms: []\n"), 0o644))
+	s := NewStaticSource(p, 100*time.Millisecond)
+	published := 0
+	require.NoError(t, s.Start(context.Background(), func(Snapshot) { published++ }))
+	defer s.Stop()
+	require.NoError(t, os.Remove(p))
+	require.Eventually(t, func() bool { return s.Status().State == "error" }, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(350 * time.Millisecond) // several more checks
+	st := s.Status()
+	assert.Equal(t, uint64(1), st.Errors)
+	assert.Contains(t, st.LastError, "no such file")
+	assert.Equal(t, 1, published)
+}

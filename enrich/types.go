@@ -62,7 +62,7 @@ type VM struct {
 	// by the Enricher, not by sources; the aggregator keeps counting
 	// observations from PrevHost for a grace period after MovedAt.
 	PrevHost string    `json:"prev_host,omitempty"`
-	MovedAt  time.Time `json:"moved_at,omitempty"`
+	MovedAt  time.Time `json:"moved_at,omitzero"`
 }
 
 // Port is the answer to a hot-path lookup: the VM and which of its interfaces.

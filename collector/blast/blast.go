@@ -231,6 +231,7 @@ func Run(ctx context.Context, cfg Config, payloads [][]byte) (Result, error) {
 		_ = conn.SetWriteBuffer(4 << 20)
 		s := newSender(i, conn, cfg, payloads, raddr.IP.To4() == nil)
 		if cfg.Count > 0 {
+			s.limited = true
 			s.count = cfg.Count / uint64(cfg.Sockets)
 			if uint64(i) < cfg.Count%uint64(cfg.Sockets) {
 				s.count++
@@ -282,6 +283,7 @@ type sender struct {
 	seqs    []uint32
 	msgs    []ipv4.Message
 	rewrite bool
+	limited bool // stop after count
 
 	count, sent, samples, bytes, errors uint64
 	rate                                float64
@@ -341,7 +343,7 @@ func (s *sender) run(ctx context.Context, start time.Time) {
 		default:
 		}
 		k := len(s.msgs)
-		if s.count > 0 {
+		if s.limited {
 			if s.sent+s.errors >= s.count {
 				return
 			}

@@ -327,3 +327,5 @@ func setNonEmpty(m map[string]string, k, v string) {
 		m[k] = v
 	}
 }
+
+func parseMAC(s string) (net.HardwareAddr, error) { return net.ParseMAC(strings.TrimSpace(s)) }

@@ -47,8 +47,12 @@ func TestDecodePacketMalformed(t *testing.T) {
 		"empty":            {},
 		"short header":     good[:20],
 		"length too small": func() []byte { b := append([]byte{}, good...); binary.BigEndian.PutUint32(b, 8); return b }(),
-		"length mismatch":  func() []byte { b := append([]byte{}, good...); binary.BigEndian.PutUint32(b, uint32(len(b)+4)); return b }(),
-		"huge length":      func() []byte { b := append([]byte{}, good...); binary.BigEndian.PutUint32(b, 0xfffffff0); return b }(),
+		"length mismatch": func() []byte {
+			b := append([]byte{}, good...)
+			binary.BigEndian.PutUint32(b, uint32(len(b)+4))
+			return b
+		}(),
+		"huge length": func() []byte { b := append([]byte{}, good...); binary.BigEndian.PutUint32(b, 0xfffffff0); return b }(),
 	}
 	for name, pkt := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -164,7 +164,27 @@ func (f *fieldWriter) float(n string, v float64) {
 		return
 	}
 	f.name(n)
-	f.b = strconv.AppendFloat(f.b, v, 'g', -1, 64)
+	f.b = appendFloat(f.b, v)
+}
+
+// nz writes a float field only when it is not zero (absent reads as 0).
+func (f *fieldWriter) nz(n string, v float64) {
+	if v != 0 {
+		f.float(n, v)
+	}
+}
+
+// appendFloat formats v exactly (shortest round-trip form); integral values,
+// common for scaled counters, take a fast path. A float field's value may
+// be written without a decimal point in line protocol.
+func appendFloat(b []byte, v float64) []byte {
+	if v == math.Trunc(v) && v > -1e15 && v < 1e15 {
+		if v == 0 && math.Signbit(v) {
+			v = 0
+		}
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 func (f *fieldWriter) int(n string, v int64) {
@@ -419,21 +439,21 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	f.int("samples", int64(st.Samples))
 	f.int("flows", int64(st.Flows))
 	f.int("interval", e.ival)
-	f.float("tcp_bytes", st.TCPBytes)
-	f.float("tcp_packets", st.TCPPackets)
-	f.float("udp_bytes", st.UDPBytes)
-	f.float("udp_packets", st.UDPPackets)
-	f.float("icmp_bytes", st.ICMPBytes)
-	f.float("icmp_packets", st.ICMPPackets)
-	f.float("other_bytes", st.OtherBytes)
-	f.float("other_packets", st.OtherPackets)
-	f.float("syn", st.SYN)
-	f.float("synack", st.SYNACK)
-	f.float("rst", st.RST)
-	f.float("fin", st.FIN)
-	f.float("icmp_errors", st.ICMPErrors)
-	f.float("dropped_packets", st.DroppedPackets)
-	f.float("dropped_bytes", st.DroppedBytes)
+	f.nz("tcp_bytes", st.TCPBytes)
+	f.nz("tcp_packets", st.TCPPackets)
+	f.nz("udp_bytes", st.UDPBytes)
+	f.nz("udp_packets", st.UDPPackets)
+	f.nz("icmp_bytes", st.ICMPBytes)
+	f.nz("icmp_packets", st.ICMPPackets)
+	f.nz("other_bytes", st.OtherBytes)
+	f.nz("other_packets", st.OtherPackets)
+	f.nz("syn", st.SYN)
+	f.nz("synack", st.SYNACK)
+	f.nz("rst", st.RST)
+	f.nz("fin", st.FIN)
+	f.nz("icmp_errors", st.ICMPErrors)
+	f.nz("dropped_packets", st.DroppedPackets)
+	f.nz("dropped_bytes", st.DroppedBytes)
 	if st.First != 0 {
 		f.int("first", st.First)
 	}
@@ -474,7 +494,7 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 			f.b = append(f.b, '/')
 			f.b = strconv.AppendUint(f.b, uint64(pc.Port), 10)
 			f.b = append(f.b, '=')
-			f.b = strconv.AppendFloat(f.b, pc.Bytes, 'g', -1, 64)
+			f.b = appendFloat(f.b, pc.Bytes)
 		}
 		f.b = append(f.b, '"')
 	}

@@ -241,8 +241,7 @@ func within(got, want, frac float64) bool {
 // logIngest logs what vmflow received and dropped (for failures).
 func logIngest(t *testing.T, a *app.App) {
 	t.Helper()
-	var exps []collector.ExporterStatus
-	getJSON(t, a, "/api/v1/exporters", nil, &exps)
+	exps := exporters(t, a)
 	for _, e := range exps {
 		t.Logf("exporter %s %s agent=%s domain=%d datagrams=%d samples=%d errors=%d lost=%d/%d records",
 			e.Protocol, e.Address, e.Agent, e.ObsDomain, e.Datagrams, e.Samples, e.DecodeErrors, e.LostDatagrams, e.LostRecords)
@@ -261,4 +260,14 @@ func logIngest(t *testing.T, a *app.App) {
 			}
 		}
 	}
+}
+
+// exporters returns GET /api/v1/exporters.
+func exporters(t *testing.T, a *app.App) []collector.ExporterStatus {
+	t.Helper()
+	var out struct {
+		Exporters []collector.ExporterStatus `json:"exporters"`
+	}
+	getJSON(t, a, "/api/v1/exporters", nil, &out)
+	return out.Exporters
 }

@@ -44,28 +44,39 @@ func TestLabSmoke(t *testing.T) {
 		return err
 	}))
 	for _, p := range truth.Pairs() {
-		t.Logf("truth %-10s %12d bytes %8d frames", p, truth[p].Bytes, truth[p].Packets)
+		tr := truth[p]
+		t.Logf("truth %-10s sent %12d bytes %8d frames, bridged %8d frames, delivered %12d bytes %8d frames",
+			p, tr.SentBytes, tr.SentPackets, tr.BridgedPackets, tr.DeliveredBytes, tr.DeliveredPackets)
+		// On one bridge, what entered it is what came out.
+		assert.Equal(t, tr.BridgedPackets, tr.DeliveredPackets, "pair %s", p)
 	}
 	t.Logf("iperf3 TCP sent %d payload bytes; UDP %d datagrams, %d lost; ping %d/%d",
 		tcp.SentBytes, udp.Packets, udp.LostPackets, ping.Received, ping.Transmitted)
 
 	// TCP: the wire carries more than the payload (headers), and ACKs flow back.
 	tcpFwd := truth[ovslab.Pair{Src: "vm2", Dst: "vm3"}]
-	assert.Greater(t, tcpFwd.Bytes, tcp.SentBytes)
-	assert.Less(t, tcpFwd.Bytes, tcp.SentBytes*11/10, "headers add well under 10%% at full-size segments")
-	assert.NotZero(t, truth[ovslab.Pair{Src: "vm3", Dst: "vm2"}].Packets)
+	// (Retransmissions after frames lost in an overloaded userspace
+	// datapath add to what vm2 sent; the receiver got the payload once.)
+	assert.Greater(t, tcpFwd.SentBytes, tcp.SentBytes)
+	assert.Greater(t, tcpFwd.DeliveredBytes, tcp.ReceivedBytes)
+	assert.Less(t, tcpFwd.DeliveredBytes, tcp.ReceivedBytes*11/10, "headers add well under 10%% at full-size segments")
+	assert.LessOrEqual(t, tcpFwd.DeliveredPackets, tcpFwd.SentPackets)
+	assert.NotZero(t, truth[ovslab.Pair{Src: "vm3", Dst: "vm2"}].DeliveredPackets)
 
 	// UDP: every datagram is one 1042-byte frame (1000 + 8 + 20 + 14), plus
 	// the control connection's few frames.
 	udpFwd := truth[ovslab.Pair{Src: "vm4", Dst: "vm1"}]
-	assert.GreaterOrEqual(t, udpFwd.Packets, udp.Packets)
-	assert.Less(t, udpFwd.Packets, udp.Packets+100)
-	assert.GreaterOrEqual(t, udpFwd.Bytes, udp.Packets*1042)
-	assert.Less(t, udpFwd.Bytes, udp.Packets*1042+100*1500)
+	assert.GreaterOrEqual(t, udpFwd.SentPackets, udp.Packets)
+	assert.Less(t, udpFwd.SentPackets, udp.Packets+100)
+	assert.GreaterOrEqual(t, udpFwd.SentBytes, udp.Packets*1042)
+	assert.Less(t, udpFwd.SentBytes, udp.Packets*1042+100*1500)
+	// What vm1 received: the datagrams iperf3 did not count as lost.
+	assert.GreaterOrEqual(t, udpFwd.DeliveredPackets, udp.Packets-udp.LostPackets)
 
 	// Ping: exactly the requests and the replies, 98-byte frames.
-	assert.Equal(t, ovslab.PairTruth{Bytes: uint64(5 * 98), Packets: 5}, truth[ovslab.Pair{Src: "vm2", Dst: "vm4"}])
-	assert.Equal(t, ovslab.PairTruth{Bytes: uint64(5 * 98), Packets: 5}, truth[ovslab.Pair{Src: "vm4", Dst: "vm2"}])
+	pingTruth := ovslab.PairTruth{SentBytes: 5 * 98, SentPackets: 5, BridgedBytes: 5 * 98, BridgedPackets: 5, DeliveredBytes: 5 * 98, DeliveredPackets: 5}
+	assert.Equal(t, pingTruth, truth[ovslab.Pair{Src: "vm2", Dst: "vm4"}])
+	assert.Equal(t, pingTruth, truth[ovslab.Pair{Src: "vm4", Dst: "vm2"}])
 }
 
 // TestLabTwoHostsExporters validates the two-hypervisor lab: traffic
@@ -96,7 +107,8 @@ func TestLabTwoHostsExporters(t *testing.T) {
 		_, err := lab.Ping(lab.VM("vm1"), lab.VM("vm3"), 5, 100*time.Millisecond)
 		return err
 	}))
-	assert.Equal(t, uint64(5), truth[ovslab.Pair{Src: "vm1", Dst: "vm3"}].Packets)
+	assert.Equal(t, uint64(5), truth[ovslab.Pair{Src: "vm1", Dst: "vm3"}].SentPackets)
+	assert.Equal(t, uint64(5), truth[ovslab.Pair{Src: "vm1", Dst: "vm3"}].DeliveredPackets)
 
 	// sFlow v5 header: version, agent address type, agent address.
 	agents := map[netip.Addr]netip.Addr{} // UDP source -> agent

@@ -26,10 +26,14 @@ type Daemon struct {
 	Socket string // read-write unix socket path
 	Log    string // log file of the daemon
 
-	t    testing.TB
-	conf string
-	cmd  *exec.Cmd
-	done chan struct{}
+	TCPAddr string // "127.0.0.1:port" when Options.TCP
+	TLSAddr string // "127.0.0.1:port" when Options.TLS is set
+
+	t      testing.TB
+	conf   string
+	listen bool
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // Require returns the libvirtd binary path, or fails (VMFLOW_INTEGRATION=1)
@@ -51,8 +55,24 @@ func Require(t testing.TB) string {
 	return p
 }
 
-// Start starts a daemon and registers its cleanup.
-func Start(t testing.TB) *Daemon {
+// TLSFiles are the PEM files of the daemon's TLS listener.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
+
+// Options add listeners to the daemon (unix sockets are always on).
+type Options struct {
+	TCP bool      // plain TCP listener, auth none (tcp://127.0.0.1:port)
+	TLS *TLSFiles // TLS listener, auth none, client certificates not required
+	// KeepaliveInterval/Count: the daemon's pings to clients (defaults 1 s, 3).
+	KeepaliveInterval, KeepaliveCount int
+}
+
+// Start starts a daemon with unix sockets only and registers its cleanup.
+func Start(t testing.TB) *Daemon { return StartOpts(t, Options{}) }
+
+// StartOpts starts a daemon with opts and registers its cleanup.
+func StartOpts(t testing.TB, opts Options) *Daemon {
 	t.Helper()
 	Require(t)
 	dir, err := os.MkdirTemp("", "vmflow-libvirtd-")
@@ -73,7 +93,35 @@ listen_tcp = 0
 max_clients = 200
 max_workers = 20
 log_outputs = "3:file:%s"
-`, dir, d.Log)
+keepalive_interval = %d
+keepalive_count = %d
+`, dir, d.Log, or(opts.KeepaliveInterval, 1), or(opts.KeepaliveCount, 3))
+	listen := false
+	if opts.TCP {
+		d.TCPAddr = freeAddr(t)
+		_, port, _ := net.SplitHostPort(d.TCPAddr)
+		conf += fmt.Sprintf("listen_tcp = 1\nauth_tcp = \"none\"\ntcp_port = %q\n", port)
+		listen = true
+	}
+	if opts.TLS != nil {
+		d.TLSAddr = freeAddr(t)
+		_, port, _ := net.SplitHostPort(d.TLSAddr)
+		conf += fmt.Sprintf("listen_tls = 1\nauth_tls = \"none\"\ntls_port = %q\n"+
+			"tls_no_verify_certificate = 1\nca_file = %q\ncert_file = %q\nkey_file = %q\n",
+			port, opts.TLS.CA, opts.TLS.Cert, opts.TLS.Key)
+		listen = true
+	}
+	conf = strings.Replace(conf, "listen_tls = 0\nlisten_tcp = 0\n", "", 1)
+	if listen {
+		conf += "listen_addr = \"127.0.0.1\"\n"
+	}
+	if !opts.TCP {
+		conf += "listen_tcp = 0\n"
+	}
+	if opts.TLS == nil {
+		conf += "listen_tls = 0\n" // the daemon's default is 1
+	}
+	d.listen = listen
 	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -124,12 +172,16 @@ func (d *Daemon) Restart() {
 	}
 	bin := Require(d.t)
 	pid := filepath.Join(d.Dir, "libvirtd.pid")
+	args := []string{"-f", d.conf, "-p", pid}
+	if d.listen {
+		args = append(args, "--listen")
+	}
 	var cmd *exec.Cmd
 	if us, err := exec.LookPath("unshare"); err == nil && os.Geteuid() == 0 {
-		script := `mount -t tmpfs tmpfs /run/libvirt 2>/dev/null || mkdir -p /run/libvirt && mount -t tmpfs tmpfs /run/libvirt; exec "$0" -f "$1" -p "$2"`
-		cmd = exec.Command(us, "--mount", "--propagation", "private", "sh", "-c", script, bin, d.conf, pid)
+		script := `mount -t tmpfs tmpfs /run/libvirt 2>/dev/null || mkdir -p /run/libvirt && mount -t tmpfs tmpfs /run/libvirt; exec "$0" "$@"`
+		cmd = exec.Command(us, append([]string{"--mount", "--propagation", "private", "sh", "-c", script, bin}, args...)...)
 	} else {
-		cmd = exec.Command(bin, "-f", d.conf, "-p", pid)
+		cmd = exec.Command(bin, args...)
 	}
 	out, err := os.OpenFile(filepath.Join(d.Dir, "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -155,8 +207,7 @@ func (d *Daemon) Restart() {
 			d.t.Fatalf("libvirtd exited during start:\n%s\n%s", tail(string(b), 2000), tail(string(l), 2000))
 		default:
 		}
-		if c, err := net.DialTimeout("unix", d.Socket, 200*time.Millisecond); err == nil {
-			c.Close()
+		if d.ready() {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -170,4 +221,49 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+func (d *Daemon) ready() bool {
+	for _, a := range [][2]string{{"unix", d.Socket}, {"tcp", d.TCPAddr}, {"tcp", d.TLSAddr}} {
+		if a[1] == "" {
+			continue
+		}
+		c, err := net.DialTimeout(a[0], a[1], 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
+
+// Pause freezes the daemon (SIGSTOP): its sockets stay open but it stops
+// answering, like a hung host. Resume undoes it.
+func (d *Daemon) Pause() {
+	if d.cmd != nil {
+		_ = d.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume continues a paused daemon (SIGCONT).
+func (d *Daemon) Resume() {
+	if d.cmd != nil {
+		_ = d.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func or(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }

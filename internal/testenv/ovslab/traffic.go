@@ -14,11 +14,15 @@ import (
 )
 
 // PortCounters are a VM port's counters read from its host-side veth. Rx is
-// what the VM sent into the bridge, Tx what the bridge delivered to it.
-// Bytes are Ethernet frame bytes without FCS.
+// what the VM sent towards the bridge, Tx what the bridge delivered to it.
+// Bytes are Ethernet frame bytes without FCS. Dropped counts the frames
+// the userspace datapath's AF_PACKET socket on the port dropped (its
+// buffer overflowed): they were sent by the VM but never entered the
+// bridge, so nothing sampled them.
 type PortCounters struct {
 	RxBytes, RxPackets uint64
 	TxBytes, TxPackets uint64
+	Dropped            uint64
 }
 
 // Sub returns c - prev.
@@ -26,6 +30,7 @@ func (c PortCounters) Sub(prev PortCounters) PortCounters {
 	return PortCounters{
 		RxBytes: c.RxBytes - prev.RxBytes, RxPackets: c.RxPackets - prev.RxPackets,
 		TxBytes: c.TxBytes - prev.TxBytes, TxPackets: c.TxPackets - prev.TxPackets,
+		Dropped: c.Dropped - prev.Dropped,
 	}
 }
 
@@ -63,16 +68,48 @@ func (l *Lab) Counters() (Snapshot, error) {
 		for i, ln := range links {
 			byName[ln.IfName] = i
 		}
+		drops, err := socketDrops(h.Netns)
+		if err != nil {
+			return nil, err
+		}
 		for _, v := range h.VMs {
 			i, ok := byName[v.HostVeth]
 			if !ok {
 				return nil, fmt.Errorf("counters: %s not found in %s", v.HostVeth, h.Netns)
 			}
 			s := links[i].Stats
-			snap[v.Name] = PortCounters{RxBytes: s.Rx.Bytes, RxPackets: s.Rx.Packets, TxBytes: s.Tx.Bytes, TxPackets: s.Tx.Packets}
+			snap[v.Name] = PortCounters{RxBytes: s.Rx.Bytes, RxPackets: s.Rx.Packets, TxBytes: s.Tx.Bytes, TxPackets: s.Tx.Packets,
+				Dropped: drops[v.HostVeth]}
 		}
 	}
 	return snap, nil
+}
+
+var skmemDrops = regexp.MustCompile(`skmem:\([^)]*\bd(\d+)\)`)
+
+// socketDrops sums the drop counters of the packet sockets bound to each
+// interface of a namespace (ss -0: ovs-vswitchd's AF_PACKET port sockets).
+func socketDrops(ns string) (map[string]uint64, error) {
+	out, err := run(context.Background(), "ip", "netns", "exec", ns, "ss", "-0", "-a", "-m", "-n", "-H")
+	if err != nil {
+		return nil, err
+	}
+	drops := map[string]uint64{}
+	var dev string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && strings.HasPrefix(f[0], "p_") {
+			dev = ""
+			if _, d, ok := strings.Cut(f[4], ":"); ok {
+				dev = d
+			}
+		}
+		if m := skmemDrops.FindStringSubmatch(line); m != nil && dev != "" {
+			n, _ := strconv.ParseUint(m[1], 10, 64)
+			drops[dev] += n
+			dev = ""
+		}
+	}
+	return drops, nil
 }
 
 // Pair is a directed VM pair by name.
@@ -80,10 +117,26 @@ type Pair struct{ Src, Dst string }
 
 func (p Pair) String() string { return p.Src + "->" + p.Dst }
 
-// PairTruth is what crossed the source VM's port towards the destination.
+// PairTruth is the ground truth of one directed pair, from the VM ports.
+//
+// Sent is what the source VM put on its port (rx of its host-side veth).
+// Bridged is what of it entered the source VM's bridge: Sent less the
+// frames ovs-vswitchd's AF_PACKET socket on the port dropped (it overflows
+// when ovs-vswitchd is starved of CPU). Those frames were never switched
+// nor sampled, so Bridged is the truth an exporter at the source VM's
+// bridge can report. Frames are of known size only in total, so
+// BridgedBytes removes dropped frames at the phase's mean frame size (exact
+// when no frame was dropped). Delivered is what the destination VM's port
+// received (tx of its host-side veth) while the source was its only
+// talker; it is lower still when a second bridge on the way drops frames.
 type PairTruth struct {
-	Bytes, Packets uint64
+	SentBytes, SentPackets           uint64
+	BridgedBytes, BridgedPackets     uint64
+	DeliveredBytes, DeliveredPackets uint64
 }
+
+// Dropped is what the source sent that never entered its bridge.
+func (p PairTruth) Dropped() uint64 { return p.SentPackets - p.BridgedPackets }
 
 // Truth is the ground truth per directed pair, accumulated over phases.
 type Truth map[Pair]PairTruth
@@ -99,11 +152,18 @@ func (t Truth) Pairs() []Pair {
 }
 
 // Phase runs fn while measuring the VM ports. talks maps each VM that may
-// send during the phase to the one VM it sends to (both directions of a
-// conversation must be listed); what a VM sent during the phase (rx of its
-// host-side veth) is added to truth[{vm, talks[vm]}]. A VM not in talks
-// that sent anything is an error: the truth would be ambiguous.
+// send during the phase to the one VM it sends to; it must be symmetric
+// (if a talks to b, b talks to a), so that every destination has exactly
+// one talker and what it received can be attributed. What a VM sent (rx
+// of its host-side veth) and what its peer received (tx of the peer's
+// host-side veth) are added to truth[{vm, talks[vm]}]. A VM not in talks
+// that sent or received anything is an error: the truth would be ambiguous.
 func (l *Lab) Phase(truth Truth, talks map[string]string, fn func() error) error {
+	for a, b := range talks {
+		if talks[b] != a {
+			return fmt.Errorf("phase: talks must be symmetric: %s->%s but %s->%q", a, b, b, talks[b])
+		}
+	}
 	before, err := l.Counters()
 	if err != nil {
 		return err
@@ -120,23 +180,30 @@ func (l *Lab) Phase(truth Truth, talks map[string]string, fn func() error) error
 	delta := after.Sub(before)
 	var stray []string
 	for vm, c := range delta {
-		if c.RxPackets == 0 {
-			continue
-		}
 		dst, ok := talks[vm]
 		if !ok {
-			stray = append(stray, fmt.Sprintf("%s sent %d frames/%d bytes", vm, c.RxPackets, c.RxBytes))
+			if c.RxPackets != 0 || c.TxPackets != 0 {
+				stray = append(stray, fmt.Sprintf("%s sent %d frames and received %d", vm, c.RxPackets, c.TxPackets))
+			}
+			continue
+		}
+		if c.RxPackets == 0 {
 			continue
 		}
 		p := Pair{vm, dst}
 		pt := truth[p]
-		pt.Bytes += c.RxBytes
-		pt.Packets += c.RxPackets
+		pt.SentBytes += c.RxBytes
+		pt.SentPackets += c.RxPackets
+		dropped := min(c.Dropped, c.RxPackets)
+		pt.BridgedPackets += c.RxPackets - dropped
+		pt.BridgedBytes += c.RxBytes - uint64(float64(c.RxBytes)*float64(dropped)/float64(c.RxPackets)+0.5)
+		pt.DeliveredBytes += delta[dst].TxBytes
+		pt.DeliveredPackets += delta[dst].TxPackets
 		truth[p] = pt
 	}
 	if len(stray) > 0 {
 		sort.Strings(stray)
-		return fmt.Errorf("phase: VMs sent frames outside the schedule: %s", strings.Join(stray, "; "))
+		return fmt.Errorf("phase: VMs outside the schedule had traffic: %s", strings.Join(stray, "; "))
 	}
 	return nil
 }
