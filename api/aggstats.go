@@ -70,6 +70,17 @@ func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 		}
 		return
 	}
+	// Common case: one protocol in the window, nothing to choose.
+	uniform := true
+	for i := 1; i < len(w.Pairs) && uniform; i++ {
+		uniform = w.Pairs[i].Key.Source == w.Pairs[0].Key.Source
+	}
+	if uniform {
+		for i := range w.Pairs {
+			fn(&w.Pairs[i])
+		}
+		return
+	}
 	clear(s.best)
 	for i := range w.Pairs {
 		k := endpoints{w.Pairs[i].Key.Src, w.Pairs[i].Key.Dst}

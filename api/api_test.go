@@ -28,19 +28,19 @@ type jEndpoint struct {
 }
 
 type jPair struct {
-	Src         jEndpoint  `json:"src"`
-	Dst         jEndpoint  `json:"dst"`
-	Bytes       float64    `json:"bytes"`
-	Packets     float64    `json:"packets"`
-	Samples     uint64     `json:"samples"`
-	Flows       uint64     `json:"flows"`
-	BPS         float64    `json:"bps"`
-	PPS         float64    `json:"pps"`
-	BytesCI95   []float64  `json:"bytes_ci95"`
-	PacketsCI95 []float64  `json:"packets_ci95"`
+	Src         jEndpoint `json:"src"`
+	Dst         jEndpoint `json:"dst"`
+	Bytes       float64   `json:"bytes"`
+	Packets     float64   `json:"packets"`
+	Samples     uint64    `json:"samples"`
+	Flows       uint64    `json:"flows"`
+	BPS         float64   `json:"bps"`
+	PPS         float64   `json:"pps"`
+	BytesCI95   []float64 `json:"bytes_ci95"`
+	PacketsCI95 []float64 `json:"packets_ci95"`
 	TCP         struct{ SYN, SYNACK, RST, FIN float64 }
 	Protocols   map[string]struct{ Bytes, Packets float64 } `json:"protocols"`
-	ICMPErrors  float64 `json:"icmp_errors"`
+	ICMPErrors  float64                                     `json:"icmp_errors"`
 	TopPorts    []struct {
 		Proto int     `json:"proto"`
 		Port  int     `json:"port"`

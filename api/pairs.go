@@ -91,11 +91,11 @@ type seriesOut struct {
 
 // acc accumulates one directed pair over several windows.
 type acc struct {
-	src, dst aggregate.Endpoint // from the latest window
-	stats    aggregate.Stats
-	sources  uint8 // bit per decoder.Source
-	windows  int
-	last     time.Time
+	latest  *aggregate.Pair // endpoints shown come from the latest window (windows are immutable)
+	last    time.Time
+	stats   aggregate.Stats
+	sources uint8 // bit per decoder.Source
+	windows int
 }
 
 func (a *acc) add(p *aggregate.Pair, end time.Time) {
@@ -105,10 +105,15 @@ func (a *acc) add(p *aggregate.Pair, end time.Time) {
 		mergeStats(&a.stats, &p.Stats)
 	}
 	if a.windows == 0 || !end.Before(a.last) {
-		a.src, a.dst, a.last = endpointOut(p.Src, p.Key.Src), endpointOut(p.Dst, p.Key.Dst), end
+		a.latest, a.last = p, end
 	}
 	a.sources |= 1 << (p.Key.Source & 7)
 	a.windows++
+}
+
+func (a *acc) endpoints() (src, dst aggregate.Endpoint) {
+	p := a.latest
+	return endpointOut(p.Src, p.Key.Src), endpointOut(p.Dst, p.Key.Dst)
 }
 
 // endpointOut makes sure a non-VM endpoint shows its IP.
@@ -239,8 +244,9 @@ func (s *Server) handlePairs(c *gin.Context) {
 
 func pairResult(a *acc, covered time.Duration) pairOut {
 	st := &a.stats
+	src, dst := a.endpoints()
 	o := pairOut{
-		Src: a.src, Dst: a.dst,
+		Src: src, Dst: dst,
 		Bytes: st.Bytes, Packets: st.Packets, Samples: st.Samples, Flows: st.Flows,
 		BPS: rate(st.Bytes*8, covered), PPS: rate(st.Packets, covered),
 		BytesCI95: ci95Bytes(st), PacketsCI95: ci95Packets(st),
@@ -370,7 +376,7 @@ func (s *Server) handleSeries(c *gin.Context) {
 		if a.windows == 0 {
 			continue
 		}
-		out.Src, out.Dst = a.src, a.dst
+		out.Src, out.Dst = a.endpoints()
 		d := w.End.Sub(w.Start)
 		out.Points = append(out.Points, pointOut{
 			Time: w.End, Bytes: a.stats.Bytes, Packets: a.stats.Packets,

@@ -44,7 +44,8 @@ type ListenerStats struct {
 	DroppedPanic       uint64
 	SocketDrops        uint64 // kernel drops on our sockets (receive buffer full)
 	ReadErrors         uint64
-	Queued             int // datagrams queued or being handled now
+	Coalesced          uint64 // datagrams that arrived in UDP GRO buffers
+	Queued             int    // datagrams queued or being handled now
 }
 
 // New returns an inert collector; Start binds the sockets. reg receives the
@@ -205,8 +206,8 @@ type listener struct {
 	conns    []*net.UDPConn
 	mreaders []*mmsgReader
 	addrs    []net.Addr
-	pool  *slotPool
-	q     chan chunk
+	pool     *slotPool
+	q        chan chunk
 
 	dropsMu   sync.Mutex
 	rcs       []syscall.RawConn
@@ -232,7 +233,7 @@ func (l *listener) bind(ctx context.Context) error {
 			host, _, _ := net.SplitHostPort(addr)
 			addr = net.JoinHostPort(host, strconv.Itoa(conn.LocalAddr().(*net.UDPAddr).Port))
 		}
-		r, err := newMMsgReader(conn, l.cfg.Batch, l.cfg.MaxDatagram)
+		r, err := newMMsgReader(conn, l.cfg.Batch, l.cfg.MaxDatagram, l.cfg.GRO)
 		if err != nil {
 			return err
 		}
@@ -292,7 +293,7 @@ type accepted struct {
 
 func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort) {
 	defer l.readers.Done()
-	acc := make([]accepted, len(r.hdrs))
+	acc := make([]accepted, len(r.segs))
 	for {
 		n, err := r.read()
 		if err != nil {
@@ -302,6 +303,9 @@ func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort) {
 			l.ctr.readErrors.Add(1)
 			time.Sleep(time.Millisecond) // never spin on a persistent error
 			continue
+		}
+		if r.coalesced > 0 {
+			l.ctr.coalesced.Add(uint64(r.coalesced))
 		}
 		l.deliver(r, n, local, time.Now().UnixNano(), acc)
 	}
@@ -423,6 +427,7 @@ func (l *listener) stats() ListenerStats {
 		DroppedPanic:       l.ctr.panics.Load(),
 		SocketDrops:        l.ctr.socketDrops.Load(),
 		ReadErrors:         l.ctr.readErrors.Load(),
+		Coalesced:          l.ctr.coalesced.Load(),
 	}
 	if l.pool != nil {
 		st.Queued = l.pool.inUse()

@@ -33,6 +33,11 @@ type ListenerConfig struct {
 	MaxDatagram int `mapstructure:"max_datagram" yaml:"max_datagram"`
 	// Batch is how many datagrams one recvmmsg call may return.
 	Batch int `mapstructure:"batch" yaml:"batch"`
+	// GRO turns on UDP GRO (UDP_GRO) on the sockets: the kernel may pass
+	// several same-size datagrams of one exporter as one buffer, which the
+	// reader splits again; it saves kernel time per datagram at high
+	// rates. Kernels without it fall back to plain reads.
+	GRO bool `mapstructure:"gro" yaml:"gro"`
 }
 
 // Config configures the collector.
@@ -70,6 +75,7 @@ func DefaultListenerConfig(listen string) ListenerConfig {
 		ReadBuffer:  defaultReadBuffer,
 		MaxDatagram: defaultMaxDatagram,
 		Batch:       defaultBatch,
+		GRO:         true,
 	}
 }
 

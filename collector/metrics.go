@@ -11,12 +11,12 @@ import (
 // functions read at scrape time. Reader and worker counters sit on separate
 // cache lines.
 type counters struct {
-	received, bytes, truncated, notAllowed, queueFull, readErrors, arrival atomic.Uint64
-	_                                                                      [64]byte
-	handled, samples, decodeErrors, panics                                 atomic.Uint64
-	_                                                                      [64]byte
-	socketDrops                                                            atomic.Uint64
-	rcvbuf                                                                 atomic.Int64
+	received, bytes, truncated, notAllowed, queueFull, readErrors, arrival, coalesced atomic.Uint64
+	_                                                                                 [64]byte
+	handled, samples, decodeErrors, panics                                            atomic.Uint64
+	_                                                                                 [64]byte
+	socketDrops                                                                       atomic.Uint64
+	rcvbuf                                                                            atomic.Int64
 }
 
 func (c *Collector) register(reg prometheus.Registerer) error {
@@ -45,6 +45,7 @@ func (c *Collector) register(reg prometheus.Registerer) error {
 		counter("vmflow_collector_samples_total", "Samples (sFlow) or flow records (IPFIX, NetFlow) decoded.", u(&l.ctr.samples))
 		counter("vmflow_collector_socket_drops_total", "Datagrams the kernel dropped on the listener's sockets because the receive buffer was full (SO_MEMINFO).", u(&l.ctr.socketDrops))
 		counter("vmflow_collector_read_errors_total", "Socket read errors.", u(&l.ctr.readErrors))
+		counter("vmflow_collector_gro_datagrams_total", "Datagrams the kernel passed coalesced (UDP GRO) and the reader split.", u(&l.ctr.coalesced))
 		drop("queue_full", u(&l.ctr.queueFull))
 		drop("decode_error", u(&l.ctr.decodeErrors))
 		drop("not_allowed", u(&l.ctr.notAllowed))

@@ -85,23 +85,55 @@ type mmsghdr struct {
 
 // mmsgReader receives batches of datagrams with recvmmsg into fixed
 // buffers without allocating (x/net's ReadBatch allocates an address per
-// datagram).
+// datagram). With UDP GRO on, the kernel may hand over several datagrams
+// of one flow as one buffer plus their size (a UDP_GRO control message);
+// the reader splits them again, so callers always see single datagrams.
 type mmsgReader struct {
 	rc    syscall.RawConn
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrAny
 	bufs  [][]byte
+	ctrl  [][]byte // nil without GRO
+	max   int      // largest datagram accepted
+
+	segs      []rseg // the datagrams of the last read
+	coalesced int    // how many of them came in coalesced buffers
 
 	n      int
 	errno  syscall.Errno
 	readFn func(fd uintptr) bool
 }
 
-func newMMsgReader(conn *net.UDPConn, batch, size int) (*mmsgReader, error) {
+type rseg struct {
+	data  []byte
+	from  netip.AddrPort
+	trunc bool
+}
+
+// udpGROMaxSegs is the most datagrams the kernel coalesces (UDP_GRO_CNT_MAX).
+const udpGROMaxSegs = 64
+
+func newMMsgReader(conn *net.UDPConn, batch, maxDatagram int, gro bool) (*mmsgReader, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
+	}
+	size := maxDatagram
+	segs := batch
+	if gro {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+		}); err != nil {
+			return nil, err
+		}
+		if serr == nil {
+			size = 65535 // a coalesced buffer can be this large
+			segs = batch * udpGROMaxSegs
+		} else {
+			gro = false // kernel without UDP GRO: plain datagrams
+		}
 	}
 	r := &mmsgReader{
 		rc:    rc,
@@ -109,8 +141,17 @@ func newMMsgReader(conn *net.UDPConn, batch, size int) (*mmsgReader, error) {
 		iovs:  make([]unix.Iovec, batch),
 		names: make([]unix.RawSockaddrAny, batch),
 		bufs:  make([][]byte, batch),
+		segs:  make([]rseg, segs),
+		max:   maxDatagram,
 	}
 	arena := make([]byte, batch*size)
+	if gro {
+		r.ctrl = make([][]byte, batch)
+		carena := make([]byte, batch*64)
+		for i := range r.ctrl {
+			r.ctrl[i] = carena[i*64 : (i+1)*64 : (i+1)*64]
+		}
+	}
 	for i := range r.hdrs {
 		r.bufs[i] = arena[i*size : (i+1)*size : (i+1)*size]
 		r.iovs[i].Base = &r.bufs[i][0]
@@ -125,9 +166,14 @@ func newMMsgReader(conn *net.UDPConn, batch, size int) (*mmsgReader, error) {
 
 func (r *mmsgReader) doRead(fd uintptr) bool {
 	for i := range r.hdrs {
-		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
-		r.hdrs[i].hdr.Flags = 0
-		r.hdrs[i].len = 0
+		h := &r.hdrs[i]
+		h.hdr.Namelen = unix.SizeofSockaddrAny
+		h.hdr.Flags = 0
+		h.len = 0
+		if r.ctrl != nil {
+			h.hdr.Control = &r.ctrl[i][0]
+			h.hdr.SetControllen(len(r.ctrl[i]))
+		}
 	}
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])),
 		uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
@@ -138,8 +184,9 @@ func (r *mmsgReader) doRead(fd uintptr) bool {
 	return true
 }
 
-// read blocks until at least one datagram arrived; it returns how many.
-// A closed socket returns net.ErrClosed.
+// read blocks until at least one datagram arrived; it returns how many
+// datagrams (after splitting coalesced buffers) datagram(i) serves. A
+// closed socket returns net.ErrClosed.
 func (r *mmsgReader) read() (int, error) {
 	r.n, r.errno = 0, 0
 	if err := r.rc.Read(r.readFn); err != nil {
@@ -148,15 +195,59 @@ func (r *mmsgReader) read() (int, error) {
 	if r.errno != 0 {
 		return 0, r.errno
 	}
-	return r.n, nil
+	m := 0
+	r.coalesced = 0
+	for i := 0; i < r.n; i++ {
+		h := &r.hdrs[i]
+		n := min(int(h.len), len(r.bufs[i]))
+		data := r.bufs[i][:n]
+		from := sockaddrToAddrPort(&r.names[i], h.hdr.Namelen)
+		trunc := h.hdr.Flags&unix.MSG_TRUNC != 0
+		gso := 0
+		if r.ctrl != nil && !trunc {
+			gso = groSize(r.ctrl[i][:min(int(h.hdr.Controllen), len(r.ctrl[i]))])
+		}
+		if gso <= 0 || gso >= n {
+			r.segs[m] = rseg{data, from, trunc || n > r.max}
+			m++
+			continue
+		}
+		m0 := m
+		for off := 0; off < n && m < len(r.segs); off += gso {
+			seg := data[off:min(off+gso, n)]
+			r.segs[m] = rseg{seg, from, len(seg) > r.max}
+			m++
+		}
+		r.coalesced += m - m0
+	}
+	return m, nil
+}
+
+// groSize returns the segment size of a UDP_GRO control message, or 0.
+func groSize(ctrl []byte) int {
+	for off := 0; off+unix.SizeofCmsghdr <= len(ctrl); {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[off]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || off+l > len(ctrl) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && l >= unix.CmsgLen(2) {
+			d := ctrl[off+unix.CmsgLen(0):]
+			if l >= unix.CmsgLen(4) {
+				return int(binary.NativeEndian.Uint32(d))
+			}
+			return int(binary.NativeEndian.Uint16(d))
+		}
+		off += unix.CmsgSpace(l - unix.CmsgLen(0))
+	}
+	return 0
 }
 
 // datagram returns the i-th datagram of the last read: payload, source,
-// and whether the kernel truncated it.
+// and whether it was truncated (larger than the accepted maximum).
 func (r *mmsgReader) datagram(i int) ([]byte, netip.AddrPort, bool) {
-	h := &r.hdrs[i]
-	n := int(h.len)
-	return r.bufs[i][:min(n, len(r.bufs[i]))], sockaddrToAddrPort(&r.names[i], h.hdr.Namelen), h.hdr.Flags&unix.MSG_TRUNC != 0
+	s := &r.segs[i]
+	return s.data, s.from, s.trunc
 }
 
 func sockaddrToAddrPort(sa *unix.RawSockaddrAny, l uint32) netip.AddrPort {

@@ -49,6 +49,9 @@ type FlowConfig struct {
 	MaxExporters int `mapstructure:"max_exporters" yaml:"max_exporters"`
 	// MaxTemplates bounds the templates kept per exporter and domain.
 	MaxTemplates int `mapstructure:"max_templates" yaml:"max_templates"`
+	// MaxTemplatesTotal bounds the templates kept over all exporters
+	// (memory: about 30 bytes per template field).
+	MaxTemplatesTotal int `mapstructure:"max_templates_total" yaml:"max_templates_total"`
 	// MaxTemplateFields rejects templates with more fields.
 	MaxTemplateFields int `mapstructure:"max_template_fields" yaml:"max_template_fields"`
 	// MaxRecords bounds the flow records decoded from one datagram; the
@@ -68,7 +71,8 @@ func DefaultFlowConfig() FlowConfig {
 		DefaultSamplingRate: 1,
 		TemplateLifetime:    30 * time.Minute,
 		MaxExporters:        1024,
-		MaxTemplates:        1024,
+		MaxTemplates:        512,
+		MaxTemplatesTotal:   32768,
 		MaxTemplateFields:   256,
 		MaxRecords:          4096,
 		Directions:          "ingress",
@@ -91,6 +95,9 @@ func (c FlowConfig) Validate() error {
 	}
 	if c.MaxTemplates < 1 {
 		errs = append(errs, fmt.Errorf("%smax_templates: must be >= 1", flowKeyPrefix))
+	}
+	if c.MaxTemplatesTotal < 1 {
+		errs = append(errs, fmt.Errorf("%smax_templates_total: must be >= 1", flowKeyPrefix))
 	}
 	if c.MaxTemplateFields < 1 || c.MaxTemplateFields > 16383 {
 		errs = append(errs, fmt.Errorf("%smax_template_fields: must be between 1 and 16383", flowKeyPrefix))
@@ -158,6 +165,7 @@ type flowDomain struct {
 	optRate   atomic.Uint32 // from a sampling options record, 0 if none
 	cfgRate   uint32        // from config rules or the default
 	cfgKnown  bool          // cfgRate came from a rule
+	dead      bool          // swept out of the map (under mu): do not add to it
 }
 
 // flowDecoder decodes IPFIX and NetFlow v9. It is safe for concurrent use
@@ -172,6 +180,7 @@ type flowDecoder struct {
 	domains map[domainKey]*flowDomain
 
 	lastSweep atomic.Int64
+	total     atomic.Int64 // templates held, all scopes
 	m         flowMetrics
 }
 
@@ -484,14 +493,15 @@ func (f *flowDecoder) sweep(now int64) {
 		for id, t := range d.templates {
 			if f.expired(t, now) {
 				delete(d.templates, id)
+				f.total.Add(-1)
 				f.m.templates[si][evExpired].Inc()
 			}
 		}
-		empty := len(d.templates) == 0
-		d.mu.Unlock()
-		if empty && lt > 0 && now-d.lastSeen.Load() > lt {
+		if len(d.templates) == 0 && lt > 0 && now-d.lastSeen.Load() > lt {
+			d.dead = true
 			delete(f.domains, k)
 		}
+		d.mu.Unlock()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,7 +127,7 @@ func TestFlowHazards(t *testing.T) {
 // TestFlowStateBounded floods templates from many exporters and ids: the
 // state stays within max_exporters x max_templates.
 func TestFlowStateBounded(t *testing.T) {
-	f, _ := fxNewFlow(t, func(c *FlowConfig) { c.MaxExporters = 16; c.MaxTemplates = 32 })
+	f, _ := fxNewFlow(t, func(c *FlowConfig) { c.MaxExporters = 64; c.MaxTemplates = 32; c.MaxTemplatesTotal = 300 })
 	var b Batch
 	var wg sync.WaitGroup
 	for w := 0; w < 2; w++ {
@@ -147,8 +148,9 @@ func TestFlowStateBounded(t *testing.T) {
 	}
 	wg.Wait()
 	d, n := f.stats()
-	assert.LessOrEqual(t, d, 16)
-	assert.LessOrEqual(t, n, 16*32)
+	assert.Equal(t, 64, d, "max_exporters reached and held")
+	assert.Equal(t, 300, n, "max_templates_total reached and held")
+	assert.Equal(t, int64(n), f.total.Load())
 	assert.Greater(t, fxCount(f.m.rejected[0][rejExporterLimit]), 0.0)
 	assert.Greater(t, fxCount(f.m.rejected[0][rejTemplateLimit]), 0.0)
 	_ = b
@@ -177,7 +179,8 @@ func fxCheckBatch(t *testing.T, f *flowDecoder, src Source, b *Batch) {
 	}
 	d, n := f.stats()
 	require.LessOrEqual(t, d, f.cfg.MaxExporters)
-	require.LessOrEqual(t, n, f.cfg.MaxExporters*f.cfg.MaxTemplates)
+	require.LessOrEqual(t, n, f.cfg.MaxTemplatesTotal)
+	require.Equal(t, int64(n), f.total.Load(), "template accounting")
 }
 
 // FuzzDecodeIPFIX feeds one datagram, twice (so templates it carries apply
@@ -242,4 +245,42 @@ func FuzzDecodeNetFlow9(f *testing.F) {
 			fxCheckBatch(t, dec, SourceNetFlow9, &b)
 		}
 	})
+}
+
+// TestFlowConcurrentSweep races decoding (templates and data from many
+// scopes) against expiry sweeps; the template accounting stays exact. Run
+// with -race.
+func TestFlowConcurrentSweep(t *testing.T) {
+	f, _ := fxNewFlow(t, func(c *FlowConfig) { c.TemplateLifetime = time.Second })
+	var clock atomic.Int64
+	clock.Store(time.Unix(1_700_000_000, 0).UnixNano())
+	f.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var b Batch
+			rec := fxBasicRecord("10.0.0.1", "10.0.0.2", 1, 2, 17, 0, 1, 100, 0, 0)
+			for i := 0; i < 3000; i++ {
+				from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(w), 0, byte(i % 7)}), 1)
+				msg := fxIPFIX(1, 0, uint32(i%3), fxSet(2, fxTmpl(true, uint16(256+i%5), fxBasicFields...)), fxSet(uint16(256+i%5), rec))
+				require.NoError(t, f.Decode(SourceIPFIX, from, msg, 0, &b))
+				if i%10 == 0 {
+					clock.Add(int64(300 * time.Millisecond))
+				}
+			}
+		}(w)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 300; i++ {
+			f.sweep(clock.Load())
+		}
+	}()
+	wg.Wait()
+	_, n := f.stats()
+	assert.Equal(t, int64(n), f.total.Load())
+	assert.Greater(t, fxCount(f.m.templates[0][evExpired]), 0.0)
 }

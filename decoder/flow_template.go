@@ -173,6 +173,7 @@ func (f *flowDecoder) reject(c *msgCtx, r rejectReason, id uint16, forget bool) 
 		c.d.mu.Lock()
 		if _, ok := c.d.templates[id]; ok {
 			delete(c.d.templates, id)
+			f.total.Add(-1)
 			f.m.templates[c.si][evWithdrawn].Inc()
 		}
 		c.d.mu.Unlock()
@@ -196,6 +197,7 @@ func (f *flowDecoder) withdraw(c *msgCtx, id uint16, options bool) {
 	if !all {
 		if _, ok := d.templates[id]; ok {
 			delete(d.templates, id)
+			f.total.Add(-1)
 			f.m.templates[c.si][evWithdrawn].Inc()
 		}
 		return
@@ -203,6 +205,7 @@ func (f *flowDecoder) withdraw(c *msgCtx, id uint16, options bool) {
 	for tid, t := range d.templates {
 		if t.options == options {
 			delete(d.templates, tid)
+			f.total.Add(-1)
 			f.m.templates[c.si][evWithdrawn].Inc()
 		}
 	}
@@ -211,12 +214,24 @@ func (f *flowDecoder) withdraw(c *msgCtx, id uint16, options bool) {
 // addTemplate stores a validated template. Re-sending an identical template
 // only refreshes its age and allocates nothing.
 func (f *flowDecoder) addTemplate(c *msgCtx, id uint16, options bool, scope, count int, fields []byte, minLen int, variable bool) {
-	d := f.domainForTemplates(c)
+	var d *flowDomain
+	for range 2 {
+		if d = f.domainForTemplates(c); d == nil {
+			f.m.rejected[c.si][rejExporterLimit].Inc()
+			return
+		}
+		d.mu.Lock()
+		if !d.dead {
+			break
+		}
+		// swept meanwhile: take (or make) the live scope
+		d.mu.Unlock()
+		c.d, d = nil, nil
+	}
 	if d == nil {
 		f.m.rejected[c.si][rejExporterLimit].Inc()
 		return
 	}
-	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.templates[id]
 	if old != nil && old.same(options, scope, count, fields, c.version == 10) {
@@ -224,9 +239,15 @@ func (f *flowDecoder) addTemplate(c *msgCtx, id uint16, options bool, scope, cou
 		f.m.templates[c.si][evRefreshed].Inc()
 		return
 	}
-	if old == nil && len(d.templates) >= f.cfg.MaxTemplates {
-		f.m.rejected[c.si][rejTemplateLimit].Inc()
-		return
+	if old == nil {
+		// reserve a slot in the global budget (atomic: scopes lock apart)
+		if len(d.templates) >= f.cfg.MaxTemplates || f.total.Add(1) > int64(f.cfg.MaxTemplatesTotal) {
+			if len(d.templates) < f.cfg.MaxTemplates {
+				f.total.Add(-1)
+			}
+			f.m.rejected[c.si][rejTemplateLimit].Inc()
+			return
+		}
 	}
 	t := &flowTemplate{
 		id: id, options: options, scope: uint16(scope),

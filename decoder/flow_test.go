@@ -29,6 +29,7 @@ func TestFlowConfigValidate(t *testing.T) {
 		{func(c *FlowConfig) { c.TemplateLifetime = -time.Second }, "decoder.flow.template_lifetime"},
 		{func(c *FlowConfig) { c.MaxExporters = 0 }, "decoder.flow.max_exporters"},
 		{func(c *FlowConfig) { c.MaxTemplates = 0 }, "decoder.flow.max_templates"},
+		{func(c *FlowConfig) { c.MaxTemplatesTotal = 0 }, "decoder.flow.max_templates_total"},
 		{func(c *FlowConfig) { c.MaxTemplateFields = 0 }, "decoder.flow.max_template_fields"},
 		{func(c *FlowConfig) { c.MaxRecords = 0 }, "decoder.flow.max_records"},
 		{func(c *FlowConfig) { c.Directions = "sideways" }, "decoder.flow.directions"},

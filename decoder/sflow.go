@@ -401,12 +401,7 @@ func (a *flowAcc) emit(r *Record) bool {
 		if t.ok {
 			r.OuterSrcIP, r.OuterDstIP = t.src, t.dst
 			if t.proto == protoUDP {
-				switch t.dport {
-				case portVXLAN:
-					r.Tunnel = TunnelVXLAN
-				case portGeneve:
-					r.Tunnel = TunnelGeneve
-				}
+				r.Tunnel = tunnelOfPort(t.dport)
 			}
 		}
 	}
@@ -419,6 +414,23 @@ func (a *flowAcc) emit(r *Record) bool {
 	}
 	return true
 }
+
+// tunnelOfPort names the tunnel from the UDP destination port of an OVS
+// tunnel record. OVS 3.1 writes the tunnel's ports into these records
+// byte-swapped (network-order values stored as host-order on little-endian
+// hosts: 4789 arrives as 0xb512 = 46354; see
+// decoder/testdata/sflow-ovs-vxlan-*.pcapng), so both orders are accepted.
+func tunnelOfPort(p uint32) Tunnel {
+	switch p {
+	case portVXLAN, swap16(portVXLAN):
+		return TunnelVXLAN
+	case portGeneve, swap16(portGeneve):
+		return TunnelGeneve
+	}
+	return TunnelNone
+}
+
+func swap16(v uint32) uint32 { return (v&0xff)<<8 | (v>>8)&0xff }
 
 func fillSampledIP(r *Record, s *sampledIP, et uint16) {
 	r.EtherType = et

@@ -1,6 +1,7 @@
 package decoder
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strings"
@@ -14,6 +15,11 @@ import (
 func sflowSeeds(f *testing.F) {
 	for _, d := range readCaptureUDP(f, sflowCapture, 6343) {
 		f.Add(d.Payload)
+	}
+	for _, path := range []string{vxlanEgressCapture, vxlanIngressCapture} {
+		for _, d := range readCaptureUDP(f, path, 16343) {
+			f.Add(d.Payload)
+		}
 	}
 	inner := sfbCat(hbEth(hbMAC(2), hbMAC(1), etherTypeIPv4), hbIPv4(protoTCP, ip1, ip2, 20, nil, 0, false), hbTCP(1000, 22, 0x02))
 	f.Add(sfbDatagram(testAgent, 7, 99, 5000,
@@ -126,4 +132,55 @@ func FuzzDecodeSFlow(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSFlowWordMutationsAgree applies the differential rule of
+// FuzzSFlowFastVsGoflow2 to every 32-bit word of a few real datagrams and the
+// crafted seed, each replaced by values that stress lengths and counts: a
+// deterministic complement to fuzzing, which is slow on a shared machine.
+func TestSFlowWordMutationsAgree(t *testing.T) {
+	var inputs [][]byte
+	dgs := readCaptureUDP(t, sflowCapture, 6343)
+	for i := 0; i < len(dgs); i += len(dgs) / 4 {
+		inputs = append(inputs, dgs[i].Payload)
+	}
+	for _, path := range []string{vxlanEgressCapture, vxlanIngressCapture} {
+		inputs = append(inputs, readCaptureUDP(t, path, 16343)[0].Payload)
+	}
+	fast := newTestDecoder(t, true)
+	slow := newTestDecoder(t, false)
+	var fb, sb Batch
+	var agree, fastStricter int
+	for _, in := range inputs {
+		for off := 0; off+4 <= len(in); off += 4 {
+			orig := binary.BigEndian.Uint32(in[off:])
+			for _, v := range []uint32{0, 1, 2, 3, 5, 1001, orig + 4, orig - 4, orig + 1, 0xffffffff} {
+				data := append([]byte(nil), in...)
+				binary.BigEndian.PutUint32(data[off:], v)
+				ferr := fast.Decode(SourceSFlow, testExporter, data, 42, &fb)
+				serr := slow.Decode(SourceSFlow, testExporter, data, 42, &sb)
+				switch {
+				case ferr == nil && serr == nil:
+					agree++
+					if fb.Header == sb.Header && slices.Equal(fb.Records, sb.Records) && slices.Equal(fb.Counters, sb.Counters) {
+						continue
+					}
+					if diff := cmp.Diff(sb, fb, cmpAddrs); diff != "" {
+						t.Fatalf("word %d = %#x: paths differ (-goflow2 +fast):\n%s", off/4, v, diff)
+					}
+				case ferr == nil:
+					t.Fatalf("word %d = %#x: fast accepts, goflow2 rejects: %v", off/4, v, serr)
+				case serr == nil:
+					fastStricter++
+					if !errors.Is(ferr, ErrTruncated) && !errors.Is(ferr, ErrBadLength) {
+						t.Fatalf("word %d = %#x: unexplained fast-only rejection: %v", off/4, v, ferr)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d mutants accepted by both and equal, %d rejected only by the stricter fast path", agree, fastStricter)
+	if agree == 0 || fastStricter == 0 {
+		t.Fatal("mutations exercised neither agreement nor strictness")
+	}
 }

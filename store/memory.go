@@ -195,6 +195,9 @@ func (m *Memory) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.
 // Oldest returns the Start of the oldest window held, the point from which
 // memory covers time completely; zero when empty.
 func (m *Memory) Oldest() time.Time {
+	if m == nil {
+		return time.Time{}
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if len(m.windows) == 0 {

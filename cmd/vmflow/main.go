@@ -25,11 +25,15 @@ import (
 const DefaultConfigPath = "configs/vmflow.yaml"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run is main without the process: it returns the exit code.
-func run(args, environ []string, stdout, stderr io.Writer) int {
+// run is main without the process: it returns the exit code. vmflow runs
+// until ctx is done (SIGINT or SIGTERM).
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vmflow", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default "+DefaultConfigPath+" when it exists)")
@@ -93,7 +97,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	log := cfg.Log.NewLogger(os.Stderr)
+	log := cfg.Log.NewLogger(stderr)
 	if res.File != "" {
 		log.Info("configuration loaded", "file", res.File, "env", res.EnvUsed)
 	} else {
@@ -104,14 +108,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		log.Error("build", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := a.Start(ctx); err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
 	<-ctx.Done()
-	log.Info("signal received, stopping")
+	log.Info("stopping")
 	a.Stop()
 	return 0
 }

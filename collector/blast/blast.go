@@ -19,12 +19,14 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // SFlowHeader is the fixed header of an sFlow v5 datagram.
@@ -168,6 +170,12 @@ type Config struct {
 	// and, with several sockets, adds socket<<16 to the sub-agent so each
 	// socket is its own gap-free stream.
 	RewriteSFlow bool
+	// GSO sends datagrams of equal size in one buffer that the kernel
+	// splits (UDP_SEGMENT): the receiver still sees separate datagrams,
+	// the sender spends far less CPU per datagram. Payloads are grouped by
+	// size, so the send order differs from the capture (sequence numbers
+	// are rewritten in send order).
+	GSO bool
 }
 
 // Result is what was sent.
@@ -207,10 +215,6 @@ func Run(ctx context.Context, cfg Config, payloads [][]byte) (Result, error) {
 	}
 	if cfg.Batch < 1 {
 		cfg.Batch = 64
-	}
-	if cfg.Batch > len(payloads) {
-		// a batch must not hold the same buffer twice
-		cfg.Batch = len(payloads)
 	}
 	if cfg.Count == 0 && cfg.Duration == 0 {
 		cfg.Count = uint64(len(payloads))
@@ -274,12 +278,26 @@ func Run(ctx context.Context, cfg Config, payloads [][]byte) (Result, error) {
 	return r, nil
 }
 
+// unit is one send: a datagram, or with GSO several datagrams of one size
+// in one buffer that the kernel splits (UDP_SEGMENT).
+type unit struct {
+	buf     []byte
+	segSize int // 0: a single datagram
+	segs    []seg
+	oob     []byte
+}
+
+type seg struct {
+	off     int
+	seqOff  int // 0: not sFlow
+	samples uint64
+	stream  int
+}
+
 type sender struct {
 	conn    *net.UDPConn
 	write   func([]ipv4.Message) (int, error)
-	bufs    [][]byte
-	hdrs    []SFlowHeader // SeqOffset 0 when not sFlow
-	stream  []int         // per payload: index into seqs
+	units   []unit
 	seqs    []uint32
 	msgs    []ipv4.Message
 	rewrite bool
@@ -288,6 +306,9 @@ type sender struct {
 	count, sent, samples, bytes, errors uint64
 	rate                                float64
 }
+
+// maxGSOSegments is the kernel's UDP_MAX_SEGMENTS on older kernels.
+const maxGSOSegments = 64
 
 func newSender(idx int, conn *net.UDPConn, cfg Config, payloads [][]byte, v6 bool) *sender {
 	s := &sender{conn: conn, rewrite: cfg.RewriteSFlow}
@@ -303,82 +324,142 @@ func newSender(idx int, conn *net.UDPConn, cfg Config, payloads [][]byte, v6 boo
 		sub   uint32
 	}
 	streams := map[streamKey]int{}
-	for _, p := range payloads {
+	prep := func(p []byte) ([]byte, seg) {
 		b := append([]byte(nil), p...)
 		h, ok := ParseSFlowHeader(b)
-		st := -1
-		if ok {
-			if cfg.RewriteSFlow && cfg.Sockets > 1 {
-				h.SubAgent += uint32(idx) << 16
-				binary.BigEndian.PutUint32(b[h.SubAgentOffset:], h.SubAgent)
-			}
-			k := streamKey{h.Agent, h.SubAgent}
-			var seen bool
-			if st, seen = streams[k]; !seen {
-				st = len(s.seqs)
-				streams[k] = st
-				s.seqs = append(s.seqs, 0)
-			}
-		} else {
-			h = SFlowHeader{}
+		if !ok {
+			return b, seg{stream: -1}
 		}
-		s.bufs = append(s.bufs, b)
-		s.hdrs = append(s.hdrs, h)
-		s.stream = append(s.stream, st)
+		if cfg.RewriteSFlow && cfg.Sockets > 1 {
+			h.SubAgent += uint32(idx) << 16
+			binary.BigEndian.PutUint32(b[h.SubAgentOffset:], h.SubAgent)
+		}
+		k := streamKey{h.Agent, h.SubAgent}
+		st, seen := streams[k]
+		if !seen {
+			st = len(s.seqs)
+			streams[k] = st
+			s.seqs = append(s.seqs, 0)
+		}
+		return b, seg{seqOff: h.SeqOffset, samples: uint64(h.Samples), stream: st}
 	}
-	s.msgs = make([]ipv4.Message, cfg.Batch)
+	if !cfg.GSO {
+		for _, p := range payloads {
+			b, sg := prep(p)
+			s.units = append(s.units, unit{buf: b, segs: []seg{sg}})
+		}
+	} else {
+		// Group the payloads by size; each group becomes buffers of up to
+		// maxGSOSegments datagrams (and at most 64 KiB).
+		bySize := map[int][][]byte{}
+		var sizes []int
+		for _, p := range payloads {
+			if _, ok := bySize[len(p)]; !ok {
+				sizes = append(sizes, len(p))
+			}
+			bySize[len(p)] = append(bySize[len(p)], p)
+		}
+		sort.Ints(sizes)
+		for _, size := range sizes {
+			group := bySize[size]
+			per := max(1, min(maxGSOSegments, 65000/size))
+			for len(group) > 0 {
+				n := min(per, len(group))
+				u := unit{}
+				for _, p := range group[:n] {
+					b, sg := prep(p)
+					sg.off = len(u.buf)
+					u.buf = append(u.buf, b...)
+					u.segs = append(u.segs, sg)
+				}
+				if n > 1 {
+					u.segSize = size
+					u.oob = udpSegmentCmsg(size)
+				}
+				s.units = append(s.units, u)
+				group = group[n:]
+			}
+		}
+	}
+	s.msgs = make([]ipv4.Message, min(cfg.Batch, len(s.units)))
 	for i := range s.msgs {
 		s.msgs[i].Buffers = make([][]byte, 1)
 	}
 	return s
 }
 
+// udpSegmentCmsg is a control message setting UDP_SEGMENT (GSO size).
+func udpSegmentCmsg(size int) []byte {
+	b := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = unix.SOL_UDP
+	h.Type = unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(b[unix.CmsgLen(0):], uint16(size))
+	return b
+}
+
 func (s *sender) run(ctx context.Context, start time.Time) {
 	idx := 0
 	done := ctx.Done()
+	type pending struct{ segs, samples, bytes uint64 }
+	pend := make([]pending, len(s.msgs))
 	for {
 		select {
 		case <-done:
 			return
 		default:
 		}
-		k := len(s.msgs)
+		left := uint64(1 << 62)
 		if s.limited {
 			if s.sent+s.errors >= s.count {
 				return
 			}
-			k = int(min(uint64(k), s.count-s.sent-s.errors))
+			left = s.count - s.sent - s.errors
 		}
 		if s.rate > 0 {
 			due := start.Add(time.Duration(float64(s.sent+s.errors) / s.rate * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
-				if d > 50*time.Millisecond {
-					d = 50 * time.Millisecond
-				}
-				time.Sleep(d)
+				time.Sleep(min(d, 50*time.Millisecond))
 				continue
 			}
-			// Smaller batches at a set rate keep the pace smooth.
-			k = min(k, max(1, int(s.rate/2000)))
+			// at most 0.5 ms worth per call keeps the pace smooth
+			left = min(left, max(1, uint64(s.rate/2000)))
 		}
 		uptime := uint32(1000 + time.Since(start).Milliseconds())
-		var samples, bytes uint64
-		for i := 0; i < k; i++ {
-			b := s.bufs[idx]
-			h := &s.hdrs[idx]
-			if h.SeqOffset > 0 {
-				if s.rewrite {
-					st := s.stream[idx]
-					s.seqs[st]++
-					binary.BigEndian.PutUint32(b[h.SeqOffset:], s.seqs[st])
-					binary.BigEndian.PutUint32(b[h.SeqOffset+4:], uptime)
+		k := 0
+		for k < len(s.msgs) && left > 0 {
+			u := &s.units[idx]
+			n := min(uint64(len(u.segs)), left)
+			left -= n
+			var p pending
+			for j := range int(n) {
+				sg := &u.segs[j]
+				if sg.seqOff > 0 {
+					if s.rewrite {
+						s.seqs[sg.stream]++
+						b := u.buf[sg.off:]
+						binary.BigEndian.PutUint32(b[sg.seqOff:], s.seqs[sg.stream])
+						binary.BigEndian.PutUint32(b[sg.seqOff+4:], uptime)
+					}
+					p.samples += sg.samples
 				}
-				samples += uint64(h.Samples)
 			}
-			bytes += uint64(len(b))
-			s.msgs[i].Buffers[0] = b
+			p.segs = n
+			end := len(u.buf)
+			if int(n) < len(u.segs) {
+				end = u.segs[n].off
+			}
+			p.bytes = uint64(end)
+			s.msgs[k].Buffers[0] = u.buf[:end]
+			s.msgs[k].OOB = nil
+			if u.segSize > 0 && n > 1 {
+				s.msgs[k].OOB = u.oob
+			}
+			pend[k] = p
+			k++
 			idx++
-			if idx == len(s.bufs) {
+			if idx == len(s.units) {
 				idx = 0
 			}
 		}
@@ -386,30 +467,18 @@ func (s *sender) run(ctx context.Context, start time.Time) {
 		for off < k {
 			n, err := s.write(s.msgs[off:k])
 			n = max(n, 0)
-			if err != nil {
-				// the first unsent datagram is refused (e.g. ICMP port
-				// unreachable from a previous one); skip it
-				n++
-				s.errors++
-				if off+n > k {
-					n = k - off
-				}
-				samples -= s.sampleOf(off + n - 1)
-				bytes -= uint64(len(s.msgs[off+n-1].Buffers[0]))
-				s.sent += uint64(n - 1)
-			} else {
-				s.sent += uint64(n)
+			for _, p := range pend[off : off+n] {
+				s.sent += p.segs
+				s.samples += p.samples
+				s.bytes += p.bytes
 			}
 			off += n
+			if err != nil && off < k {
+				// the first unsent message was refused (e.g. ICMP port
+				// unreachable from an earlier datagram); skip it
+				s.errors += pend[off].segs
+				off++
+			}
 		}
-		s.samples += samples
-		s.bytes += bytes
 	}
-}
-
-func (s *sender) sampleOf(i int) uint64 {
-	if h, ok := ParseSFlowHeader(s.msgs[i].Buffers[0]); ok {
-		return uint64(h.Samples)
-	}
-	return 0
 }

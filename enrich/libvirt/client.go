@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -92,6 +93,22 @@ func dialTransport(ctx context.Context, t Target, tc TLSConfig) (net.Conn, error
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("libvirt tls handshake with %s: %w", addr, err)
+		}
+		// After the handshake the daemon sends one byte: 1 when it accepted
+		// our certificate and address, anything else when it did not
+		// (virNetServerClient / virNetClientSetTLSSession).
+		if dl, ok := ctx.Deadline(); ok {
+			_ = tlsConn.SetReadDeadline(dl)
+		}
+		var ok [1]byte
+		if _, err := io.ReadFull(tlsConn, ok[:]); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("libvirt tls check byte from %s: %w", addr, err)
+		}
+		_ = tlsConn.SetReadDeadline(time.Time{})
+		if ok[0] != 1 {
+			nc.Close()
+			return nil, fmt.Errorf("libvirt tls: %s refused our certificate or address", addr)
 		}
 		return tlsConn, nil
 	}
@@ -192,8 +209,8 @@ func (cl *Client) supportsFeature(ctx context.Context, feature int32) (bool, err
 // OpenName is the name sent in CONNECT_OPEN.
 func (cl *Client) OpenName() string { return cl.target.Name }
 
-// Events delivers domain events after RegisterDomainEvents. It is closed
-// never; use Done to learn about the connection ending.
+// Events delivers domain events after RegisterDomainEvent. It is never
+// closed; use Done to learn that the connection ended.
 func (cl *Client) Events() <-chan Event { return cl.c.events }
 
 // Done is closed when the connection ends (error, keepalive timeout, Close).

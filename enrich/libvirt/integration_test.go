@@ -333,6 +333,67 @@ func TestLibvirtDaemonRestart(t *testing.T) {
 	assert.Positive(t, testutil.ToFloat64(src.m.reconnects.WithLabelValues(uri)))
 }
 
+// A frozen daemon (SIGSTOP: sockets open, nothing answers) is found dead by
+// keepalive; its VMs go stale and come back fresh once it thaws.
+func TestLibvirtFrozenDaemonGoesStale(t *testing.T) {
+	d := libvirtd.Start(t)
+	cfg := testConfig()
+	cfg.KeepaliveInterval = 200 * time.Millisecond
+	cfg.KeepaliveCount = 3
+	cfg.CallTimeout = 2 * time.Second
+	src, rec, _ := startSource(t, d.URI("test://"+nodeFixture(t)), cfg)
+	rec.waitFor(t, 10*time.Second, "initial sync", func(s enrich.Snapshot) bool { return len(s.VMs) == 4 && !s.Stale })
+
+	d.Pause()
+	snap := rec.waitFor(t, 5*time.Second, "stale after the daemon froze", func(s enrich.Snapshot) bool { return s.Stale })
+	assert.Len(t, snap.VMs, 4)
+	assert.Contains(t, src.Status().LastError, "keepalive")
+	d.Resume()
+	snap = rec.waitFor(t, 10*time.Second, "fresh after the daemon thawed", func(s enrich.Snapshot) bool { return !s.Stale })
+	assert.Len(t, snap.VMs, 4)
+}
+
+// With a one-slot event queue a burst of defines overflows it: each drop is
+// counted and forces a resync, so the final view is still complete.
+func TestLibvirtEventOverflowResyncs(t *testing.T) {
+	d := libvirtd.Start(t)
+	uri := d.URI("test:///default")
+	cfg := testConfig()
+	cfg.ResyncInterval = time.Hour
+	cfg.EventBuffer = 1
+	src, rec, _ := startSource(t, uri, cfg)
+	rec.waitFor(t, 10*time.Second, "initial sync", func(s enrich.Snapshot) bool { return len(s.VMs) > 0 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	op, err := Dial(ctx, uri, DialOptions{})
+	require.NoError(t, err)
+	defer op.Close()
+	const n = 40
+	for i := 0; i < n; i++ {
+		x := strings.Replace(eventDomainXML, "<name>ev-vm</name>", fmt.Sprintf("<name>burst-%02d</name>", i), 1)
+		x = strings.Replace(x, "00000000e001</uuid>", fmt.Sprintf("%012x</uuid>", 0xb000+i), 1)
+		x = strings.Replace(x, "fa:16:3e:ee:00:01", fmt.Sprintf("fa:16:3e:ee:01:%02x", i), 1)
+		_, err := op.DefineXML(ctx, x)
+		require.NoError(t, err)
+	}
+	rec.waitFor(t, 5*time.Second, "all burst domains present", func(s enrich.Snapshot) bool {
+		c := 0
+		for _, vm := range s.VMs {
+			if strings.HasPrefix(vm.Name, "burst-") {
+				c++
+			}
+		}
+		return c == n
+	})
+	dropped := testutil.ToFloat64(src.m.eventsDropped.WithLabelValues(uri))
+	resyncs := testutil.ToFloat64(src.m.resyncs.WithLabelValues(uri))
+	t.Logf("events dropped %v, resyncs %v", dropped, resyncs)
+	if dropped > 0 {
+		assert.GreaterOrEqual(t, resyncs, 2.0, "a dropped event forces a resync")
+	}
+}
+
 // writeBigNode writes a test-driver node file with n running domains.
 func writeBigNode(tb testing.TB, dir string, n int) string {
 	var b strings.Builder

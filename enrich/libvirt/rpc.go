@@ -251,20 +251,36 @@ func (c *conn) readLoop() {
 	}
 }
 
-func (c *conn) write(pkt []byte) error {
+// write sends one packet; a zero deadline means none. A write that cannot
+// finish by its deadline (peer not reading) fails and ends the connection.
+func (c *conn) write(pkt []byte, deadline time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.opts.CallTimeout > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.CallTimeout))
-	}
+	_ = c.nc.SetWriteDeadline(deadline)
 	_, err := c.nc.Write(pkt)
 	return err
+}
+
+func (c *conn) callDeadline(ctx context.Context) time.Time {
+	var dl time.Time
+	if c.opts.CallTimeout > 0 {
+		dl = time.Now().Add(c.opts.CallTimeout)
+	}
+	if cd, ok := ctx.Deadline(); ok && (dl.IsZero() || cd.Before(dl)) {
+		dl = cd
+	}
+	return dl
 }
 
 func (c *conn) sendKeepalive(proc int32) {
 	pkt := EncodePacket(Header{Program: KeepaliveProgram, Version: KeepaliveProtocolVersion,
 		Procedure: proc, Type: TypeMessage}, nil)
-	if err := c.write(pkt); err != nil {
+	// Bound the write so a peer that stopped reading is detected too.
+	iv := c.opts.KeepaliveInterval
+	if iv <= 0 {
+		iv = 5 * time.Second
+	}
+	if err := c.write(pkt, time.Now().Add(iv*time.Duration(c.opts.KeepaliveCount))); err != nil {
 		c.shutdown(fmt.Errorf("%w: keepalive write: %v", ErrClosed, err))
 	}
 }
@@ -315,7 +331,7 @@ func (c *conn) doCall(ctx context.Context, proc int32, args []byte) ([]byte, err
 
 	pkt := EncodePacket(Header{Program: RemoteProgram, Version: RemoteProtocolVersion,
 		Procedure: proc, Type: TypeCall, Serial: serial, Status: StatusOK}, args)
-	if err := c.write(pkt); err != nil {
+	if err := c.write(pkt, c.callDeadline(ctx)); err != nil {
 		c.shutdown(fmt.Errorf("%w: write: %v", ErrClosed, err))
 		return nil, c.closeErr()
 	}

@@ -321,3 +321,28 @@ func FuzzDecodePacket(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeDeviceEvents(t *testing.T) {
+	dom := Domain{Name: "vm9", UUID: [16]byte{1, 2, 3}, ID: 9}
+	// remote_domain_event_callback_device_removed_msg: callbackID, then the
+	// legacy msg struct { dom; devAlias }.
+	var rm xdrWriter
+	rm.i32(7)
+	rm.domain(dom)
+	rm.str("net1")
+	ev, known, err := decodeEvent(ProcDomainEventCallbackDeviceRemoved, rm.b)
+	require.NoError(t, err)
+	require.True(t, known)
+	assert.Equal(t, Event{Kind: EventDeviceRemoved, CallbackID: 7, Domain: dom, DevAlias: "net1"}, ev)
+
+	// remote_domain_event_callback_device_added_msg: callbackID, dom, devAlias.
+	ev, known, err = decodeEvent(ProcDomainEventCallbackDeviceAdded, rm.b)
+	require.NoError(t, err)
+	require.True(t, known)
+	assert.Equal(t, Event{Kind: EventDeviceAdded, CallbackID: 7, Domain: dom, DevAlias: "net1"}, ev)
+
+	_, known, _ = decodeEvent(ProcDomainEventCallbackDeviceAdded+1000, rm.b)
+	assert.False(t, known, "other event messages are ignored")
+	_, _, err = decodeEvent(ProcDomainEventCallbackLifecycle, rm.b[:10])
+	assert.Error(t, err, "truncated event")
+}

@@ -42,6 +42,22 @@ func TestLibvirtOverTCP(t *testing.T) {
 	assert.Contains(t, domainNames(doms), "test")
 }
 
+// qemu:///system answers through the private daemon too (no VMs here).
+func TestLibvirtQemuSystemURI(t *testing.T) {
+	d := libvirtd.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := Dial(ctx, d.URI("qemu:///system"), DialOptions{ReadOnly: true})
+	require.NoError(t, err)
+	defer cl.Close()
+	assert.Equal(t, "qemu:///system", cl.OpenName())
+	_, err = cl.ListAllDomains(ctx, 0)
+	require.NoError(t, err)
+	// Read-only connections may not change anything.
+	_, err = cl.DefineXML(ctx, eventDomainXML)
+	require.Error(t, err)
+}
+
 // writeCert creates a certificate signed by parent (self-signed when nil).
 func writeCert(t *testing.T, dir, name string, tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()

@@ -90,7 +90,7 @@ func cpuTime() time.Duration {
 // point; reports points/s and the writer process's CPU per point.
 func BenchmarkWriteThroughput(b *testing.B) {
 	const db = "vmflow_bench"
-	srv := influxd.Start(b)
+	srv := influxd.Shared(b)
 	srv.CreateDatabase(b, db)
 	cfg := DefaultConfig()
 	cfg.Enabled = true

@@ -138,8 +138,8 @@ func TestDashboardsValid(t *testing.T) {
 	var ds struct {
 		Datasources []struct {
 			Name, Type, UID, URL string
-			JSONData         map[string]any `yaml:"jsonData"`
-			SecureJSONData   map[string]any `yaml:"secureJsonData"`
+			JSONData             map[string]any `yaml:"jsonData"`
+			SecureJSONData       map[string]any `yaml:"secureJsonData"`
 		} `yaml:"datasources"`
 	}
 	raw, err := os.ReadFile(filepath.Join(grafanaDir, "provisioning", "datasources", "vmflow.yaml"))

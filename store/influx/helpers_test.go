@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -166,7 +167,22 @@ func expectedPoints(w *aggregate.Window) map[string]expectedPoint {
 	return out
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	influxd.StopShared()
+	os.Exit(code)
+}
+
+// startInflux returns the package's shared influxd with database db created.
 func startInflux(t *testing.T, db string) *influxd.Server {
+	t.Helper()
+	s := influxd.Shared(t)
+	s.CreateDatabase(t, db)
+	return s
+}
+
+// ownInflux starts an influxd for this test alone (it may be stopped).
+func ownInflux(t *testing.T, db string) *influxd.Server {
 	t.Helper()
 	s := influxd.Start(t)
 	s.CreateDatabase(t, db)

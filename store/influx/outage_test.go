@@ -20,7 +20,7 @@ import (
 // equal what was written: none missing, none duplicated.
 func TestOutage(t *testing.T) {
 	const db = "vmflow_outage"
-	srv := startInflux(t, db)
+	srv := ownInflux(t, db)
 	cfg := testConfig(t, srv.URL(), db)
 	cfg.BatchSize = 20 // several batches per window burst
 	cfg.MaxRetries = 1

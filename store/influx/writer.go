@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -122,10 +123,13 @@ func NewWriter(cfg Config, reg prometheus.Registerer) (*Writer, error) {
 	if cfg.Instance == "" {
 		cfg.Instance, _ = os.Hostname()
 	}
+	var rt http.RoundTripper = http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.Gzip {
+		rt = gzipTransport{base: rt}
+	}
 	opts := influxdb2.DefaultOptions().
 		SetPrecision(time.Second).
-		SetUseGZip(cfg.Gzip).
-		SetHTTPRequestTimeout(uint(cfg.Timeout / time.Second)).
+		SetHTTPClient(&http.Client{Timeout: cfg.Timeout, Transport: rt}).
 		SetApplicationName("vmflow")
 	client := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
 	w := &Writer{

@@ -7,8 +7,8 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/vmflow/vmflow/aggregate"
@@ -107,7 +107,7 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // NewLogger builds the slog logger the config asks for, writing to w.
-func (c LogConfig) NewLogger(w *os.File) *slog.Logger {
+func (c LogConfig) NewLogger(w io.Writer) *slog.Logger {
 	lvl, _ := parseLevel(c.Level)
 	opts := &slog.HandlerOptions{Level: lvl}
 	if strings.EqualFold(c.Format, "json") {
@@ -123,7 +123,7 @@ type LoadResult = cfgload.Result
 // environment (nil: os.Environ()), then validates. Errors name the key.
 func Load(path string, environ []string) (Config, LoadResult, error) {
 	cfg := DefaultConfig()
-	res, err := cfgload.Load(path, &cfg, cfgload.Options{EnvPrefix: EnvPrefix, Environ: environ})
+	res, err := load(path, &cfg, environ)
 	if err != nil {
 		return cfg, res, err
 	}
@@ -131,6 +131,15 @@ func Load(path string, environ []string) (Config, LoadResult, error) {
 		return cfg, res, fmt.Errorf("config: %w", err)
 	}
 	return cfg, res, nil
+}
+
+func load(path string, cfg *Config, environ []string) (LoadResult, error) {
+	return cfgload.Load(path, cfg, cfgload.Options{EnvPrefix: EnvPrefix, Environ: environ})
+}
+
+// loadNoValidate is Load from the environment only, without Validate (tests).
+func loadNoValidate(cfg *Config, environ []string) (LoadResult, error) {
+	return load("", cfg, environ)
 }
 
 // Dump renders the configuration as YAML.

@@ -92,7 +92,58 @@ func freePort(t testing.TB) int {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Require(t)
-	dir := t.TempDir()
+	s, err := launch(t, bin, t.TempDir())
+	t.Cleanup(s.Stop)
+	if err != nil {
+		t.Fatalf("influxd: %v", err)
+	}
+	return s
+}
+
+var shared struct {
+	mu  sync.Mutex
+	s   *Server
+	dir string
+	err error
+}
+
+// Shared returns one influxd shared by the tests of a package (started on
+// first use; give each test its own database). Call StopShared from
+// TestMain after m.Run. Tests that stop or restart influxd must use Start.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	bin := Require(t)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.s == nil && shared.err == nil {
+		dir, err := os.MkdirTemp("", "influxd-shared-")
+		if err != nil {
+			shared.err = err
+		} else {
+			shared.dir = dir
+			shared.s, shared.err = launch(t, bin, dir)
+		}
+	}
+	if shared.err != nil {
+		t.Fatalf("influxd: %v", shared.err)
+	}
+	return shared.s
+}
+
+// StopShared stops the shared influxd and removes its directory.
+func StopShared() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.s != nil {
+		shared.s.Stop()
+	}
+	if shared.dir != "" {
+		_ = os.RemoveAll(shared.dir)
+	}
+	shared.s, shared.dir, shared.err = nil, "", nil
+}
+
+func launch(t testing.TB, bin, dir string) (*Server, error) {
 	s := &Server{
 		t:        t,
 		bin:      bin,
@@ -134,13 +185,9 @@ bind-address = %q
   log-enabled = false
 `, rpc, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), s.httpAddr)
 	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
-		t.Fatalf("influxd: write config: %v", err)
+		return s, fmt.Errorf("write config: %w", err)
 	}
-	t.Cleanup(s.Stop)
-	if err := s.start(); err != nil {
-		t.Fatalf("influxd: %v", err)
-	}
-	return s
+	return s, s.start()
 }
 
 func (s *Server) start() error {
