@@ -62,11 +62,11 @@ blast: | bin
 
 # Each fuzz target for FUZZTIME (go test -fuzz takes one target per run).
 fuzz:
-	@for pkg in $$(go list ./...); do \
-	  for f in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep -E '^Fuzz' || true); do \
-	    echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
+	@grep -rH --include='*_test.go' -oE '^func Fuzz[A-Za-z0-9_]+' . | sort -u | \
+	while IFS=: read -r file fn; do \
+	  pkg=./$$(dirname "$${file#./}"); f=$${fn#func }; \
+	  echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
+	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
 lint:

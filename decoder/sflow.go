@@ -645,11 +645,11 @@ func (d *sflowDecoder) decodeFast(from netip.AddrPort, data []byte, received int
 	b.Header.SubAgent = m.subAgent
 	b.Header.Sequence = sfU32(p[4:])
 	b.Header.Uptime = sfU32(p[8:])
-	b.Header.Samples = int(n)
 	p = p[16:]
 	if n > uint32(d.cfg.MaxSamples) {
 		return fmt.Errorf("%d samples (max %d): %w", n, d.cfg.MaxSamples, ErrTooManySamples)
 	}
+	b.Header.Samples = int(n)
 	for i := 0; i < int(n); i++ {
 		if len(p) < 8 {
 			return fmt.Errorf("sample %d of %d: header: %w", i, n, ErrTruncated)
