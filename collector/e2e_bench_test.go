@@ -101,9 +101,10 @@ func envFloat(name string, def float64) float64 {
 // sFlow header. One op is one datagram. Sub-benchmarks: "max" sends as fast
 // as the sender can, "rate" paces the sender at VMFLOW_E2E_SAMPLES_PER_S
 // (default 1,000,000 samples/s). VMFLOW_E2E_SOCKETS sets the sending
-// sockets (default 2); VMFLOW_E2E_GSO=0 turns off UDP GSO in the sender
+// sockets (default 2), VMFLOW_E2E_QUEUE the queue size; VMFLOW_E2E_GSO=0 turns off UDP GSO in the sender
 // (on by default: it cuts the sender's CPU, which shares the 2 cores; the
-// collector still receives one datagram at a time).
+// collector still receives one datagram at a time) and VMFLOW_E2E_GRO=0
+// UDP GRO in the collector.
 func BenchmarkEndToEndLoopback(b *testing.B) {
 	payloads, err := blast.LoadPcap(sflowCapture(b), 6343)
 	if err != nil {
@@ -122,9 +123,11 @@ func BenchmarkEndToEndLoopback(b *testing.B) {
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			bc := blast.Config{Sockets: sockets, Batch: 64, Rate: bm.rate, Count: uint64(b.N), GSO: gso}
+			b.ReportAllocs()
 			b.ResetTimer()
 			cfg := DefaultConfig()
 			cfg.SFlow.GRO = gro
+			cfg.SFlow.QueueSize = int(envFloat("VMFLOW_E2E_QUEUE", float64(cfg.SFlow.QueueSize)))
 			r := RunLoopback(b, cfg, sflowCounter{}, bc, payloads)
 			b.StopTimer()
 			b.ReportMetric(float64(r.Stats.Handled)/r.Seconds, "dgrams/s")

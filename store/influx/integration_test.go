@@ -135,6 +135,55 @@ func TestWriteReadBack(t *testing.T) {
 		want := expectedWindow(win)
 		assert.Empty(t, cmp.Diff(want, back[i], cmpopts.EquateComparable(netip.Addr{})), "window %d", i)
 	}
+	// PairSeries and VMSeries: sums per step, the step ending at or after
+	// each window's end (computed here from the windows written).
+	step := 20 * time.Second
+	from, to := wins[0].Start, wins[len(wins)-1].End
+	stepEnd := func(t time.Time) int64 {
+		s := int64(step / time.Second)
+		return (t.Unix() + s - 1) / s * s
+	}
+	type key struct {
+		src string
+		end int64
+	}
+	wantPair := map[key][2]float64{}
+	wantVM := map[key][2]float64{}
+	for _, win := range wins {
+		for _, p := range win.Pairs {
+			k := key{p.Key.Source.String(), stepEnd(win.End)}
+			if p.Src.VM == "web-1" && p.Dst.VM == "db-1" {
+				v := wantPair[k]
+				wantPair[k] = [2]float64{v[0] + p.Stats.Bytes, v[1] + p.Stats.RST}
+			}
+			if p.Src.VM == "web-1" {
+				v := wantVM[k]
+				wantVM[k] = [2]float64{v[0] + p.Stats.Bytes, v[1]}
+			}
+			if p.Dst.VM == "web-1" {
+				v := wantVM[k]
+				wantVM[k] = [2]float64{v[0], v[1] + p.Stats.Bytes}
+			}
+		}
+	}
+	ps, err := r.PairSeries(context.Background(), "web-1", "db-1", from, to, step)
+	require.NoError(t, err)
+	gotPair := map[key][2]float64{}
+	for _, p := range ps {
+		gotPair[key{p.Source, p.Time.Unix()}] = [2]float64{p.Bytes, p.RST}
+		assert.InDelta(t, p.Bytes*8/step.Seconds(), p.BPS, 1e-9)
+	}
+	assert.Equal(t, wantPair, gotPair)
+	vs, err := r.VMSeries(context.Background(), "web-1", from, to, step)
+	require.NoError(t, err)
+	gotVM := map[key][2]float64{}
+	for _, p := range vs {
+		gotVM[key{p.Source, p.Time.Unix()}] = [2]float64{p.TxBytes, p.RxBytes}
+	}
+	assert.Equal(t, wantVM, gotVM)
+	_, err = r.PairSeries(context.Background(), "web-1", "db-1", from, to, 0)
+	assert.ErrorContains(t, err, "step")
+
 	// (from, to] excludes a window ending at from.
 	back, err = r.Windows(context.Background(), wins[0].End, wins[1].End)
 	require.NoError(t, err)

@@ -393,6 +393,17 @@ func (r *Reader) seriesFlux(filter string, fields []string, from, to time.Time, 
 		fluxString(r.cfg.Bucket), rangeFor(from, to), filter, fieldFilter(fields), fluxDuration(step))
 }
 
+// stepLabel rounds aggregateWindow's time up to the end of its step: the
+// last step of a range is cut at the range's stop (and shifted by the -1 s
+// of seriesFlux), but is labelled by its full end like the others.
+func stepLabel(t time.Time, step time.Duration) time.Time {
+	t = t.UTC()
+	if r := t.Truncate(step); !r.Equal(t) {
+		return r.Add(step)
+	}
+	return t
+}
+
 func fluxDuration(d time.Duration) string {
 	if d%time.Second == 0 {
 		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
@@ -426,7 +437,7 @@ func (r *Reader) PairSeries(ctx context.Context, src, dst string, from, to time.
 	err := r.query(ctx, r.seriesFlux(filter, pairSeriesFields, from, to, step), func(rec *query.FluxRecord) error {
 		v := rec.Values()
 		p := PairPoint{
-			Time: rec.Time(), Source: str(v["source"]),
+			Time: stepLabel(rec.Time(), step), Source: str(v["source"]),
 			Bytes: fnum(v["bytes"]), Packets: fnum(v["packets"]), BytesVar: fnum(v["bytes_var"]), PacketsVar: fnum(v["packets_var"]),
 			Samples: inum(v["samples"]), Flows: inum(v["flows"]),
 			TCPBytes: fnum(v["tcp_bytes"]), UDPBytes: fnum(v["udp_bytes"]), ICMPBytes: fnum(v["icmp_bytes"]), OtherBytes: fnum(v["other_bytes"]),
@@ -459,7 +470,7 @@ func (r *Reader) VMSeries(ctx context.Context, vm string, from, to time.Time, st
 	secs := step.Seconds()
 	err := r.query(ctx, r.seriesFlux(filter, vmSeriesFields, from, to, step), func(rec *query.FluxRecord) error {
 		v := rec.Values()
-		p := VMPoint{Time: rec.Time(), Source: str(v["source"]),
+		p := VMPoint{Time: stepLabel(rec.Time(), step), Source: str(v["source"]),
 			TxBytes: fnum(v["tx_bytes"]), TxPackets: fnum(v["tx_packets"]), RxBytes: fnum(v["rx_bytes"]), RxPackets: fnum(v["rx_packets"])}
 		p.TxBPS = p.TxBytes * 8 / secs
 		p.RxBPS = p.RxBytes * 8 / secs

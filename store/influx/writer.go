@@ -261,10 +261,7 @@ func (w *Writer) Write(win *aggregate.Window) {
 		return
 	}
 	if w.state.Load() == 2 {
-		n := 0
-		for range win.Pairs {
-			n++
-		}
+		n := len(win.Pairs)
 		w.dropped.Add(int64(n))
 		w.m.droppedPoints.WithLabelValues("stopped").Add(float64(n))
 		return

@@ -142,8 +142,17 @@ func loadNoValidate(cfg *Config, environ []string) (LoadResult, error) {
 	return load("", cfg, environ)
 }
 
-// Dump renders the configuration as YAML.
-func (c Config) Dump() ([]byte, error) { return cfgload.Dump(c) }
+// Redacted replaces in Dump's output a secret's value that is set.
+const Redacted = "<redacted>"
+
+// Dump renders the configuration as YAML, secrets (influx.token, unless
+// empty or the no-auth ":") replaced by Redacted.
+func (c Config) Dump() ([]byte, error) {
+	if c.Influx.Token != "" && c.Influx.Token != ":" {
+		c.Influx.Token = Redacted
+	}
+	return cfgload.Dump(c)
+}
 
 // Keys lists every configuration key with its environment variable.
 func Keys() []cfgload.Key { return cfgload.Keys(DefaultConfig(), EnvPrefix) }

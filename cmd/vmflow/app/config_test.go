@@ -205,3 +205,13 @@ func TestTagsAgree(t *testing.T) {
 	}
 	check(reflect.TypeOf(Config{}), "")
 }
+
+func TestDumpRedactsSecrets(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Influx.Token = "s3cr3t-token"
+	out, err := cfg.Dump()
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "s3cr3t")
+	assert.Contains(t, string(out), "token: "+Redacted)
+	assert.Equal(t, "s3cr3t-token", cfg.Influx.Token, "the config itself is untouched")
+}

@@ -10,6 +10,7 @@
 package cfgload
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -295,5 +296,14 @@ func fieldByParts(v reflect.Value, parts []string) reflect.Value {
 
 // Dump renders v as YAML (the `yaml` tags; durations as "10s").
 func Dump(v any) ([]byte, error) {
-	return yaml.Marshal(v)
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
