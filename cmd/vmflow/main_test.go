@@ -146,6 +146,13 @@ func TestRunShippedConfigServesAPI(t *testing.T) {
 	b, _ := json.Marshal(vms)
 	assert.Contains(t, string(b), "vm1", "the static inventory is loaded")
 
+	// The embedded web UI is served at /.
+	resp, err = http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+
 	cancel()
 	select {
 	case code := <-done:

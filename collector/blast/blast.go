@@ -161,6 +161,9 @@ type Config struct {
 	// Rate is datagrams per second over all sockets; 0 sends as fast as
 	// possible.
 	Rate float64
+	// SampleRate paces by sFlow samples per second instead (overrides
+	// Rate).
+	SampleRate float64
 	// Duration and Count bound the run (whichever comes first); with
 	// neither, every payload is sent once.
 	Duration time.Duration
@@ -244,6 +247,10 @@ func Run(ctx context.Context, cfg Config, payloads [][]byte) (Result, error) {
 		if cfg.Rate > 0 {
 			s.rate = cfg.Rate / float64(cfg.Sockets)
 		}
+		if cfg.SampleRate > 0 {
+			s.rate = cfg.SampleRate / float64(cfg.Sockets)
+			s.bySamples = true
+		}
 		senders[i] = s
 	}
 	if cfg.Duration > 0 {
@@ -305,6 +312,7 @@ type sender struct {
 
 	count, sent, samples, bytes, errors uint64
 	rate                                float64
+	bySamples                           bool // rate counts samples, not datagrams
 }
 
 // maxGSOSegments is the kernel's UDP_MAX_SEGMENTS on older kernels.
@@ -418,13 +426,19 @@ func (s *sender) run(ctx context.Context, start time.Time) {
 			left = s.count - s.sent - s.errors
 		}
 		if s.rate > 0 {
-			due := start.Add(time.Duration(float64(s.sent+s.errors) / s.rate * float64(time.Second)))
+			progress := float64(s.sent + s.errors)
+			perDgram := 1.0
+			if s.bySamples {
+				progress = float64(s.samples)
+				perDgram = max(1, float64(s.samples)/float64(max(s.sent, 1)))
+			}
+			due := start.Add(time.Duration(progress / s.rate * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				time.Sleep(min(d, 50*time.Millisecond))
 				continue
 			}
 			// at most 0.5 ms worth per call keeps the pace smooth
-			left = min(left, max(1, uint64(s.rate/2000)))
+			left = min(left, max(1, uint64(s.rate/perDgram/2000)))
 		}
 		uptime := uint32(1000 + time.Since(start).Milliseconds())
 		k := 0

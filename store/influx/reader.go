@@ -397,11 +397,11 @@ func (r *Reader) seriesFlux(filter string, fields []string, from, to time.Time, 
 // last step of a range is cut at the range's stop (and shifted by the -1 s
 // of seriesFlux), but is labelled by its full end like the others.
 func stepLabel(t time.Time, step time.Duration) time.Time {
-	t = t.UTC()
-	if r := t.Truncate(step); !r.Equal(t) {
-		return r.Add(step)
+	ns, st := t.UnixNano(), int64(step)
+	if r := ns % st; r != 0 { // Flux aligns steps to the Unix epoch
+		ns += st - r
 	}
-	return t
+	return time.Unix(0, ns).UTC()
 }
 
 func fluxDuration(d time.Duration) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/vmflow/vmflow/enrich/libvirt"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
+	"github.com/vmflow/vmflow/web"
 )
 
 // App is a wired vmflow. New is inert; Start starts the components in data
@@ -100,7 +101,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		Exporters:  a.col,
 		Gatherer:   a.reg,
 		Registerer: a.reg,
-		UI:         uiFS(),
+		UI:         web.FS(),
 		Logger:     log,
 	}
 	if a.influx != nil {
