@@ -1,6 +1,7 @@
 # vmflow — see README.md.
 #
 #   make run     build and start vmflow with configs/vmflow.yaml
+#   make run-influx  the same plus a local InfluxDB (configs/vmflow-influx.yaml)
 #   make build   build bin/vmflow
 #   make test    install what the tests need, then unit + integration tests
 #   make bench   Go benchmarks (ns and allocs per op) and the end-to-end blast
@@ -11,9 +12,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Go from /usr/local/go on a fresh machine, and Go-installed tools (influxd).
-export PATH := /usr/local/go/bin:$(PATH)
-GOPATH_BIN := $(shell go env GOPATH 2>/dev/null)/bin
-export PATH := $(GOPATH_BIN):$(PATH)
+# ($(shell) does not see the exported PATH in make 4.3: give it explicitly.)
+GOPATH_BIN := $(or $(shell PATH="/usr/local/go/bin:$$PATH" go env GOPATH 2>/dev/null),$(HOME)/go)/bin
+# sbin: ip, ss, ethtool and the OVS daemons, also when the caller's PATH lacks it.
+export PATH := $(GOPATH_BIN):/usr/local/go/bin:$(PATH):/usr/local/sbin:/usr/sbin:/sbin
 export GOFLAGS ?= -mod=mod
 
 BIN        := bin/vmflow
@@ -23,7 +25,7 @@ TIMEOUT    ?= 40m
 FUZZTIME   ?= 20s
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test unit deps bench blast fuzz lint clean
+.PHONY: all build run run-influx test unit deps bench blast fuzz lint clean
 
 all: build
 
@@ -32,6 +34,11 @@ build:
 
 run: build
 	./$(BIN) --config $(CONFIG)
+
+# vmflow writing to a local InfluxDB 1.8 (started here unless one answers
+# on 127.0.0.1:8086), after `vmflow influx setup`.
+run-influx: build
+	bash scripts/run-influx.sh
 
 deps:
 	bash scripts/install-deps.sh
@@ -46,12 +53,15 @@ unit:
 	go test -count=1 $(TESTFLAGS) ./...
 
 # Benchmarks of every package that has some, then the end-to-end blast.
-bench:
+bench: | bin
 	@pkgs=$$(grep -rl --include='*_test.go' -E '^func Benchmark' . | xargs -r -n1 dirname | sort -u | sed 's|^\.|github.com/vmflow/vmflow|'); \
-	if [ -z "$$pkgs" ]; then echo "no benchmarks"; else \
+	rc=0; \
+	if [ -n "$$pkgs" ]; then \
 	  echo "== go benchmarks: $$pkgs"; \
-	  go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $$pkgs; fi
-	@$(MAKE) --no-print-directory blast
+	  go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $$pkgs || rc=$$?; \
+	fi; \
+	$(MAKE) --no-print-directory blast || rc=$$?; \
+	exit $$rc
 
 # End to end: replayed OVS datagrams blasted over loopback into a running
 # pipeline; prints samples/s processed and loss.

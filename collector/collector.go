@@ -75,7 +75,8 @@ func New(cfg Config, h Handler, reg prometheus.Registerer) (*Collector, error) {
 		if x.lc.Listen == "" {
 			continue
 		}
-		c.listeners = append(c.listeners, &listener{c: c, proto: x.p, cfg: x.lc})
+		c.listeners = append(c.listeners, &listener{c: c, proto: x.p, cfg: x.lc,
+			pool: newSlotPool(x.lc.QueueSize), q: make(chan chunk, x.lc.QueueSize)})
 	}
 	if err := c.register(reg); err != nil {
 		return nil, fmt.Errorf("collector: register metrics: %w", err)
@@ -160,6 +161,8 @@ func (c *Collector) Exporters() []ExporterStatus { return c.table.snapshot() }
 
 // Stats returns each enabled listener's counters.
 func (c *Collector) Stats() map[Protocol]ListenerStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := make(map[Protocol]ListenerStats, len(c.listeners))
 	for _, l := range c.listeners {
 		l.pollDrops()
@@ -220,6 +223,10 @@ type listener struct {
 
 func (l *listener) bind(ctx context.Context) error {
 	addr := l.cfg.Listen
+	l.conns, l.mreaders, l.addrs = nil, nil, nil
+	l.dropsMu.Lock()
+	l.rcs, l.lastDrops = nil, nil
+	l.dropsMu.Unlock()
 	for i := 0; i < l.cfg.Sockets; i++ {
 		conn, got, err := listenUDP(ctx, addr, l.cfg.ReadBuffer)
 		if err != nil {
@@ -238,17 +245,16 @@ func (l *listener) bind(ctx context.Context) error {
 			return err
 		}
 		l.mreaders = append(l.mreaders, r)
-		rc := r.rc
-		l.rcs = append(l.rcs, rc)
-		d, _ := socketDrops(rc)
+		d, _ := socketDrops(r.rc)
+		l.dropsMu.Lock()
+		l.rcs = append(l.rcs, r.rc)
 		l.lastDrops = append(l.lastDrops, d)
+		l.dropsMu.Unlock()
 	}
 	return nil
 }
 
 func (l *listener) start() {
-	l.pool = newSlotPool(l.cfg.QueueSize)
-	l.q = make(chan chunk, l.cfg.QueueSize)
 	for range l.cfg.workers() {
 		wh := l.c.h.NewWorker()
 		l.workers.Add(1)
@@ -280,6 +286,10 @@ func (l *listener) pollDrops() {
 		l.lastDrops[i] = d
 	}
 }
+
+// chunkMax is the most datagrams queued as one chunk (one channel send,
+// handled by one worker).
+const chunkMax = 64
 
 // batchSource is what a reader hands to deliver: n datagrams.
 type batchSource interface {
@@ -331,21 +341,24 @@ func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int
 		acc[m] = accepted{i, from}
 		m++
 	}
-	l.ctr.received.Add(uint64(n))
-	l.ctr.bytes.Add(bytes)
+	// Slots first, so that the drops are counted before the datagrams
+	// show as received (a reader of Stats never sees one without the
+	// other's effect), and received before any of them can be handled.
+	var ch chunk
+	if m > 0 {
+		ch = l.pool.take(m)
+		if ch.n < m {
+			l.ctr.queueFull.Add(uint64(m - ch.n)) // the newest
+		}
+	}
 	if truncated > 0 {
 		l.ctr.truncated.Add(truncated)
 	}
 	if notAllowed > 0 {
 		l.ctr.notAllowed.Add(notAllowed)
 	}
-	if m == 0 {
-		return
-	}
-	ch := l.pool.take(m)
-	if ch.n < m {
-		l.ctr.queueFull.Add(uint64(m - ch.n))
-	}
+	l.ctr.bytes.Add(bytes)
+	l.ctr.received.Add(uint64(n))
 	if ch.n == 0 {
 		return
 	}
@@ -357,11 +370,24 @@ func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int
 		s.arrival = base + uint64(j)
 		s = s.next
 	}
-	select {
-	case l.q <- ch:
-	default: // cannot happen: the channel holds QueueSize chunks
-		l.pool.put(ch)
-		l.ctr.queueFull.Add(uint64(ch.n))
+	// Queue chunks of at most chunkMax datagrams, so that a large read
+	// (UDP GRO can return thousands of datagrams at once) spreads over
+	// the workers.
+	for ch.n > 0 {
+		part := chunk{head: ch.head, n: min(ch.n, chunkMax)}
+		t := part.head
+		for k := 1; k < part.n; k++ {
+			t = t.next
+		}
+		part.tail = t
+		ch.head, ch.n = t.next, ch.n-part.n
+		t.next = nil
+		select {
+		case l.q <- part:
+		default: // cannot happen: the channel holds QueueSize chunks
+			l.pool.put(part)
+			l.ctr.queueFull.Add(uint64(part.n))
+		}
 	}
 }
 
@@ -415,13 +441,12 @@ func safeHandle(wh WorkerHandler, d *Datagram) (m Meta, err error, panicked bool
 }
 
 func (l *listener) stats() ListenerStats {
+	// Worker counters before reader counters: Handled <= Received.
 	st := ListenerStats{
-		Received:           l.ctr.received.Load(),
-		Bytes:              l.ctr.bytes.Load(),
 		Handled:            l.ctr.handled.Load(),
 		Samples:            l.ctr.samples.Load(),
-		DroppedQueueFull:   l.ctr.queueFull.Load(),
 		DroppedDecodeError: l.ctr.decodeErrors.Load(),
+		DroppedQueueFull:   l.ctr.queueFull.Load(),
 		DroppedNotAllowed:  l.ctr.notAllowed.Load(),
 		DroppedTruncated:   l.ctr.truncated.Load(),
 		DroppedPanic:       l.ctr.panics.Load(),
@@ -429,8 +454,8 @@ func (l *listener) stats() ListenerStats {
 		ReadErrors:         l.ctr.readErrors.Load(),
 		Coalesced:          l.ctr.coalesced.Load(),
 	}
-	if l.pool != nil {
-		st.Queued = l.pool.inUse()
-	}
+	st.Bytes = l.ctr.bytes.Load()
+	st.Received = l.ctr.received.Load()
+	st.Queued = l.pool.inUse()
 	return st
 }

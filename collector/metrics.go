@@ -43,7 +43,7 @@ func (c *Collector) register(reg prometheus.Registerer) error {
 		counter("vmflow_collector_bytes_total", "UDP payload bytes read from the listener's sockets.", u(&l.ctr.bytes))
 		counter("vmflow_collector_handled_datagrams_total", "Datagrams passed to the decoder.", u(&l.ctr.handled))
 		counter("vmflow_collector_samples_total", "Samples (sFlow) or flow records (IPFIX, NetFlow) decoded.", u(&l.ctr.samples))
-		counter("vmflow_collector_socket_drops_total", "Datagrams the kernel dropped on the listener's sockets because the receive buffer was full (SO_MEMINFO).", u(&l.ctr.socketDrops))
+		counter("vmflow_collector_socket_drops_total", "Receive buffers the kernel dropped on the listener's sockets because they were full (SO_MEMINFO): one per datagram, but with UDP GRO one dropped buffer can hold up to 64 datagrams; vmflow_collector_lost_datagrams sees them all.", u(&l.ctr.socketDrops))
 		counter("vmflow_collector_read_errors_total", "Socket read errors.", u(&l.ctr.readErrors))
 		counter("vmflow_collector_gro_datagrams_total", "Datagrams the kernel passed coalesced (UDP GRO) and the reader split.", u(&l.ctr.coalesced))
 		drop("queue_full", u(&l.ctr.queueFull))
@@ -51,12 +51,7 @@ func (c *Collector) register(reg prometheus.Registerer) error {
 		drop("not_allowed", u(&l.ctr.notAllowed))
 		drop("truncated", u(&l.ctr.truncated))
 		drop("handler_panic", u(&l.ctr.panics))
-		gauge("vmflow_collector_queue_datagrams", "Datagrams queued or being decoded.", func() float64 {
-			if l.pool == nil {
-				return 0
-			}
-			return float64(l.pool.inUse())
-		})
+		gauge("vmflow_collector_queue_datagrams", "Datagrams queued or being decoded.", func() float64 { return float64(l.pool.inUse()) })
 		gauge("vmflow_collector_queue_capacity_datagrams", "Queue capacity (queue_size).", func() float64 { return float64(l.cfg.QueueSize) })
 		gauge("vmflow_collector_socket_receive_buffer_bytes", "Receive buffer per socket as granted by the kernel (SO_RCVBUF read back).", func() float64 { return float64(l.ctr.rcvbuf.Load()) })
 		gauge("vmflow_collector_exporters", "Exporters with state (seen within exporter_timeout).", func() float64 { return c.table.count(l.proto) })

@@ -31,10 +31,11 @@ declare -A PKG_FILE=(
 	[libvirt-clients]=/usr/bin/virsh
 	[chromium]=/usr/bin/chromium
 	[tshark]=/usr/bin/tshark
+	[curl]=/usr/bin/curl
 )
 
 missing=()
-for pkg in openvswitch-switch iperf3 ethtool iproute2 iputils-ping libvirt-daemon-system libvirt-clients chromium tshark; do
+for pkg in openvswitch-switch iperf3 ethtool iproute2 iputils-ping libvirt-daemon-system libvirt-clients chromium tshark curl; do
 	f="${PKG_FILE[$pkg]}"
 	if [ -x "$f" ] && dpkg -s "$pkg" >/dev/null 2>&1; then
 		continue

@@ -34,7 +34,7 @@ func run() error {
 		dir      = flag.String("dir", "", "directory of raw datagram files to replay (instead of -pcap)")
 		target   = flag.String("target", "127.0.0.1:6343", "destination host:port")
 		rate     = flag.Float64("rate", 0, "datagrams per second over all sockets (0: as fast as possible)")
-		srate    = flag.Float64("samples-per-s", 0, "sFlow samples per second (converted to -rate with the mean samples per datagram)")
+		srate    = flag.Float64("samples-per-s", 0, "pace by sFlow samples per second instead of -rate")
 		duration = flag.Duration("duration", 0, "stop after this long")
 		count    = flag.Uint64("count", 0, "stop after this many datagrams (with neither -count nor -duration: one pass)")
 		sockets  = flag.Int("sockets", 1, "sending sockets (source ports); each gets its own sFlow sub-agent so sequences stay gap-free")
@@ -66,7 +66,7 @@ func run() error {
 		if avg == 0 {
 			return errors.New("-samples-per-s: the payloads hold no sFlow samples")
 		}
-		*rate = *srate / avg
+		*rate = *srate / avg // reported only; the pace counts samples
 	}
 	if *rate < 0 || *sockets < 1 || *batch < 1 {
 		return errors.New("-rate must be >= 0, -sockets and -batch >= 1")
@@ -74,7 +74,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := blast.Run(ctx, blast.Config{
-		Target: *target, Sockets: *sockets, Batch: *batch, Rate: *rate,
+		Target: *target, Sockets: *sockets, Batch: *batch, Rate: *rate, SampleRate: *srate,
 		Duration: *duration, Count: *count, RewriteSFlow: *rewrite, GSO: *gso,
 	}, payloads)
 	if err != nil {

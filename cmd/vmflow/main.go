@@ -1,7 +1,9 @@
 // Command vmflow collects sFlow, IPFIX and NetFlow v9 from Open vSwitch,
 // attributes traffic to VM pairs and serves the result over a REST API.
 //
-//	vmflow [--config configs/vmflow.yaml] [--check] [--dump]
+//	vmflow [--config configs/vmflow.yaml] [--check] [--dump] [--keys]
+//	vmflow influx setup [--config FILE]   create the InfluxDB database/bucket,
+//	                                      retention policies and rollups
 //
 // Every configuration key can be overridden by an environment variable:
 // VMFLOW_ + the key path in upper case with "." replaced by "_"
@@ -19,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
+	"github.com/vmflow/vmflow/store/influx"
 )
 
 // DefaultConfigPath is read when --config is not given and the file exists.
@@ -34,6 +37,9 @@ func main() {
 // run is main without the process: it returns the exit code. vmflow runs
 // until ctx is done (SIGINT or SIGTERM).
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) >= 1 && args[0] == "influx" {
+		return runInflux(ctx, args[1:], environ, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("vmflow", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default "+DefaultConfigPath+" when it exists)")
@@ -41,7 +47,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	dump := fs.Bool("dump", false, "print the effective configuration as YAML and exit")
 	keys := fs.Bool("keys", false, "list every configuration key with its environment variable and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys]\n\n")
+		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys]\n       vmflow influx setup [--config FILE]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEvery key can be overridden by VMFLOW_<KEY_PATH>, e.g. VMFLOW_API_LISTEN=127.0.0.1:9090.\n")
 	}
@@ -61,13 +67,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return 0
 	}
-	path := *configPath
-	if path == "" {
-		if _, err := os.Stat(DefaultConfigPath); err == nil {
-			path = DefaultConfigPath
-		}
-	}
-	cfg, res, err := app.Load(path, environ)
+	cfg, res, err := app.Load(configFile(*configPath), environ)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "vmflow: warning: %s\n", w)
 	}
@@ -115,5 +115,51 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	<-ctx.Done()
 	log.Info("stopping")
 	a.Stop()
+	return 0
+}
+
+// configFile is the --config value, or DefaultConfigPath when it exists.
+func configFile(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if _, err := os.Stat(DefaultConfigPath); err == nil {
+		return DefaultConfigPath
+	}
+	return ""
+}
+
+// runInflux handles `vmflow influx setup`: it creates what the influx
+// section's writer needs (idempotent; see store/influx.Setup).
+func runInflux(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "setup" {
+		fmt.Fprintf(stderr, "usage: vmflow influx setup [--config FILE]\n")
+		return 2
+	}
+	fs := flag.NewFlagSet("vmflow influx setup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (default "+DefaultConfigPath+" when it exists)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, res, err := app.Load(configFile(*configPath), environ)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "vmflow: warning: %s\n", w)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vmflow: %v\n", err)
+		return 1
+	}
+	err = influx.Setup(ctx, cfg.Influx, influx.SetupOptions{
+		Logf: func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) },
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vmflow: influx setup: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "vmflow: influx setup done (%s)\n", cfg.Influx.URL)
 	return 0
 }

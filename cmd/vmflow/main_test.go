@@ -161,3 +161,12 @@ func TestRunShippedConfigServesAPI(t *testing.T) {
 		t.Fatal("vmflow did not stop within 10 s")
 	}
 }
+
+func TestInfluxSubcommandUsage(t *testing.T) {
+	code, _, errOut := runCmd(t, nil, "influx")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "influx setup")
+	code, _, errOut = runCmd(t, []string{"VMFLOW_INFLUX_URL=not a url"}, "influx", "setup", "--config", shipped)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "influx.url")
+}

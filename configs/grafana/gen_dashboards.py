@@ -1,5 +1,10 @@
+"""Generates configs/grafana/dashboards/*.json (run: python3 gen_dashboards.py).
+
+The JSON files are what Grafana loads and what store/influx's tests check
+and execute; edit this script and re-run it rather than editing the JSON.
+"""
 import json, os
-OUT = "/work/main/configs/grafana/dashboards"
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboards")
 DS = {"type": "influxdb", "uid": "${datasource}"}
 HEAD = 'from(bucket: "${bucket}")\n  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n'
 PERIOD = 'period = float(v: int(v: v.windowPeriod)) / 1000000000.0\n'

@@ -126,7 +126,7 @@ func BenchmarkWriteThroughput(b *testing.B) {
 		if len(w.in) == 0 && testutil.ToFloat64(w.m.pointsWritten)+testutil.ToFloat64(w.m.replayedPoints) >= want && h["queue_batches"] == 0 {
 			break
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	el := time.Since(start)
 	cpu := cpuTime() - cpu0

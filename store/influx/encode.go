@@ -87,6 +87,9 @@ func appendTag(b []byte, key, val string) []byte {
 	b = append(b, ',')
 	b = append(b, key...)
 	b = append(b, '=')
+	if !needsEscape(val) {
+		return append(b, val...)
+	}
 	for i := 0; i < len(val); i++ {
 		c := val[i]
 		switch c {
@@ -105,6 +108,16 @@ func appendTag(b []byte, key, val string) []byte {
 		}
 	}
 	return b
+}
+
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '=', ' ', '\n', '\r', '\t', '\\':
+			return true
+		}
+	}
+	return false
 }
 
 func vmTag(e aggregate.Endpoint) string {

@@ -78,9 +78,11 @@ type Writer struct {
 	kick     chan struct{}
 
 	state    atomic.Int32 // 0 new, 1 running, 2 stopping/stopped
+	life     sync.RWMutex // Write/WriteExporters (read) vs. Stop's state change
 	stopc    chan struct{}
 	encDone  chan struct{}
 	sendDone chan struct{}
+	stopped  chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
 
@@ -143,6 +145,7 @@ func NewWriter(cfg Config, reg prometheus.Registerer) (*Writer, error) {
 		stopc:    make(chan struct{}),
 		encDone:  make(chan struct{}),
 		sendDone: make(chan struct{}),
+		stopped:  make(chan struct{}),
 		sleep:    sleepCtx,
 	}
 	w.spooling = sp.Pending()
@@ -214,9 +217,14 @@ func (w *Writer) Start(ctx context.Context) error {
 // Stop encodes what is queued, sends what it can within the configured
 // timeout and spools the rest. Safe to call more than once.
 func (w *Writer) Stop() {
-	if w.state.Swap(2) == 2 {
+	w.life.Lock()
+	prev := w.state.Swap(2)
+	w.life.Unlock()
+	if prev == 2 {
+		<-w.stopped // another Stop is flushing: wait for it
 		return
 	}
+	defer close(w.stopped)
 	if w.ctx == nil { // never started: spool whatever was queued
 		w.ctx, w.cancel = context.WithCancel(context.Background())
 		close(w.stopc)
@@ -260,6 +268,8 @@ func (w *Writer) Write(win *aggregate.Window) {
 	if win == nil {
 		return
 	}
+	w.life.RLock()
+	defer w.life.RUnlock()
 	if w.state.Load() == 2 {
 		n := len(win.Pairs)
 		w.dropped.Add(int64(n))
@@ -280,6 +290,8 @@ func (w *Writer) Write(win *aggregate.Window) {
 // WriteExporters records the collector's per-exporter counters (cumulative)
 // at ts. Call it periodically (e.g. every window).
 func (w *Writer) WriteExporters(ts time.Time, rows []collector.ExporterStatus) {
+	w.life.RLock()
+	defer w.life.RUnlock()
 	if len(rows) == 0 || w.state.Load() == 2 {
 		return
 	}

@@ -45,7 +45,7 @@ import (
 )
 
 // RequiredBinaries are the programs a lab needs.
-var RequiredBinaries = []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl", "ip", "ethtool", "iperf3", "ping"}
+var RequiredBinaries = []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl", "ip", "ss", "ethtool", "iperf3", "ping"}
 
 // IntegrationEnv is the variable that turns missing dependencies into failures.
 const IntegrationEnv = "VMFLOW_INTEGRATION"
@@ -178,12 +178,16 @@ func New(t testing.TB, opts Options) *Lab {
 	if len(opts.Hosts) == 0 {
 		opts.Hosts = []HostOptions{{Name: "hv1", VMs: 4}}
 	}
+	sweepStale(t)
 	dir, err := os.MkdirTemp("", "ovslab-")
 	if err != nil {
 		t.Fatalf("ovslab: %v", err)
 	}
 	l := &Lab{t: t, Dir: dir}
 	l.ID = randomID()
+	if err := register(l); err != nil {
+		t.Fatalf("ovslab: %v", err)
+	}
 	t.Cleanup(l.cleanup)
 	if err := l.build(opts); err != nil {
 		l.Diagnostics()
@@ -713,11 +717,63 @@ func (l *Lab) cleanup() {
 			l.t.Logf("ovslab cleanup: %v", err)
 		}
 	}
+	_ = os.Remove(filepath.Join(registryDir, l.ID))
 	if l.t.Failed() && os.Getenv("OVSLAB_KEEP") != "" {
 		l.t.Logf("ovslab: keeping %s", l.Dir)
 		return
 	}
 	_ = os.RemoveAll(l.Dir)
+}
+
+// registryDir lists the running labs (id -> "pid dir"), so that a lab left
+// behind by a killed test process (go test -timeout) is removed by the next
+// New.
+const registryDir = "/run/vmflow-ovslab"
+
+func register(l *Lab) error {
+	if err := os.MkdirAll(registryDir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(registryDir, l.ID), []byte(fmt.Sprintf("%d %s\n", os.Getpid(), l.Dir)), 0o644)
+}
+
+// sweepStale removes the labs whose test process is gone: their daemons,
+// namespaces, uplinks and dirs.
+func sweepStale(t testing.TB) {
+	ents, err := os.ReadDir(registryDir)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, e := range ents {
+		id := e.Name()
+		b, err := os.ReadFile(filepath.Join(registryDir, id))
+		if err != nil {
+			continue
+		}
+		var pid int
+		var dir string
+		if _, err := fmt.Sscanf(string(b), "%d %s", &pid, &dir); err != nil || alive(pid) {
+			continue
+		}
+		t.Logf("ovslab: removing lab %s left by dead process %d", id, pid)
+		if hosts, err := os.ReadDir(dir); err == nil && strings.HasPrefix(filepath.Base(dir), "ovslab-") {
+			for _, h := range hosts {
+				stopPidfile(filepath.Join(dir, h.Name(), "vswitchd.pid"))
+				stopPidfile(filepath.Join(dir, h.Name(), "ovsdb.pid"))
+			}
+			_ = os.RemoveAll(dir)
+		}
+		if out, err := run(ctx, "ip", "netns", "list"); err == nil {
+			for _, line := range strings.Split(string(out), "\n") {
+				if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "vmflab"+id+"-") {
+					_, _ = run(ctx, "ip", "netns", "del", f[0])
+				}
+			}
+		}
+		_ = os.Remove(filepath.Join(registryDir, id))
+	}
 }
 
 // stopPidfile sends SIGTERM to the process named in a pid file and waits
