@@ -276,6 +276,9 @@ func (f *flowDecoder) dataSet(c *msgCtx, id uint16, set []byte, b *Batch) error 
 			b.Header.Skipped++
 			continue
 		}
+		if !f.cfg.TrustDropped {
+			r.DroppedPackets, r.DroppedBytes = 0, 0
+		}
 		if r.SamplingRate == 0 {
 			r.SamplingRate = rate
 			if !known {
