@@ -49,8 +49,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	# tshark asks whether non-root users may capture; answer no.
 	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections 2>/dev/null || true
 	$SUDO apt-get update -q
-	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-	# The Debian package starts the system OVS daemons on install where it
+	$SUDO apt-get install -y -q "${missing[@]}"
+	# With recommends, as on the machines the tests were verified on (the
+	# libvirt qemu driver, fonts for chromium). The Debian package starts the system OVS daemons on install where it
 	# can; the tests start their own private ones and need nothing else.
 else
 	log "Debian packages: all present"
