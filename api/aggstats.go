@@ -1,8 +1,11 @@
 package api
 
 import (
+	"net/netip"
+
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
 )
 
 // Thin wrappers over aggregate's helpers, so the output code reads the
@@ -20,8 +23,69 @@ func ci95Packets(s *aggregate.Stats) [2]float64 {
 	return [2]float64{lo, hi}
 }
 
+// endpointID identifies an endpoint across the memory store and history.
+//
+// A VM endpoint is identified by its name and UUID, not by its EndpointKey:
+// VM ids (EndpointKey.VM) are local to one process, and windows read back
+// from InfluxDB carry only what Reader.Resolve could map back (nothing for
+// a VM that left the inventory, or the overflow endpoint). Keying by the
+// process-local id alone would split one pair into two rows at the
+// memory/history boundary, or lump every unresolved VM pair of a history
+// window into one. A non-VM endpoint is its IP; an endpoint with neither is
+// keyed by its (possibly zero) VM id.
+type endpointID struct {
+	name, uuid string
+	ip         netip.Addr
+	vm         enrich.VMID
+}
+
+// idOf is the canonical identity (used once per distinct pair).
+func idOf(e *aggregate.Endpoint, k aggregate.EndpointKey) endpointID {
+	if k.VM == 0 && k.IP.IsValid() {
+		return endpointID{ip: k.IP.Unmap()}
+	}
+	if e.VM != "" {
+		return endpointID{name: e.VM, uuid: e.UUID}
+	}
+	return endpointID{vm: k.VM}
+}
+
+// visitID is the identity used per visited pair: the key itself when it
+// is set (cheap to hash), the name only for an unresolved key. Within one
+// window (one tier) it tells pairs apart exactly like idOf; pairs of
+// different tiers are then merged by idOf (see mergeByID).
+func visitID(e *aggregate.Endpoint, k aggregate.EndpointKey) endpointID {
+	if k.VM != 0 || k.IP.IsValid() {
+		return endpointID{vm: k.VM, ip: k.IP}
+	}
+	return endpointID{name: e.VM, uuid: e.UUID}
+}
+
 // endpoints is a directed pair regardless of export protocol.
-type endpoints struct{ src, dst aggregate.EndpointKey }
+type endpoints struct{ src, dst endpointID }
+
+func visitKey(p *aggregate.Pair) endpoints {
+	return endpoints{visitID(&p.Src, p.Key.Src), visitID(&p.Dst, p.Key.Dst)}
+}
+
+func canonicalKey(p *aggregate.Pair) endpoints {
+	return endpoints{idOf(&p.Src, p.Key.Src), idOf(&p.Dst, p.Key.Dst)}
+}
+
+// mergeByID merges the accumulators of one pair seen under different keys
+// (memory's VM ids, history's names) into one per canonical identity.
+func mergeByID(accs map[endpoints]*acc) map[endpoints]*acc {
+	out := make(map[endpoints]*acc, len(accs))
+	for _, a := range accs {
+		k := canonicalKey(a.latest)
+		if b := out[k]; b != nil {
+			b.merge(a)
+			continue
+		}
+		out[k] = a
+	}
+	return out
+}
 
 // selector visits the pairs of a window that aggregate.Select(pairs,
 // source) would return, in the same order, without copying them (a range
@@ -83,14 +147,14 @@ func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 	}
 	clear(s.best)
 	for i := range w.Pairs {
-		k := endpoints{w.Pairs[i].Key.Src, w.Pairs[i].Key.Dst}
+		k := visitKey(&w.Pairs[i])
 		if p := precision(w.Pairs[i].Key.Source); p > s.best[k] {
 			s.best[k] = p
 		}
 	}
 	for i := range w.Pairs {
 		p := &w.Pairs[i]
-		if precision(p.Key.Source) == s.best[endpoints{p.Key.Src, p.Key.Dst}] {
+		if precision(p.Key.Source) == s.best[visitKey(p)] {
 			fn(p)
 		}
 	}

@@ -77,8 +77,14 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"vm":     qparam("vm", "Only pairs whose source or destination VM has this name.", obj{"type": "string"}, "web-1"),
 		"tenant": qparam("tenant", "Only pairs whose source or destination is in this tenant.", obj{"type": "string"}, "acme"),
 		"host":   qparam("host", "Only pairs whose source or destination VM runs on this hypervisor.", obj{"type": "string"}, "hv1"),
-		"src":    pparam("src", "Source endpoint: VM name or UUID, or an IP address.", "web-1"),
-		"dst":    pparam("dst", "Destination endpoint: VM name or UUID, or an IP address.", "10.0.0.9"),
+		"step": qparam("step", "Point spacing (Go duration). Absent: one point per aggregation window, stamped at the window end. "+
+			"Given: each point sums the windows whose end falls in a step bucket (a, a+step], buckets aligned to multiples of step since the Unix epoch, "+
+			"stamped at the bucket end; rates are over the bucket's overlap with the covered range. "+
+			"Must be at least the aggregation window and a multiple of it, and give at most 100000 points for the range.",
+			obj{"type": "string"}, "1m"),
+		"name": pparam("name", "VM name or UUID.", "web-1"),
+		"src":  pparam("src", "Source endpoint: VM name or UUID, or an IP address.", "web-1"),
+		"dst":  pparam("dst", "Destination endpoint: VM name or UUID, or an IP address.", "10.0.0.9"),
 	}
 
 	endpoint := object("One side of a pair. `vm` is empty for an endpoint that is no known VM; `ip` then identifies it.", obj{
@@ -128,25 +134,43 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"total_pairs":  integer("pairs matching before the limit"),
 		"pairs":        arrayOf(ref("Pair"), "pairs, sorted descending by `sort`, at most `limit`"),
 	}, "from", "to", "source", "sort", "windows", "covered_from", "covered_to", "total_pairs", "pairs")
-	point := object("One window of the pair.", obj{
-		"time":         dateTime("window end"),
-		"bytes":        num("estimated bytes in the window"),
+	point := object("One window of the pair, or one step bucket with `step`.", obj{
+		"time":         dateTime("window end, or step bucket end"),
+		"bytes":        num("estimated bytes in the window (bucket)"),
 		"packets":      num("estimated packets"),
-		"bps":          num("bits per second over the window"),
-		"pps":          num("packets per second over the window"),
+		"bps":          num("bits per second over the window (with `step`: over the bucket, cut to the covered range)"),
+		"pps":          num("packets per second over the window (bucket)"),
 		"samples":      integer("samples"),
-		"flows":        integer("distinct 5-tuples in the window"),
+		"flows":        integer("distinct 5-tuples in the window (with `step`: summed over the bucket's windows, an upper bound)"),
 		"bytes_ci95":   interval("95% interval of bytes"),
 		"packets_ci95": interval("95% interval of packets"),
 	}, "time", "bytes", "packets", "bps", "pps", "samples", "flows", "bytes_ci95", "packets_ci95")
-	series := object("Per-window points of one directed pair. Windows in which the pair did not appear have no point.", obj{
+	series := object("Points of one directed pair. Windows (buckets) in which the pair did not appear have no point.", obj{
 		"src":    ref("Endpoint"),
 		"dst":    ref("Endpoint"),
 		"from":   dateTime("range start (exclusive)"),
 		"to":     dateTime("range end (inclusive)"),
+		"step":   str("the point spacing applied (Go duration): the `step` parameter, else the aggregation window; empty when unknown"),
 		"source": str("the source parameter applied"),
 		"points": arrayOf(ref("SeriesPoint"), "oldest first"),
-	}, "src", "dst", "from", "to", "source", "points")
+	}, "src", "dst", "from", "to", "step", "source", "points")
+	vmPoint := object("One window (or step bucket) of a VM's traffic.", obj{
+		"time":       dateTime("window end, or step bucket end"),
+		"tx_bytes":   num("estimated bytes sent: pairs where the VM is the source (external peers included)"),
+		"tx_packets": num("estimated packets sent"),
+		"rx_bytes":   num("estimated bytes received: pairs where the VM is the destination"),
+		"rx_packets": num("estimated packets received"),
+		"tx_bps":     num("bits per second sent over the window (bucket)"),
+		"rx_bps":     num("bits per second received over the window (bucket)"),
+	}, "time", "tx_bytes", "tx_packets", "rx_bytes", "rx_packets", "tx_bps", "rx_bps")
+	vmSeries := object("Traffic sent and received by one VM. Windows (buckets) in which it had no traffic have no point.", obj{
+		"vm":     str("the VM's name"),
+		"from":   dateTime("range start (exclusive)"),
+		"to":     dateTime("range end (inclusive)"),
+		"step":   str("the point spacing applied (Go duration): the `step` parameter, else the aggregation window; empty when unknown"),
+		"source": str("the source parameter applied (per window and pair, as in /pairs)"),
+		"points": arrayOf(ref("VMSeriesPoint"), "oldest first"),
+	}, "vm", "from", "to", "step", "source", "points")
 
 	addr := object("", obj{
 		"ip":        str("address"),
@@ -179,10 +203,11 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"moved_at":    dateTime("when the migration was seen"),
 	}, "name", "source", "stale", "interfaces")
 	conflict := object("Two VMs claiming one MAC, one IP in one VNI or one tap device, or two hosts claiming one exporter.", obj{
-		"kind":  obj{"type": "string", "enum": []string{"mac", "ip", "tap", "exporter"}},
-		"key":   str("the MAC, IP, tap or exporter"),
-		"vms":   arrayOf(obj{"type": "string"}, "VMs (or hosts) claiming it"),
-		"chose": str("the one that wins"),
+		"kind":   obj{"type": "string", "enum": []string{"mac", "ip", "tap", "exporter"}},
+		"key":    str("the MAC, IP, tap or exporter"),
+		"vms":    arrayOf(obj{"type": "string"}, "VMs (or hosts) claiming it"),
+		"chose":  str("the one that wins"),
+		"reason": str("which precedence rule made `chose` win (absent when not recorded)"),
 	}, "kind", "key", "vms", "chose")
 	vms := object("", obj{
 		"vms":       arrayOf(ref("VM"), "all VMs of the inventory, by name"),
@@ -258,7 +283,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"/api/v1/pairs": obj{"get": obj{
 			"operationId": "listPairs",
 			"summary":     "Top directed VM pairs over a time range",
-			"description": "Sums each directed pair's windows ending in (from, to]. Bytes, packets and their variances add across windows. " +
+			"description": "Sums each directed pair's windows ending in (from, to], read from the in-memory store and, for the part of the range before it, from InfluxDB history (when enabled). Bytes, packets and their variances add across windows. " +
 				"`flows` is an upper bound of distinct flows. Endpoints that are no known VM have an empty `vm` and their IP.",
 			"parameters": []any{pref("since"), pref("from"), pref("to"), pref("limit"), pref("sort"), pref("source"), pref("vm"), pref("tenant"), pref("host")},
 			"responses":  with(rangeErrs, obj{"200": jsonResp("pairs", "PairsResponse")}),
@@ -266,10 +291,22 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"/api/v1/pairs/{src}/{dst}/series": obj{"get": obj{
 			"operationId": "pairSeries",
 			"summary":     "Per-window points of one directed pair",
-			"parameters":  []any{pref("src"), pref("dst"), pref("since"), pref("from"), pref("to"), pref("source")},
+			"description": "Reads the in-memory store and, for the part of the range before it, InfluxDB history (when enabled); a step bucket may hold windows of both.",
+			"parameters":  []any{pref("src"), pref("dst"), pref("since"), pref("from"), pref("to"), pref("step"), pref("source")},
 			"responses": with(rangeErrs, obj{
 				"200": jsonResp("points", "SeriesResponse"),
 				"404": errResp("the pair has no traffic in the range"),
+			}),
+		}},
+		"/api/v1/vms/{name}/series": obj{"get": obj{
+			"operationId": "vmSeries",
+			"summary":     "Per-window (or per-step) traffic sent and received by one VM",
+			"description": "Sums, per window, the pairs where the VM is the source (tx) and the destination (rx), with the source selection of /pairs. " +
+				"Reads the in-memory store and InfluxDB history like the pair series.",
+			"parameters": []any{pref("name"), pref("since"), pref("from"), pref("to"), pref("step"), pref("source")},
+			"responses": with(rangeErrs, obj{
+				"200": jsonResp("points", "VMSeriesResponse"),
+				"404": errResp("the VM is not in the inventory and had no traffic in the range"),
 			}),
 		}},
 		"/api/v1/vms": obj{"get": obj{
@@ -337,6 +374,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 			"schemas": obj{
 				"Error": errSchema, "Endpoint": endpoint, "ProtoCount": protoCount, "Pair": pair,
 				"PairsResponse": pairs, "SeriesPoint": point, "SeriesResponse": series,
+				"VMSeriesPoint": vmPoint, "VMSeriesResponse": vmSeries,
 				"Addr": addr, "Interface": iface, "VM": vm, "Conflict": conflict, "VMsResponse": vms,
 				"SourceStatus": source, "SourcesResponse": sources,
 				"ExporterStatus": exporter, "ExportersResponse": exporters, "Health": health,

@@ -85,6 +85,7 @@ type seriesOut struct {
 	Dst    aggregate.Endpoint `json:"dst"`
 	From   time.Time          `json:"from"`
 	To     time.Time          `json:"to"`
+	Step   string             `json:"step"`
 	Source string             `json:"source"`
 	Points []pointOut         `json:"points"`
 }
@@ -109,6 +110,23 @@ func (a *acc) add(p *aggregate.Pair, end time.Time) {
 	}
 	a.sources |= 1 << (p.Key.Source & 7)
 	a.windows++
+}
+
+// merge adds another accumulation of the same pair.
+func (a *acc) merge(b *acc) {
+	if b.windows == 0 {
+		return
+	}
+	if a.windows == 0 {
+		*a = *b
+		return
+	}
+	mergeStats(&a.stats, &b.stats)
+	if !b.last.Before(a.last) {
+		a.latest, a.last = b.latest, b.last
+	}
+	a.sources |= b.sources
+	a.windows += b.windows
 }
 
 func (a *acc) endpoints() (src, dst aggregate.Endpoint) {
@@ -222,7 +240,7 @@ func (s *Server) handlePairs(c *gin.Context) {
 			if !f.match(p) {
 				return
 			}
-			k := endpoints{p.Key.Src, p.Key.Dst}
+			k := visitKey(p)
 			a := accs[k]
 			if a == nil {
 				a = &acc{}
@@ -231,7 +249,7 @@ func (s *Server) handlePairs(c *gin.Context) {
 			a.add(p, w.End)
 		})
 	}
-	for _, a := range accs {
+	for _, a := range mergeByID(accs) {
 		out.Pairs = append(out.Pairs, pairResult(a, covered))
 	}
 	out.TotalPairs = len(out.Pairs)
@@ -335,59 +353,4 @@ func (m endpointMatcher) match(e aggregate.Endpoint, k aggregate.EndpointKey) bo
 		return true
 	}
 	return false
-}
-
-func (s *Server) handleSeries(c *gin.Context) {
-	srcTok, dstTok := c.Param("src"), c.Param("dst")
-	q := newQuery(c)
-	from, to, err := q.timeRange(s.deps.Now(), time.Hour)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	source, err := q.source()
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	if err := q.finish(); err != nil {
-		writeError(c, err)
-		return
-	}
-	if s.deps.Store == nil {
-		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
-		return
-	}
-	windows, err := s.deps.Store.Windows(c.Request.Context(), from, to)
-	if err != nil {
-		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
-		return
-	}
-	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
-	out := seriesOut{From: from, To: to, Source: source, Points: []pointOut{}}
-	sel := newSelector(source)
-	for _, w := range windows {
-		var a acc
-		sel.each(w, func(p *aggregate.Pair) {
-			if sm.match(p.Src, p.Key.Src) && dm.match(p.Dst, p.Key.Dst) {
-				a.add(p, w.End)
-			}
-		})
-		if a.windows == 0 {
-			continue
-		}
-		out.Src, out.Dst = a.endpoints()
-		d := w.End.Sub(w.Start)
-		out.Points = append(out.Points, pointOut{
-			Time: w.End, Bytes: a.stats.Bytes, Packets: a.stats.Packets,
-			BPS: rate(a.stats.Bytes*8, d), PPS: rate(a.stats.Packets, d),
-			Samples: a.stats.Samples, Flows: a.stats.Flows,
-			BytesCI95: ci95Bytes(&a.stats), PacketsCI95: ci95Packets(&a.stats),
-		})
-	}
-	if len(out.Points) == 0 {
-		c.JSON(http.StatusNotFound, errorBody{Error: "no traffic from " + srcTok + " to " + dstTok + " in the range"})
-		return
-	}
-	c.JSON(http.StatusOK, out)
 }

@@ -201,3 +201,45 @@ func (q *query) limit(maxLimit int) (int, error) {
 	}
 	return n, nil
 }
+
+// maxPoints bounds the points a series request may ask for with ?step=.
+const maxPoints = 100_000
+
+// step parses ?step= (a Go duration). It returns 0 when absent: one point
+// per window. windowSize, when known (> 0), is the smallest step allowed,
+// and step must be a multiple of it so that every bucket holds the same
+// number of windows.
+func (q *query) step(from, to time.Time, windowSize time.Duration) (time.Duration, error) {
+	s, ok, err := q.get("step")
+	if err != nil || !ok {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, badParam("step", "not a duration like 1m or 1h: %q", s)
+	}
+	if d < time.Second {
+		return 0, badParam("step", "must be >= 1s, got %s", d)
+	}
+	if n := to.Sub(from) / d; n > maxPoints {
+		return 0, badParam("step", "%s gives %d points for the range; at most %d", d, n, maxPoints)
+	}
+	if err := checkStep(d, windowSize); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+// checkStep checks a step against the window size (no check when unknown).
+func checkStep(step, windowSize time.Duration) error {
+	if windowSize <= 0 {
+		return nil
+	}
+	if step < windowSize {
+		return badParam("step", "must be at least the window size %s, got %s", windowSize, step)
+	}
+	if step%windowSize != 0 {
+		return badParam("step", "must be a multiple of the window size %s, got %s", windowSize, step)
+	}
+	return nil
+}

@@ -42,10 +42,14 @@ type Recent interface {
 // Deps are the API's collaborators. Only Store is required for the pair
 // routes; a nil Inventory or Exporters yields empty lists.
 type Deps struct {
-	Store     store.Reader // windows (store.Memory or store.Tiered)
-	Recent    Recent       // optional: memory coverage, reported in health
-	Inventory Inventory
-	Exporters Exporters
+	Store  store.Reader // windows (store.Memory or store.Tiered)
+	Recent Recent       // optional: memory coverage, reported in health
+	// WindowSize is the aggregation window (aggregate.window): the default
+	// and smallest ?step= of the series routes, which must be a multiple of
+	// it. 0: learnt from the windows of each request.
+	WindowSize time.Duration
+	Inventory  Inventory
+	Exporters  Exporters
 	// Gatherer is served at /metrics (nil: an empty registry).
 	Gatherer prometheus.Gatherer
 	// Registerer receives the API's own metrics (nil: not registered).
@@ -142,6 +146,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/pairs", s.handlePairs)
 	v1.GET("/pairs/:src/:dst/series", s.handleSeries)
 	v1.GET("/vms", s.handleVMs)
+	v1.GET("/vms/:name/series", s.handleVMSeries)
 	v1.GET("/inventory/sources", s.handleSources)
 	v1.GET("/exporters", s.handleExporters)
 	v1.GET("/health", s.handleHealth)

@@ -11,12 +11,19 @@ import (
 // Tiered answers a range from the in-memory store where memory covers it
 // and from History (e.g. InfluxDB) before that.
 //
-// The boundary b is Recent.Oldest(), the start of the oldest window in
-// memory. History answers (from, min(to, b)] and memory (max(from, b), to];
-// since a window ends after it starts, every window memory holds ends after
-// b, and any History window ending after b is dropped, so no window is
-// returned twice. A History window straddling b (from a previous run with
-// different alignment) is dropped too: memory is authoritative after b.
+// Memory is read first, as one snapshot: mem = Recent.Windows(from, to].
+// Memory covers time completely from the start of its oldest window b (it
+// only ever evicts its oldest windows). When from >= b nothing older is
+// needed and History is not asked (the common "last few minutes" query
+// costs no InfluxDB round trip). Otherwise the boundary is the start of the
+// oldest window of the snapshot (which then is memory's oldest window: it
+// was read under the same lock, so an eviction racing with the query cannot
+// open a gap), or min(to, b) when memory holds nothing in the range; History answers
+// (from, boundary] and memory the rest. Every memory window ends after the
+// boundary and every History window kept ends at or before it, so no window
+// is returned twice and none is missing. A History window ending after the
+// boundary (e.g. one straddling it, from a previous run with a different
+// window alignment) is dropped: memory is authoritative after the boundary.
 type Tiered struct {
 	Recent  *Memory
 	History Reader // may be nil: no history before memory's coverage
@@ -35,41 +42,39 @@ func (t Tiered) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.W
 		}
 		return t.History.Windows(ctx, from, to)
 	}
-	b := t.Recent.Oldest()
-	var out []*aggregate.Window
-	if t.History != nil && (b.IsZero() || from.Before(b)) {
-		hto := to
-		if !b.IsZero() && b.Before(hto) {
-			hto = b
-		}
-		hist, err := t.History.Windows(ctx, from, hto)
-		if err != nil {
-			return nil, fmt.Errorf("history windows: %w", err)
-		}
-		for _, w := range hist {
-			if w == nil || !w.End.After(from) || w.End.After(hto) {
-				continue
-			}
-			out = append(out, w)
-		}
-	}
-	if b.IsZero() {
-		// Memory is empty: history is all there is.
-		return out, nil
-	}
-	mfrom := from
-	if mfrom.Before(b) {
-		mfrom = b
-	}
-	if !to.After(mfrom) {
-		return out, nil
-	}
-	recent, err := t.Recent.Windows(ctx, mfrom, to)
+	recent, err := t.Recent.Windows(ctx, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("memory windows: %w", err)
 	}
-	if len(out) == 0 {
+	if t.History == nil {
 		return recent, nil
+	}
+	// Oldest is read after the snapshot: it can only have moved forward
+	// (evictions), so from >= b implies memory covered from at read time.
+	b := t.Recent.Oldest()
+	if !b.IsZero() && !from.Before(b) {
+		return recent, nil
+	}
+	boundary := to
+	if len(recent) > 0 {
+		boundary = recent[0].Start
+	} else if !b.IsZero() && b.Before(to) {
+		// Memory's oldest window starts in the range but ends after it.
+		boundary = b
+	}
+	if !boundary.After(from) {
+		return recent, nil
+	}
+	hist, err := t.History.Windows(ctx, from, boundary)
+	if err != nil {
+		return nil, fmt.Errorf("history windows: %w", err)
+	}
+	out := make([]*aggregate.Window, 0, len(hist)+len(recent))
+	for _, w := range hist {
+		if w == nil || !w.End.After(from) || w.End.After(boundary) {
+			continue
+		}
+		out = append(out, w)
 	}
 	return append(out, recent...), nil
 }

@@ -102,6 +102,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		Gatherer:   a.reg,
 		Registerer: a.reg,
 		UI:         web.FS(),
+		WindowSize: cfg.Aggregate.Window,
 		Logger:     log,
 	}
 	if a.influx != nil {
