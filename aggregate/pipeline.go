@@ -175,6 +175,13 @@ func metaOf(h *decoder.Header) collector.Meta {
 	case decoder.SourceIPFIX:
 		m.SeqKind = collector.SeqRecords
 		m.Records = h.DataRecords
+		// DataRecords counts data and options data records, including
+		// those skipped by direction or the records limit (which also
+		// count in Skipped, without being Samples). Skipped beyond those
+		// can only be data sets whose template is unknown (or reserved
+		// set IDs): their records were not counted, so the sequence
+		// advanced by more than DataRecords.
+		m.RecordsUnknown = h.Skipped > h.DataRecords-h.Samples
 	}
 	return m
 }

@@ -106,6 +106,11 @@ type Worker struct {
 
 	obsCache obsCache
 
+	// learn reports VM interfaces seen sending from addresses the index
+	// does not have (nil: learning off); set up on first use.
+	learn     *enrich.LearnFilter
+	learnInit bool
+
 	preferIP   bool
 	countAll   bool
 	maxPairs   int
@@ -116,6 +121,9 @@ type Worker struct {
 // for this datagram (Enricher.Index()).
 func (w *Worker) Add(idx *enrich.Index, r *decoder.Record) {
 	w.mu.Lock()
+	if !w.learnInit {
+		w.initLearn()
+	}
 	w.add(idx, r)
 	w.mu.Unlock()
 }
@@ -123,31 +131,62 @@ func (w *Worker) Add(idx *enrich.Index, r *decoder.Record) {
 // AddBatch adds every record of a decoded datagram under one lock.
 func (w *Worker) AddBatch(idx *enrich.Index, recs []decoder.Record) {
 	w.mu.Lock()
+	if !w.learnInit {
+		w.initLearn()
+	}
 	for i := range recs {
 		w.add(idx, &recs[i])
 	}
 	w.mu.Unlock()
 }
 
-func (w *Worker) endpoint(idx *enrich.Index, mac [6]byte, ip netip.Addr, vni uint32) (EndpointKey, *enrich.VM) {
+// initLearn picks up the enricher's address learner (w.mu held).
+func (w *Worker) initLearn() {
+	w.learnInit = true
+	if w.a != nil && w.a.enr != nil {
+		if l := w.a.enr.Learner(); l != nil {
+			w.learn = l.NewFilter()
+		}
+	}
+}
+
+// endpoint resolves one side of a record: the key and, for a known VM, the
+// index entry (VM and interface) that matched.
+func (w *Worker) endpoint(idx *enrich.Index, mac [6]byte, ip netip.Addr, vni uint32) (EndpointKey, enrich.Port) {
 	hasMAC := mac != [6]byte{}
 	if !w.preferIP && hasMAC {
 		if p, ok := idx.ByMAC(mac); ok {
-			return EndpointKey{VM: p.VM.ID}, p.VM
+			return EndpointKey{VM: p.VM.ID}, p
 		}
 	}
 	if ip.IsValid() {
 		ip = ip.Unmap()
 		if p, ok := idx.ByIP(vni, ip); ok {
-			return EndpointKey{VM: p.VM.ID}, p.VM
+			return EndpointKey{VM: p.VM.ID}, p
 		}
 	}
 	if w.preferIP && hasMAC {
 		if p, ok := idx.ByMAC(mac); ok {
-			return EndpointKey{VM: p.VM.ID}, p.VM
+			return EndpointKey{VM: p.VM.ID}, p
 		}
 	}
-	return EndpointKey{IP: ip}, nil
+	return EndpointKey{IP: ip}, enrich.Port{}
+}
+
+// learnSrc hands the source side to the address learner: the interface
+// owning the source MAC, seen sending from the source IP. The filter skips
+// addresses the interface has and rate-limits the rest (enrich/learn.go).
+func (w *Worker) learnSrc(idx *enrich.Index, r *decoder.Record, sp enrich.Port) {
+	if sp.Iface == nil || sp.Iface.MAC != r.SrcMAC {
+		if !w.preferIP {
+			return // the MAC lookup came first and missed: no VM interface
+		}
+		var ok bool
+		if sp, ok = idx.ByMAC(r.SrcMAC); !ok {
+			return
+		}
+	}
+	w.learn.Saw(sp, r.SrcIP.Unmap(), r.Received)
 }
 
 func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
@@ -155,8 +194,12 @@ func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
 	if r.Flags&decoder.FlagL3 != 0 {
 		srcIP, dstIP = r.SrcIP, r.DstIP
 	}
-	srcKey, srcVM := w.endpoint(idx, r.SrcMAC, srcIP, r.VNI)
-	dstKey, dstVM := w.endpoint(idx, r.DstMAC, dstIP, r.VNI)
+	srcKey, sp := w.endpoint(idx, r.SrcMAC, srcIP, r.VNI)
+	dstKey, dp := w.endpoint(idx, r.DstMAC, dstIP, r.VNI)
+	srcVM, dstVM := sp.VM, dp.VM
+	if w.learn != nil && srcIP.IsValid() && r.SrcMAC != ([6]byte{}) {
+		w.learnSrc(idx, r, sp)
+	}
 
 	if !w.countAll && !w.counted(idx, r, srcVM, dstVM) {
 		w.cnt.suppressed++

@@ -16,7 +16,14 @@
 // domain): datagrams, samples, decode errors, first/last seen, and the loss
 // estimated from sequence numbers (see seq.go: gaps count as lost at once
 // and are subtracted again when a late datagram fills them; restarts are
-// detected from big jumps and sFlow uptime). Exporters idle for
+// detected from big jumps and sFlow uptime). IPFIX and NetFlow v9 numbers
+// count per observation domain by the RFCs, but Open vSwitch numbers all
+// domains of an exporting process with one counter (and sends statistics
+// in domain 0), so the domains of one exporter address are also tracked as
+// one session; when that explains the numbers better, the session's loss is
+// shown (on its busiest domain) instead of the domains' own (exporters.go).
+// An IPFIX message whose records could not be counted (template not known
+// yet, Meta.RecordsUnknown) is no evidence of loss. Exporters idle for
 // ExporterTimeout are removed.
 //
 // Metrics (label protocol): vmflow_collector_datagrams_total, _bytes_total,

@@ -23,6 +23,9 @@ type exporter struct {
 	mu   sync.Mutex
 	key  exporterKey
 	dead bool // removed from the table; workers drop their cached pointer
+	// IPFIX/NetFlow v9: the session of all domains of the exporter's
+	// address (immutable; nil for sFlow).
+	sess *session
 
 	addr         netip.AddrPort // last UDP source
 	kind         SeqKind
@@ -33,6 +36,40 @@ type exporter struct {
 	trk          seqTracker
 }
 
+// A session is one exporting process (protocol and source address) across
+// all its observation domains. RFC 7011 (and RFC 3954 for NetFlow v9) gives
+// each observation domain its own sequence counter, and the exporter state
+// follows it. Open vSwitch does not: it numbers every data message of an
+// exporter with one counter, whatever its domain, and sends its exporting
+// process statistics in domain 0 (one options record, each time it sends
+// templates), so each domain's sequence skips the numbers the other domains
+// used, and domain 0's skips nearly all of them. The session tracker
+// follows the messages of all domains as one stream. When it explains the
+// sequence better (fewer lost units, restarts and duplicates) than the
+// domains' own trackers together, the counter is shared: its loss,
+// reordering and restarts are the session's (which domain a lost message
+// belonged to cannot be known; they are shown on the domain with the most
+// records) and the domains' own trackers are not used.
+type session struct {
+	mu   sync.Mutex
+	kind SeqKind
+	trk  seqTracker
+	// what an expired domain already showed of the session's figures
+	// (its loss is in goneLost): not to be shown again
+	gone seqFigures
+
+	// under exporterTable.mu
+	key     exporterKey
+	members int // domains in the table
+	domains int // domains ever seen
+}
+
+// seqFigures are what an exporter shows of the sequence accounting.
+type seqFigures struct {
+	lostDatagrams, lostRecords, reordered, restarts uint64
+	session                                         bool // the session's (shared counter)
+}
+
 // exporterTable holds every exporter's state. Workers look exporters up in
 // their own unlocked cache first; the table's lock is taken only for a new
 // exporter, expiry and reads. Each exporter has its own mutex, held for a
@@ -40,6 +77,7 @@ type exporter struct {
 type exporterTable struct {
 	mu    sync.Mutex
 	m     map[exporterKey]*exporter
+	sess  map[exporterKey]*session // by exporter key without domain
 	max   int
 	epoch atomic.Uint64 // bumped when exporters are removed
 
@@ -50,7 +88,12 @@ type exporterTable struct {
 }
 
 func newExporterTable(max int) *exporterTable {
-	return &exporterTable{m: make(map[exporterKey]*exporter), max: max}
+	return &exporterTable{m: make(map[exporterKey]*exporter), sess: make(map[exporterKey]*session), max: max}
+}
+
+func sessionKey(k exporterKey) exporterKey {
+	k.obsDomain = 0
+	return k
 }
 
 // get returns the exporter for k, creating it; nil when the table is full.
@@ -64,26 +107,147 @@ func (t *exporterTable) get(k exporterKey) *exporter {
 		return nil
 	}
 	e := &exporter{key: k}
+	if k.proto != ProtoSFlow {
+		sk := sessionKey(k)
+		se := t.sess[sk]
+		if se == nil {
+			se = &session{key: sk}
+			t.sess[sk] = se
+		}
+		se.members++
+		se.domains++
+		e.sess = se
+	}
 	t.m[k] = e
 	return e
+}
+
+// figures returns what each of es shows of the sequence accounting: its own
+// tracker's figures, or for a session with a shared counter the session's
+// (on its busiest domain). Called with t.mu held.
+func (t *exporterTable) figures(es []*exporter) []seqFigures {
+	out := make([]seqFigures, len(es))
+	type group struct {
+		score   uint64 // the domains' anomalies together
+		busiest int
+		records uint64
+		members []int
+	}
+	var groups map[*session]*group
+	for i, e := range es {
+		e.mu.Lock()
+		out[i] = seqFigures{
+			lostDatagrams: e.trk.lostDatagrams(e.kind),
+			reordered:     e.trk.reordered,
+			restarts:      e.trk.restarts,
+		}
+		if e.kind == SeqRecords {
+			out[i].lostRecords = e.trk.lost
+		}
+		score := e.trk.lost + e.trk.restarts + e.trk.dups
+		records := e.trk.records + e.datagrams
+		e.mu.Unlock()
+		if e.sess == nil || e.sess.domains < 2 {
+			continue
+		}
+		if groups == nil {
+			groups = make(map[*session]*group)
+		}
+		g := groups[e.sess]
+		if g == nil {
+			g = &group{busiest: i, records: records}
+			groups[e.sess] = g
+		} else if b := es[g.busiest]; records > g.records || (records == g.records && e.key.obsDomain < b.key.obsDomain) {
+			g.busiest, g.records = i, records
+		}
+		g.score += score
+		g.members = append(g.members, i)
+	}
+	for se, g := range groups {
+		se.mu.Lock()
+		tr := &se.trk
+		shared := tr.lost+tr.restarts+tr.dups < g.score
+		f := seqFigures{
+			session:       true,
+			lostDatagrams: tr.lostDatagrams(se.kind),
+			reordered:     tr.reordered,
+			restarts:      tr.restarts,
+		}
+		if se.kind == SeqRecords {
+			f.lostRecords = tr.lost
+		}
+		f.lostDatagrams -= min(f.lostDatagrams, se.gone.lostDatagrams)
+		f.lostRecords -= min(f.lostRecords, se.gone.lostRecords)
+		f.reordered -= min(f.reordered, se.gone.reordered)
+		f.restarts -= min(f.restarts, se.gone.restarts)
+		se.mu.Unlock()
+		if !shared {
+			continue
+		}
+		for _, i := range g.members {
+			out[i] = seqFigures{}
+		}
+		out[g.busiest] = f
+	}
+	return out
 }
 
 // expire removes exporters not seen since before cutoff (unix ns).
 func (t *exporterTable) expire(cutoff int64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := 0
-	for k, e := range t.m {
+	var old []*exporter
+	for _, e := range t.m {
 		e.mu.Lock()
 		if e.last < cutoff {
-			e.dead = true
-			if int(k.proto) < len(t.goneLost) {
-				t.goneLost[k.proto] += e.trk.lostDatagrams(e.kind)
-			}
-			delete(t.m, k)
-			n++
+			old = append(old, e)
 		}
 		e.mu.Unlock()
+	}
+	if len(old) == 0 {
+		return 0
+	}
+	all := make([]*exporter, 0, len(t.m))
+	for _, e := range t.m {
+		all = append(all, e)
+	}
+	fig := t.figures(all)
+	figOf := make(map[*exporter]seqFigures, len(all))
+	for i, e := range all {
+		figOf[e] = fig[i]
+	}
+	n := 0
+	for _, e := range old {
+		k := e.key
+		e.mu.Lock()
+		if e.last >= cutoff { // seen again meanwhile
+			e.mu.Unlock()
+			continue
+		}
+		e.dead = true
+		e.mu.Unlock()
+		f := figOf[e]
+		if int(k.proto) < len(t.goneLost) {
+			t.goneLost[k.proto] += f.lostDatagrams
+		}
+		if se := e.sess; se != nil {
+			if f.session {
+				// the session's loss is counted now: another
+				// domain must not show it again
+				se.mu.Lock()
+				se.gone.lostDatagrams += f.lostDatagrams
+				se.gone.lostRecords += f.lostRecords
+				se.gone.reordered += f.reordered
+				se.gone.restarts += f.restarts
+				se.mu.Unlock()
+			}
+			se.members--
+			if se.members == 0 {
+				delete(t.sess, se.key)
+			}
+		}
+		delete(t.m, k)
+		n++
 	}
 	if n > 0 {
 		t.epoch.Add(1)
@@ -100,13 +264,14 @@ func (t *exporterTable) lost(p Protocol) float64 {
 	if int(p) < len(t.goneLost) {
 		n = t.goneLost[p]
 	}
+	var es []*exporter
 	for k, e := range t.m {
-		if k.proto != p {
-			continue
+		if k.proto == p {
+			es = append(es, e)
 		}
-		e.mu.Lock()
-		n += e.trk.lostDatagrams(e.kind)
-		e.mu.Unlock()
+	}
+	for _, f := range t.figures(es) {
+		n += f.lostDatagrams
 	}
 	return float64(n)
 }
@@ -129,9 +294,10 @@ func (t *exporterTable) snapshot() []ExporterStatus {
 	for _, e := range t.m {
 		es = append(es, e)
 	}
+	fig := t.figures(es)
 	t.mu.Unlock()
 	out := make([]ExporterStatus, 0, len(es))
-	for _, e := range es {
+	for i, e := range es {
 		e.mu.Lock()
 		st := ExporterStatus{
 			Protocol:      e.key.proto.String(),
@@ -141,15 +307,13 @@ func (t *exporterTable) snapshot() []ExporterStatus {
 			Datagrams:     e.datagrams,
 			Samples:       e.samples,
 			DecodeErrors:  e.decodeErrors,
-			LostDatagrams: e.trk.lostDatagrams(e.kind),
-			Reordered:     e.trk.reordered,
-			Restarts:      e.trk.restarts,
+			LostDatagrams: fig[i].lostDatagrams,
+			LostRecords:   fig[i].lostRecords,
+			Reordered:     fig[i].reordered,
+			Restarts:      fig[i].restarts,
 			LastSequence:  e.trk.lastSeq,
 			FirstSeen:     time.Unix(0, e.first).UTC(),
 			LastSeen:      time.Unix(0, e.last).UTC(),
-		}
-		if e.kind == SeqRecords {
-			st.LostRecords = e.trk.lost
 		}
 		if e.key.agent.IsValid() {
 			st.Agent = e.key.agent.String()
@@ -230,16 +394,27 @@ func (c *exporterCache) record(d *Datagram, m *Meta, failed bool, arrival uint64
 		if d.Received > e.last {
 			e.last = d.Received
 		}
+		records := m.Records
+		if m.RecordsUnknown {
+			records = -1
+		}
+		track := !failed && m.SeqKind != SeqNone
 		if failed {
 			e.decodeErrors++
 		} else {
 			e.samples += uint64(max(m.Samples, 0))
-			if m.SeqKind != SeqNone {
+			if track {
 				e.kind = m.SeqKind
-				e.trk.update(m.SeqKind, m.Sequence, m.Records, m.Uptime, arrival)
+				e.trk.update(m.SeqKind, m.Sequence, records, m.Uptime, arrival)
 			}
 		}
 		e.mu.Unlock()
+		if se := e.sess; se != nil && track {
+			se.mu.Lock()
+			se.kind = m.SeqKind
+			se.trk.update(m.SeqKind, m.Sequence, records, m.Uptime, arrival)
+			se.mu.Unlock()
+		}
 		return
 	}
 }

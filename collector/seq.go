@@ -15,6 +15,11 @@ package collector
 // (60 s inside a gap, 1 s outside) means the exporter restarted:
 // Restarts++, the tracker resynchronises and no loss is counted.
 //
+// An IPFIX message whose record count is unknown (records < 0: a data set
+// whose template the decoder does not know yet, so its records could not be
+// counted) sets the expected sequence to its own and lets the next message
+// ahead of it resynchronise without counting the difference as loss.
+//
 // Late datagrams are "reordered" only when they also arrived (in socket
 // order) after the datagram that opened their gap; datagrams overtaken only
 // inside vmflow's own worker pool fill their gap silently.
@@ -42,6 +47,7 @@ type seqGap struct{ lo, hi uint32 } // [lo, hi)
 
 type seqTracker struct {
 	init        bool
+	free        bool // the newest message's record count was unknown
 	expected    uint32
 	lastSeq     uint32
 	uptime      uint32
@@ -66,11 +72,12 @@ func (t *seqTracker) update(kind SeqKind, seq uint32, records int, uptime uint32
 	if kind == SeqNone {
 		return
 	}
+	unknown := false
 	if records < 0 {
-		records = 0
+		records, unknown = 0, true
 	}
 	if kind == SeqDatagrams {
-		records = 1
+		records, unknown = 1, false
 	}
 	r := uint32(records)
 	if records > 0 {
@@ -78,7 +85,7 @@ func (t *seqTracker) update(kind SeqKind, seq uint32, records int, uptime uint32
 		t.records += uint64(records)
 	}
 	if !t.init {
-		t.resync(seq, r, uptime, arrival)
+		t.resync(seq, r, unknown, uptime, arrival)
 		t.init = true
 		return
 	}
@@ -94,13 +101,14 @@ func (t *seqTracker) update(kind SeqKind, seq uint32, records int, uptime uint32
 	switch {
 	case d >= 0:
 		if d > seqMaxJump*scale || (uptimeKnown && uptime < t.uptime && t.uptime-uptime < 1<<31) {
-			t.restart(seq, r, uptime, arrival)
+			t.restart(seq, r, unknown, uptime, arrival)
 			return
 		}
-		if d > 0 {
+		if d > 0 && !t.free {
 			t.lost += uint64(d)
 			t.addGap(t.expected, seq, scale)
 		}
+		t.free = unknown
 		t.expected = seq + r
 		t.lastSeq = seq
 		t.uptime = uptime
@@ -110,7 +118,15 @@ func (t *seqTracker) update(kind SeqKind, seq uint32, records int, uptime uint32
 		// overtaken in our own worker pool, so never a restart.
 		overtaken := arrival < t.highArrival
 		if !overtaken && (-d > seqWindow*scale || (uptimeKnown && t.uptime-uptime > seqUptimeSlackMs)) {
-			t.restart(seq, r, uptime, arrival)
+			t.restart(seq, r, unknown, uptime, arrival)
+			return
+		}
+		if unknown {
+			// Late, of unknown size: take it to cover the rest of the
+			// gap it falls in (what the next message did not).
+			if hi, ok := t.gapEnd(seq); ok && t.fill(seq, hi-seq) {
+				t.lost -= uint64(hi - seq)
+			}
 			return
 		}
 		if r == 0 {
@@ -126,14 +142,15 @@ func (t *seqTracker) update(kind SeqKind, seq uint32, records int, uptime uint32
 		if !overtaken && uptimeKnown && t.uptime-uptime > seqDupUptimeMs {
 			// Not late (no gap to fill) and older than any reordering:
 			// the agent restarted with a sequence below the old one.
-			t.restart(seq, r, uptime, arrival)
+			t.restart(seq, r, unknown, uptime, arrival)
 			return
 		}
 		t.dups++
 	}
 }
 
-func (t *seqTracker) resync(seq, r, uptime uint32, arrival uint64) {
+func (t *seqTracker) resync(seq, r uint32, unknown bool, uptime uint32, arrival uint64) {
+	t.free = unknown
 	t.expected = seq + r
 	t.lastSeq = seq
 	t.uptime = uptime
@@ -141,9 +158,9 @@ func (t *seqTracker) resync(seq, r, uptime uint32, arrival uint64) {
 	t.ngaps = 0
 }
 
-func (t *seqTracker) restart(seq, r, uptime uint32, arrival uint64) {
+func (t *seqTracker) restart(seq, r uint32, unknown bool, uptime uint32, arrival uint64) {
 	t.restarts++
-	t.resync(seq, r, uptime, arrival)
+	t.resync(seq, r, unknown, uptime, arrival)
 }
 
 // addGap remembers [lo, hi), forgetting gaps that left the window and, when
@@ -166,6 +183,17 @@ func (t *seqTracker) addGap(lo, hi uint32, scale int64) {
 	}
 	t.gaps[t.ngaps] = seqGap{lo, hi}
 	t.ngaps++
+}
+
+// gapEnd returns the end of the gap that contains seq.
+func (t *seqTracker) gapEnd(seq uint32) (uint32, bool) {
+	for i := 0; i < t.ngaps; i++ {
+		g := t.gaps[i]
+		if seq-g.lo < g.hi-g.lo {
+			return g.hi, true
+		}
+	}
+	return 0, false
 }
 
 // fill removes [seq, seq+r) from the gap containing it and reports whether

@@ -55,9 +55,14 @@ type Meta struct {
 	Sequence  uint32
 	Uptime    uint32 // sFlow uptime ms: a decrease means the agent restarted
 	// Records is what the sequence counts for this datagram (1 for
-	// SeqDatagrams, the data record count for SeqRecords).
+	// SeqDatagrams, the data record count for SeqRecords: data and options
+	// data records, not templates).
 	Records int
-	Samples int // flow + counter samples / flow records decoded
+	// RecordsUnknown (SeqRecords) says Records is incomplete: the message
+	// had data sets that could not be counted (their template is not known
+	// yet). The next message's sequence is then taken as is, not as loss.
+	RecordsUnknown bool
+	Samples        int // flow + counter samples / flow records decoded
 }
 
 // WorkerHandler handles datagrams on one worker goroutine; it need not be

@@ -35,6 +35,12 @@ type Enricher struct {
 	done    chan struct{}
 	started []InventorySource
 
+	// Learning from traffic (nil when enrich.learn.enabled is false).
+	learner   *Learner
+	learned   *learnStore
+	learnDone chan struct{}
+	now       func() time.Time
+
 	m *enrichMetrics
 }
 
@@ -62,6 +68,7 @@ func New(cfg Config, reg prometheus.Registerer, sources ...InventorySource) (*En
 		changed: make(chan struct{}),
 		history: map[VMID]*VM{},
 		kick:    make(chan struct{}, 1),
+		now:     time.Now,
 	}
 	if cfg.Static.File != "" {
 		e.sources = append(e.sources, NewStaticSource(cfg.Static.File, cfg.Static.Reload))
@@ -91,8 +98,25 @@ func New(cfg Config, reg prometheus.Registerer, sources ...InventorySource) (*En
 	for _, k := range []string{"mac", "ip", "tap", "exporter"} {
 		e.m.conflicts.WithLabelValues(k)
 	}
+	collectors := []prometheus.Collector{e.m.vms, e.m.interfaces, e.m.hosts, e.m.conflicts, e.m.rebuilds, e.m.snapshots, e.m.rebuildDur, &sourceCollector{e: e}}
+	if lc := cfg.Learn; lc.Enabled {
+		retry := 2 * lc.Interval
+		if retry < 100*time.Millisecond {
+			retry = 100 * time.Millisecond
+		}
+		e.learned = newLearnStore(lc)
+		e.learner = &Learner{
+			ch:        make(chan Observation, lc.Queue),
+			dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_enrich_learn_dropped_total", Help: "Source addresses the hot path could not hand to the learner because its queue (enrich.learn.queue) was full."}),
+			linkLocal: lc.LinkLocal,
+			retry:     int64(retry),
+			refresh:   int64(lc.Expiry / 4),
+		}
+		collectors = append(collectors, e.learner.dropped)
+		collectors = append(collectors, e.learned.collectors()...)
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{e.m.vms, e.m.interfaces, e.m.hosts, e.m.conflicts, e.m.rebuilds, e.m.snapshots, e.m.rebuildDur, &sourceCollector{e: e}} {
+		for _, c := range collectors {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("enrich: register metrics: %w", err)
 			}
@@ -152,6 +176,10 @@ func (e *Enricher) Start(ctx context.Context) error {
 	}
 	e.done = make(chan struct{})
 	go e.loop(ctx)
+	if e.learner != nil {
+		e.learnDone = make(chan struct{})
+		go e.learnLoop(ctx)
+	}
 	return nil
 }
 
@@ -169,6 +197,10 @@ func (e *Enricher) Stop() {
 		<-e.done
 		e.done = nil
 	}
+	if e.learnDone != nil {
+		<-e.learnDone
+		e.learnDone = nil
+	}
 	e.cancel = nil
 }
 
@@ -181,6 +213,45 @@ func (e *Enricher) loop(ctx context.Context) {
 		case <-e.kick:
 			e.rebuild()
 		}
+	}
+}
+
+// learnLoop processes the learner's queue and, every enrich.learn.interval,
+// expires old addresses and schedules a rebuild when the learned set
+// changed.
+func (e *Enricher) learnLoop(ctx context.Context) {
+	defer close(e.learnDone)
+	t := time.NewTicker(e.cfg.Learn.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-e.learner.ch:
+			e.learned.observe(o, e.now())
+		case <-t.C:
+			now := e.now()
+			e.learned.expire(now)
+			if e.learned.needsRebuild(now) {
+				select {
+				case e.kick <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// Learner returns the hot path's hand-off to address learning, nil when
+// enrich.learn.enabled is false. Reports are processed while the Enricher
+// runs (between Start and Stop); before Start they wait in the queue.
+func (e *Enricher) Learner() *Learner { return e.learner }
+
+// SetClock replaces the clock used for learned addresses' last-seen times
+// and expiry (tests, simulations). Call it before Start.
+func (e *Enricher) SetClock(now func() time.Time) {
+	if now != nil {
+		e.now = now
 	}
 }
 
@@ -224,7 +295,11 @@ func (e *Enricher) rebuild() {
 	}
 	e.mu.Unlock()
 	sort.Slice(snaps, func(a, b int) bool { return snaps[a].Source < snaps[b].Source })
-	x := build(snaps, mergeInput{merge: e.cfg.Merge, reg: e.reg, last: e.lastKnown, now: start})
+	var learned map[[6]byte][]learnedAddr
+	if e.learned != nil {
+		learned = e.learned.export(e.now())
+	}
+	x := build(snaps, mergeInput{merge: e.cfg.Merge, reg: e.reg, last: e.lastKnown, now: start, learned: learned})
 
 	e.histMu.Lock()
 	for _, vm := range x.vms {

@@ -170,9 +170,9 @@ func TestConflictsAreReportedWithDeterministicWinner(t *testing.T) {
 	assert.Equal(t, "aa", p.VM.Name, "ties go to the lower name")
 
 	assert.Equal(t, []Conflict{
-		{Kind: "ip", Key: "10.0.0.9", VMs: []string{"new", "old"}, Chose: "new"},
-		{Kind: "ip", Key: "192.168.0.1", VMs: []string{"aa", "zz"}, Chose: "aa"},
-		{Kind: "mac", Key: "52:54:00:00:00:01", VMs: []string{"new", "old"}, Chose: "new"},
+		{Kind: "ip", Key: "10.0.0.9", VMs: []string{"new", "old"}, Chose: "new", Reason: "new is running, old is shutoff"},
+		{Kind: "ip", Key: "192.168.0.1", VMs: []string{"aa", "zz"}, Chose: "aa", Reason: "aa and zz have equal standing (both running, from static); the lower name wins"},
+		{Kind: "mac", Key: "52:54:00:00:00:01", VMs: []string{"new", "old"}, Chose: "new", Reason: "new is running, old is shutoff"},
 	}, x.Conflicts())
 	assert.Equal(t, 2.0, testutil.ToFloat64(e.m.conflicts.WithLabelValues("ip")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(e.m.conflicts.WithLabelValues("mac")))
@@ -276,7 +276,8 @@ func TestExporterClaimedByTwoHostsIsAConflict(t *testing.T) {
 	e.Publish(Snapshot{Source: "libvirt:x", Hosts: []Host{{Name: "hvL", Exporters: []netip.Addr{a}}}})
 	h, _ := e.Index().HostOfExporter(a)
 	assert.Equal(t, "hvL", h, "libvirt-first")
-	assert.Equal(t, []Conflict{{Kind: "exporter", Key: "10.9.9.9", VMs: []string{"hvL", "hvS"}, Chose: "hvL"}}, e.Index().Conflicts())
+	assert.Equal(t, []Conflict{{Kind: "exporter", Key: "10.9.9.9", VMs: []string{"hvL", "hvS"}, Chose: "hvL",
+		Reason: "source libvirt:x lists it for hvL and ranks before source static, which lists it for hvS (enrich.merge libvirt-first)"}}, e.Index().Conflicts())
 }
 
 func TestEnricherWithSourcesAndMetrics(t *testing.T) {

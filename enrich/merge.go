@@ -1,42 +1,16 @@
 package enrich
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
 )
 
-// Merging sources into an Index (off the hot path).
-//
-// Source order. Snapshots are ranked by class, then by source name:
-// with Merge "libvirt-first" every source other than "static" ranks before
-// the static inventory; with "static-first" the static inventory ranks first.
-//
-// VM identity. A VM's identity is its UUID (case-insensitive) or, when it
-// has none, its name; a VM without a UUID whose name matches a VM with a
-// UUID in any source joins that identity. Every identity gets a VMID from a
-// registry that never reuses ids (a VM first known by name only keeps its id
-// when a UUID shows up for it later).
-//
-// One VM per identity. When several snapshots describe the same identity,
-// the winner is, in order: the best-ranked class (see Merge), a non-stale
-// snapshot, state "running", then the source order. The winner's fields win;
-// its empty host, tenant, tenant_name and state and missing labels are filled
-// from the other descriptions in order, and interface addresses are the
-// union per MAC. (Two libvirt daemons reporting one VM during a live
-// migration: the one where it runs wins.)
-//
-// Migration. When a VM's host differs from the host it had in the previous
-// index (or last time it was seen), PrevHost and MovedAt record the move.
-//
-// Conflicts. When two VMs claim the same MAC, the same IP in one VNI, or the
-// same tap on one host, one wins deterministically and the conflict is listed
-// in Index.Conflicts (and counted in vmflow_enrich_conflicts{kind}). The
-// winner is: a non-stale VM; for IPs an address not merely learned from
-// traffic; a VM in state "running"; the better-ranked source; then the lower
-// VM name, then the lower UUID. An exporter identity listed for two hosts
-// goes to the better-ranked source (then the lower host name).
+// Merging sources into an Index (off the hot path). The merge order,
+// per-field precedence and conflict rules are documented in doc.go; keep
+// them in step with build, compareClaims and fillFrom.
 
 // registry assigns VMIDs; ids are never reused.
 type registry struct {
@@ -96,6 +70,8 @@ type mergeInput struct {
 	// last returns the last known VM for an id (for migration tracking).
 	last func(VMID) *VM
 	now  time.Time
+	// learned are the addresses learned from traffic, by MAC.
+	learned map[[6]byte][]learnedAddr
 }
 
 func sourceClass(merge, source string) int {
@@ -169,8 +145,7 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 
 	x := &Index{
 		byID:         make(map[VMID]*VM, len(idents)),
-		byMAC:        make(map[[6]byte]Port, len(idents)),
-		byIP:         make(map[ipKey]Port, len(idents)),
+		byIP:         map[ipKey]Port{},
 		byTap:        make(map[hostTap]Port),
 		hostOfExp:    map[netip.Addr]string{},
 		hostOfObs:    map[ExporterID]string{},
@@ -222,140 +197,125 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 		return x.vms[a].UUID < x.vms[b].UUID
 	})
 
-	// Lookups, with conflict detection.
-	type claim struct {
-		e       entry
-		iface   *Interface
-		learned bool
+	// Lookups, with conflict detection (precedence: doc.go).
+	resolve := func(kind, key string, cl []claim) (claim, Conflict) {
+		best := 0
+		for i := 1; i < len(cl); i++ {
+			if c, _ := compareClaims(&cl[i], &cl[best]); c < 0 {
+				best = i
+			}
+		}
+		second := -1
+		names := make([]string, 0, len(cl))
+		seen := map[*VM]bool{}
+		for i := range cl {
+			if !seen[cl[i].e.vm] {
+				seen[cl[i].e.vm] = true
+				names = append(names, vmLabel(cl[i].e.vm))
+			}
+			if cl[i].e.vm == cl[best].e.vm {
+				continue
+			}
+			if second < 0 {
+				second = i
+			} else if c, _ := compareClaims(&cl[i], &cl[second]); c < 0 {
+				second = i
+			}
+		}
+		sort.Strings(names)
+		conf := Conflict{Kind: kind, Key: key, VMs: names, Chose: vmLabel(cl[best].e.vm)}
+		if second >= 0 {
+			_, why := compareClaims(&cl[best], &cl[second])
+			conf.Reason = explain(&cl[best], &cl[second], why, in.merge)
+		}
+		return cl[best], conf
 	}
-	macClaims := map[[6]byte][]claim{}
-	ipClaims := map[ipKey][]claim{}
-	tapClaims := map[hostTap][]claim{}
-	better := func(a, b claim) bool {
-		if a.e.vm.Stale != b.e.vm.Stale {
-			return !a.e.vm.Stale
-		}
-		if a.learned != b.learned {
-			return !a.learned
-		}
-		ra, rb := a.e.vm.State == "running", b.e.vm.State == "running"
-		if ra != rb {
-			return ra
-		}
-		if a.e.rank != b.e.rank {
-			return a.e.rank < b.e.rank
-		}
-		if a.e.vm.Name != b.e.vm.Name {
-			return a.e.vm.Name < b.e.vm.Name
-		}
-		return a.e.vm.UUID < b.e.vm.UUID
-	}
-	rankOf := make(map[*VM]int, len(entries))
-	for _, e := range entries {
-		rankOf[e.vm] = e.rank
-	}
+
+	// MACs and taps.
+	macFirst := make(map[[6]byte]claim, len(entries))
+	macConf := map[[6]byte][]claim{}
+	tapFirst := map[hostTap]claim{}
+	tapConf := map[hostTap][]claim{}
 	for _, e := range entries {
 		vm := e.vm
 		for i := range vm.Interfaces {
 			it := &vm.Interfaces[i]
 			x.ifaces++
-			port := Port{VM: vm, Iface: it}
 			c := claim{e: e, iface: it}
 			if it.MAC != ([6]byte{}) {
-				if old, ok := x.byMAC[it.MAC]; !ok {
-					x.byMAC[it.MAC] = port
-				} else if old.VM != vm {
-					cl := macClaims[it.MAC]
-					if len(cl) == 0 {
-						cl = append(cl, claim{e: entry{vm: old.VM, rank: rankOf[old.VM]}, iface: old.Iface})
-					}
-					cl = append(cl, c)
-					macClaims[it.MAC] = cl
-				}
+				addClaim(macFirst, macConf, it.MAC, c)
 			}
-			for _, a := range it.Addrs {
+			if it.Tap != "" && vm.Host != "" {
+				addClaim(tapFirst, tapConf, hostTap{vm.Host, it.Tap}, c)
+			}
+		}
+	}
+	for k, cl := range macConf {
+		w, c := resolve("mac", FormatMAC(k), cl)
+		macFirst[k] = w
+		x.conflicts = append(x.conflicts, c)
+	}
+	for k, cl := range tapConf {
+		w, c := resolve("tap", k.Host+"/"+k.Tap, cl)
+		tapFirst[k] = w
+		x.conflicts = append(x.conflicts, c)
+	}
+
+	// Learned addresses join the interface that owns their MAC in this
+	// index, when it still belongs to the VM they were learned for and
+	// does not have the address from another source.
+	for mac, las := range in.learned {
+		c, ok := macFirst[mac]
+		if !ok {
+			continue
+		}
+		it := c.iface
+		for _, la := range las {
+			if la.vm == c.e.vm.ID && !hasIP(it.Addrs, la.ip) {
+				it.Addrs = append(it.Addrs, Addr{IP: la.ip, Source: AddrLearned, LastSeen: la.last})
+			}
+		}
+	}
+
+	// IPs per VNI.
+	ipFirst := make(map[ipKey]claim, len(entries))
+	ipConf := map[ipKey][]claim{}
+	for _, e := range entries {
+		vm := e.vm
+		for i := range vm.Interfaces {
+			it := &vm.Interfaces[i]
+			for j := range it.Addrs {
+				a := &it.Addrs[j]
 				if !a.IP.IsValid() {
 					continue
 				}
-				k := ipKey{VNI: it.VNI, IP: a.IP.Unmap()}
-				ca := c
-				ca.learned = a.Source == AddrLearned
-				if old, ok := x.byIP[k]; !ok {
-					x.byIP[k] = port
-					if ca.learned {
-						ipClaims[k] = append(ipClaims[k][:0], ca) // remember learned-ness of the holder
-					}
-				} else if old.VM != vm {
-					cl := ipClaims[k]
-					if len(cl) == 0 {
-						cl = append(cl, claim{e: entry{vm: old.VM, rank: rankOf[old.VM]}, iface: old.Iface})
-					}
-					cl = append(cl, ca)
-					ipClaims[k] = cl
-				}
-			}
-			if it.Tap != "" && vm.Host != "" {
-				k := hostTap{vm.Host, it.Tap}
-				if old, ok := x.byTap[k]; !ok {
-					x.byTap[k] = port
-				} else if old.VM != vm {
-					cl := tapClaims[k]
-					if len(cl) == 0 {
-						cl = append(cl, claim{e: entry{vm: old.VM, rank: rankOf[old.VM]}, iface: old.Iface})
-					}
-					cl = append(cl, c)
-					tapClaims[k] = cl
-				}
+				addClaim(ipFirst, ipConf, ipKey{VNI: it.VNI, IP: a.IP.Unmap()}, claim{e: e, iface: it, addr: a})
 			}
 		}
 	}
-	resolve := func(kind, key string, cl []claim) (Port, Conflict) {
-		best := cl[0]
-		names := make([]string, 0, len(cl))
-		seen := map[*VM]bool{}
-		for _, c := range cl {
-			if better(c, best) {
-				best = c
-			}
-			if !seen[c.e.vm] {
-				seen[c.e.vm] = true
-				names = append(names, vmLabel(c.e.vm))
-			}
-		}
-		sort.Strings(names)
-		return Port{VM: best.e.vm, Iface: best.iface}, Conflict{Kind: kind, Key: key, VMs: names, Chose: vmLabel(best.e.vm)}
-	}
-	for k, cl := range macClaims {
-		p, c := resolve("mac", FormatMAC(k), cl)
-		x.byMAC[k] = p
-		x.conflicts = append(x.conflicts, c)
-	}
-	for k, cl := range ipClaims {
-		if len(cl) < 2 {
-			continue // only the learned-ness marker of a single holder
-		}
-		p, c := resolve("ip", ipKeyString(k), cl)
-		x.byIP[k] = p
-		x.conflicts = append(x.conflicts, c)
-	}
-	for k, cl := range tapClaims {
-		p, c := resolve("tap", k.Host+"/"+k.Tap, cl)
-		x.byTap[k] = p
+	for k, cl := range ipConf {
+		w, c := resolve("ip", ipKeyString(k), cl)
+		ipFirst[k] = w
 		x.conflicts = append(x.conflicts, c)
 	}
 
 	// Fast lookup maps.
-	x.macs = make(map[uint64]Port, len(x.byMAC))
-	for k, p := range x.byMAC {
-		x.macs[macKey(k)] = p
-	}
 	x.byMAC = nil
-	x.ip4 = make(map[uint64]Port, len(x.byIP))
-	for k, p := range x.byIP {
+	x.macs = make(map[uint64]Port, len(macFirst))
+	for k, c := range macFirst {
+		x.macs[macKey(k)] = Port{VM: c.e.vm, Iface: c.iface}
+	}
+	x.ip4 = make(map[uint64]Port, len(ipFirst))
+	for k, c := range ipFirst {
+		p := Port{VM: c.e.vm, Iface: c.iface}
 		if k.IP.Is4() {
 			x.ip4[ip4Key(k.VNI, k.IP)] = p
-			delete(x.byIP, k)
+		} else {
+			x.byIP[k] = p
 		}
+	}
+	for k, c := range tapFirst {
+		x.byTap[k] = Port{VM: c.e.vm, Iface: c.iface}
 	}
 
 	// Hosts and exporter identities.
@@ -373,9 +333,11 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 	type expClaim struct {
 		host string
 		rank int
+		src  string
 	}
 	expFirst := map[ExporterID]expClaim{} // Domain with a flag bit for "any"
 	expConf := map[ExporterID][]string{}
+	expWhy := map[ExporterID]string{}
 	for rank, si := range order {
 		for _, h := range snaps[si].Hosts {
 			if h.Name == "" {
@@ -391,12 +353,17 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 					if c.host != h.Name {
 						if len(expConf[k]) == 0 {
 							expConf[k] = []string{c.host}
+							if c.src != snaps[si].Source {
+								expWhy[k] = fmt.Sprintf("source %s lists it for %s and ranks before source %s, which lists it for %s (enrich.merge %s)", c.src, c.host, snaps[si].Source, h.Name, in.merge)
+							} else {
+								expWhy[k] = fmt.Sprintf("source %s lists it for %s and %s; the first listed wins", c.src, c.host, h.Name)
+							}
 						}
 						expConf[k] = append(expConf[k], h.Name)
 					}
 					return false
 				}
-				expFirst[k] = expClaim{host: h.Name, rank: rank}
+				expFirst[k] = expClaim{host: h.Name, rank: rank, src: snaps[si].Source}
 				return true
 			}
 			for _, a := range h.Exporters {
@@ -421,7 +388,7 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 			key += "/" + uitoa(k.Domain)
 		}
 		sort.Strings(hs[1:])
-		x.conflicts = append(x.conflicts, Conflict{Kind: "exporter", Key: key, VMs: hs, Chose: hs[0]})
+		x.conflicts = append(x.conflicts, Conflict{Kind: "exporter", Key: key, VMs: hs, Chose: hs[0], Reason: expWhy[k]})
 	}
 	for _, vm := range x.vms {
 		if vm.Host != "" {
@@ -445,6 +412,159 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 		return ca.Key < cb.Key
 	})
 	return x
+}
+
+// claim is one VM interface claiming a MAC, tap or (with addr) an IP.
+type claim struct {
+	e     entry
+	iface *Interface
+	addr  *Addr // IP claims only
+}
+
+func (c *claim) learned() bool { return c.addr != nil && c.addr.Source == AddrLearned }
+
+// addrClass orders address sources: static, lease, agent (and anything
+// else a source reports) 0; arp 1; learned 2.
+func (c *claim) addrClass() int {
+	if c.addr == nil {
+		return 0
+	}
+	switch c.addr.Source {
+	case AddrLearned:
+		return 2
+	case AddrARP:
+		return 1
+	}
+	return 0
+}
+
+// addClaim records c for k: the first claim holds k; another claim of the
+// same VM replaces it when better (a lease on one NIC over a learned copy
+// on another); a claim of another VM makes a conflict.
+func addClaim[K comparable](first map[K]claim, conf map[K][]claim, k K, c claim) {
+	old, ok := first[k]
+	if !ok {
+		first[k] = c
+		return
+	}
+	if old.e.vm == c.e.vm {
+		if cmp, _ := compareClaims(&c, &old); cmp < 0 {
+			first[k] = c
+		}
+		if cl, ok := conf[k]; ok {
+			conf[k] = append(cl, c)
+		}
+		return
+	}
+	cl := conf[k]
+	if len(cl) == 0 {
+		cl = append(cl, old)
+	}
+	conf[k] = append(cl, c)
+}
+
+// why names the rule that decided between two claims.
+type why int
+
+const (
+	whyLearned why = iota // an inventory address over a learned one
+	whyStale              // a VM whose source is reachable
+	whyARP                // static/lease/agent over arp
+	whyRecent             // of two learned addresses, the last seen
+	whyRunning            // a running VM
+	whyRank               // the better-ranked source (enrich.merge)
+	whyName               // the lower VM name
+	whyUUID               // the lower UUID
+	whyTie
+)
+
+// compareClaims returns < 0 when a wins over b, > 0 when b wins, and the
+// rule that decided (precedence: doc.go).
+func compareClaims(a, b *claim) (int, why) {
+	pick := func(aWins bool, w why) (int, why) {
+		if aWins {
+			return -1, w
+		}
+		return 1, w
+	}
+	la, lb := a.learned(), b.learned()
+	if la != lb {
+		return pick(!la, whyLearned)
+	}
+	va, vb := a.e.vm, b.e.vm
+	if va.Stale != vb.Stale {
+		return pick(!va.Stale, whyStale)
+	}
+	if ca, cb := a.addrClass(), b.addrClass(); ca != cb {
+		return pick(ca < cb, whyARP)
+	}
+	if la && lb && !a.addr.LastSeen.Equal(b.addr.LastSeen) {
+		return pick(a.addr.LastSeen.After(b.addr.LastSeen), whyRecent)
+	}
+	ra, rb := va.State == "running", vb.State == "running"
+	if ra != rb {
+		return pick(ra, whyRunning)
+	}
+	if a.e.rank != b.e.rank {
+		return pick(a.e.rank < b.e.rank, whyRank)
+	}
+	if va.Name != vb.Name {
+		return pick(va.Name < vb.Name, whyName)
+	}
+	if va.UUID != vb.UUID {
+		return pick(va.UUID < vb.UUID, whyUUID)
+	}
+	return 0, whyTie
+}
+
+// explain says in words why w won over l.
+func explain(w, l *claim, rule why, merge string) string {
+	W, L := vmLabel(w.e.vm), vmLabel(l.e.vm)
+	switch rule {
+	case whyLearned:
+		return fmt.Sprintf("%s has it as a %s address; %s only learned it from traffic, and a learned address never overrides a static, lease, agent or arp address (it stays listed on %s's interface but is not used for IP lookups)",
+			W, w.addr.Source, L, L)
+	case whyStale:
+		return fmt.Sprintf("%s is stale (its source %s is unreachable); %s is not", L, l.e.vm.Source, W)
+	case whyARP:
+		return fmt.Sprintf("%s has it as a %s address, %s only from the hypervisor's ARP table", W, w.addr.Source, L)
+	case whyRecent:
+		return fmt.Sprintf("both learned it from traffic; %s was seen with it last (%s, %s at %s)",
+			W, w.addr.LastSeen.UTC().Format(time.RFC3339), L, l.addr.LastSeen.UTC().Format(time.RFC3339))
+	case whyRunning:
+		st := l.e.vm.State
+		if st == "" {
+			st = "in an unknown state"
+		}
+		return fmt.Sprintf("%s is running, %s is %s", W, L, st)
+	case whyRank:
+		return fmt.Sprintf("%s comes from source %s, which ranks before %s's source %s (enrich.merge %s)", W, w.e.vm.Source, L, l.e.vm.Source, merge)
+	case whyName:
+		from := w.e.vm.Source
+		if l.e.vm.Source != from {
+			from += " and " + l.e.vm.Source
+		}
+		return fmt.Sprintf("%s and %s have equal standing (both %s, from %s); the lower name wins", W, L, stateOr(w.e.vm.State), from)
+	case whyUUID:
+		return fmt.Sprintf("%s and %s have equal standing and name; the lower UUID wins", W, L)
+	}
+	return fmt.Sprintf("%s and %s are indistinguishable; %s was listed first", W, L, W)
+}
+
+func stateOr(s string) string {
+	if s == "" {
+		return "in an unknown state"
+	}
+	return s
+}
+
+func hasIP(addrs []Addr, ip netip.Addr) bool {
+	for i := range addrs {
+		if addrs[i].IP == ip {
+			return true
+		}
+	}
+	return false
 }
 
 // anyDomainKey marks an address-only exporter claim in expFirst (real

@@ -90,12 +90,16 @@ type ExporterID struct {
 	Domain uint32     `json:"domain"`
 }
 
-// Conflict reports two VMs claiming the same MAC, or the same IP in one VNI.
+// Conflict reports two VMs claiming the same MAC, the same IP in one VNI or
+// the same tap on one host, or two hosts claiming one exporter identity.
 type Conflict struct {
-	Kind  string   `json:"kind"` // "mac" or "ip"
+	Kind  string   `json:"kind"` // "mac", "ip", "tap" or "exporter"
 	Key   string   `json:"key"`
 	VMs   []string `json:"vms"`
 	Chose string   `json:"chose"`
+	// Reason says which precedence rule made Chose win over the runner-up
+	// (doc.go), e.g. a lease address over one learned from traffic.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ipKey keys IP lookups per VNI so overlapping tenant networks stay apart.
