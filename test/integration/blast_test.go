@@ -34,16 +34,15 @@ func TestBlast(t *testing.T) {
 	}
 	payloads, err := blast.LoadPcap("../../testdata/ovs-lab-1/ovs-sflow16.pcapng", 6343)
 	require.NoError(t, err)
-	avg := blast.AvgSamples(payloads)
 	secs := envFloat("VMFLOW_BLAST_SECONDS", 5)
 	pace := envFloat("VMFLOW_BLAST_SAMPLES_PER_S", 1e6)
 
 	for _, mode := range []struct {
 		name string
-		rate float64 // datagrams/s, 0 = max
+		rate float64 // samples/s, 0 = max
 	}{
 		{"max", 0},
-		{fmt.Sprintf("paced-%.0fk", pace/1000), pace / avg},
+		{fmt.Sprintf("paced-%.0fk", pace/1000), pace},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			cfg, _, err := app.Load("", []string{
@@ -65,7 +64,7 @@ func TestBlast(t *testing.T) {
 				Target:       "127.0.0.1:" + strconv.Itoa(a.ListenPort(collector.ProtoSFlow)),
 				Sockets:      2,
 				Batch:        64,
-				Rate:         mode.rate,
+				SampleRate:   mode.rate,
 				Duration:     time.Duration(secs * float64(time.Second)),
 				RewriteSFlow: true,
 				GSO:          true,
