@@ -226,6 +226,9 @@ func TestLearnedAddressPrecedence(t *testing.T) {
 			{Source: "libvirt:hv1", Stale: true, VMs: []VM{vm("owner", "", "hv1", 1, "10.0.0.5")}},
 			{Source: "libvirt:hv2", VMs: []VM{learned(vm("guess", "", "hv2", 2), "10.0.0.5", ts)}},
 		}, "owner", "a learned address never overrides"},
+		{"IPv6: lease over learned", []Snapshot{{Source: "libvirt:x", VMs: []VM{
+			vm("zz-lease", "", "hv1", 1, "2001:db8::5"), learned(vm("aa-learn", "", "hv1", 2), "2001:db8::5", ts)}}},
+			"zz-lease", "a learned address never overrides"},
 		{"arp over learned", []Snapshot{{Source: "libvirt:x", VMs: []VM{
 			arp(vm("zz-arp", "", "hv1", 1), "10.0.0.5"), learned(vm("aa-learn", "", "hv1", 2), "10.0.0.5", ts)}}},
 			"zz-arp", "a learned address never overrides"},
@@ -252,7 +255,7 @@ func TestLearnedAddressPrecedence(t *testing.T) {
 			assert.Contains(t, c.Reason, tc.reason)
 			var p Port
 			if c.Kind == "ip" {
-				p, _ = x.ByIP(0, netip.MustParseAddr("10.0.0.5"))
+				p, _ = x.ByIP(0, netip.MustParseAddr(c.Key))
 			} else {
 				p, _ = x.ByMAC(mac(1))
 			}
@@ -297,4 +300,13 @@ func TestLearnedNeedsNoRebuildForRefreshesAlone(t *testing.T) {
 	assert.False(t, s.needsRebuild(clk.now()), "a last-seen refresh alone waits")
 	clk.add(time.Minute)
 	assert.True(t, s.needsRebuild(clk.now()))
+}
+
+func TestIPConflictKeyNamesTheVNI(t *testing.T) {
+	e := newTestEnricher(t, MergeLibvirtFirst, nil)
+	a, b := vm("a", "", "hv1", 1, "10.0.0.5"), vm("b", "", "hv2", 2, "10.0.0.5")
+	a.Interfaces[0].VNI, b.Interfaces[0].VNI = 70000, 70000
+	e.Publish(Snapshot{Source: "static", VMs: []VM{a, b}})
+	require.Len(t, e.Index().Conflicts(), 1)
+	assert.Equal(t, "vni 70000 10.0.0.5", e.Index().Conflicts()[0].Key)
 }

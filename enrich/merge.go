@@ -232,8 +232,10 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 	}
 
 	// MACs and taps.
-	macFirst := make(map[[6]byte]claim, len(entries))
-	macConf := map[[6]byte][]claim{}
+	// MACs and IPv4 addresses are keyed by packed uint64s (the runtime's
+	// fast map path), as in the lookup maps.
+	macFirst := make(map[uint64]claim, len(entries))
+	macConf := map[uint64][]claim{}
 	tapFirst := map[hostTap]claim{}
 	tapConf := map[hostTap][]claim{}
 	for _, e := range entries {
@@ -243,7 +245,7 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 			x.ifaces++
 			c := claim{e: e, iface: it}
 			if it.MAC != ([6]byte{}) {
-				addClaim(macFirst, macConf, it.MAC, c)
+				addClaim(macFirst, macConf, macKey(it.MAC), c)
 			}
 			if it.Tap != "" && vm.Host != "" {
 				addClaim(tapFirst, tapConf, hostTap{vm.Host, it.Tap}, c)
@@ -251,7 +253,7 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 		}
 	}
 	for k, cl := range macConf {
-		w, c := resolve("mac", FormatMAC(k), cl)
+		w, c := resolve("mac", FormatMAC(cl[0].iface.MAC), cl)
 		macFirst[k] = w
 		x.conflicts = append(x.conflicts, c)
 	}
@@ -265,7 +267,7 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 	// index, when it still belongs to the VM they were learned for and
 	// does not have the address from another source.
 	for mac, las := range in.learned {
-		c, ok := macFirst[mac]
+		c, ok := macFirst[macKey(mac)]
 		if !ok {
 			continue
 		}
@@ -278,8 +280,10 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 	}
 
 	// IPs per VNI.
-	ipFirst := make(map[ipKey]claim, len(entries))
-	ipConf := map[ipKey][]claim{}
+	ip4First := make(map[uint64]claim, len(entries))
+	ip4Conf := map[uint64][]claim{}
+	ip6First := map[ipKey]claim{}
+	ip6Conf := map[ipKey][]claim{}
 	for _, e := range entries {
 		vm := e.vm
 		for i := range vm.Interfaces {
@@ -289,13 +293,23 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 				if !a.IP.IsValid() {
 					continue
 				}
-				addClaim(ipFirst, ipConf, ipKey{VNI: it.VNI, IP: a.IP.Unmap()}, claim{e: e, iface: it, addr: a})
+				c := claim{e: e, iface: it, addr: a}
+				if ip := a.IP.Unmap(); ip.Is4() {
+					addClaim(ip4First, ip4Conf, ip4Key(it.VNI, ip), c)
+				} else {
+					addClaim(ip6First, ip6Conf, ipKey{VNI: it.VNI, IP: ip}, c)
+				}
 			}
 		}
 	}
-	for k, cl := range ipConf {
+	for k, cl := range ip4Conf {
+		w, c := resolve("ip", ipKeyString(ipKey{VNI: uint32(k >> 32), IP: netip.AddrFrom4([4]byte{byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)})}), cl)
+		ip4First[k] = w
+		x.conflicts = append(x.conflicts, c)
+	}
+	for k, cl := range ip6Conf {
 		w, c := resolve("ip", ipKeyString(k), cl)
-		ipFirst[k] = w
+		ip6First[k] = w
 		x.conflicts = append(x.conflicts, c)
 	}
 
@@ -303,16 +317,14 @@ func build(snaps []Snapshot, in mergeInput) *Index {
 	x.byMAC = nil
 	x.macs = make(map[uint64]Port, len(macFirst))
 	for k, c := range macFirst {
-		x.macs[macKey(k)] = Port{VM: c.e.vm, Iface: c.iface}
+		x.macs[k] = Port{VM: c.e.vm, Iface: c.iface}
 	}
-	x.ip4 = make(map[uint64]Port, len(ipFirst))
-	for k, c := range ipFirst {
-		p := Port{VM: c.e.vm, Iface: c.iface}
-		if k.IP.Is4() {
-			x.ip4[ip4Key(k.VNI, k.IP)] = p
-		} else {
-			x.byIP[k] = p
-		}
+	x.ip4 = make(map[uint64]Port, len(ip4First))
+	for k, c := range ip4First {
+		x.ip4[k] = Port{VM: c.e.vm, Iface: c.iface}
+	}
+	for k, c := range ip6First {
+		x.byIP[k] = Port{VM: c.e.vm, Iface: c.iface}
 	}
 	for k, c := range tapFirst {
 		x.byTap[k] = Port{VM: c.e.vm, Iface: c.iface}
