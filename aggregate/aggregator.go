@@ -299,7 +299,7 @@ func (r *resolver) endpoint(k EndpointKey, lastIP netip.Addr, lastMAC [6]byte) E
 		var ok bool
 		if e, ok = r.cache[k.VM]; !ok {
 			if vm := r.describe(k.VM); vm != nil {
-				e = Endpoint{VM: vm.Name, UUID: vm.UUID, Host: vm.Host, Tenant: vm.Tenant}
+				e = Endpoint{VM: vm.Name, UUID: vm.UUID, Host: vm.Host, Tenant: vm.Tenant, TenantName: vm.TenantName}
 			} else {
 				e = Endpoint{VM: fmt.Sprintf("vm#%d", k.VM)}
 			}

@@ -12,6 +12,10 @@
 // endpoint (zero EndpointKey, shown with an empty ip and its last MAC) and
 // counted in vmflow_aggregate_non_ip_records_total.
 //
+// The source side also feeds address learning (enrich/learn.go): a known
+// VM MAC seen with a source IP the index does not list is reported,
+// rate-limited per worker, without affecting counting.
+//
 // # Count each packet once
 //
 // Open vSwitch samples a packet where it enters a bridge (sFlow and bridge

@@ -67,8 +67,11 @@ type Endpoint struct {
 	UUID   string `json:"uuid"`
 	Host   string `json:"host"`
 	Tenant string `json:"tenant"`
-	IP     string `json:"ip"`
-	MAC    string `json:"mac"`
+	// TenantName is the tenant's display name when the inventory has one
+	// (Nova project name); Tenant is its id.
+	TenantName string `json:"tenant_name,omitempty"`
+	IP         string `json:"ip"`
+	MAC        string `json:"mac"`
 }
 
 // Pair is one pair's result in a closed window.

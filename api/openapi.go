@@ -88,12 +88,13 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 	}
 
 	endpoint := object("One side of a pair. `vm` is empty for an endpoint that is no known VM; `ip` then identifies it.", obj{
-		"vm":     str("VM name; empty for a non-VM endpoint"),
-		"uuid":   str("VM UUID"),
-		"host":   str("hypervisor of the VM"),
-		"tenant": str("tenant of the VM"),
-		"ip":     str("IP address (last seen for a VM)"),
-		"mac":    str("MAC address (last seen)"),
+		"vm":          str("VM name; empty for a non-VM endpoint"),
+		"uuid":        str("VM UUID"),
+		"host":        str("hypervisor of the VM"),
+		"tenant":      str("tenant (id) of the VM"),
+		"tenant_name": str("tenant display name, when the inventory has one (e.g. the Nova project name)"),
+		"ip":          str("IP address (last seen for a VM)"),
+		"mac":         str("MAC address (last seen)"),
 	}, "vm", "uuid", "host", "tenant", "ip", "mac")
 	protoCount := object("", obj{"bytes": num("estimated bytes"), "packets": num("estimated packets")}, "bytes", "packets")
 	pair := object("One directed pair summed over the windows of the range.", obj{

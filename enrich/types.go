@@ -25,7 +25,7 @@ const (
 type Addr struct {
 	IP       netip.Addr `json:"ip"`
 	Source   AddrSource `json:"source"`
-	LastSeen time.Time  `json:"last_seen,omitempty"` // learned addresses only
+	LastSeen time.Time  `json:"last_seen,omitzero"` // learned addresses only
 }
 
 // Interface is one virtual NIC of a VM.
