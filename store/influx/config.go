@@ -1,7 +1,7 @@
 // Package influx writes vmflow's closed windows to InfluxDB (1.8 with the v2
 // API, 2.x, Cloud) without losing them when InfluxDB is down or slow, reads
 // history back with Flux, and sets up databases, retention and rollups.
-// See SCHEMA.md for the data layout.
+// See the README, "InfluxDB schema", for the data layout.
 package influx
 
 import (

@@ -12,7 +12,7 @@ import (
 	"github.com/vmflow/vmflow/collector"
 )
 
-// Measurement names and reserved tag values (see SCHEMA.md).
+// Measurement names and reserved tag values (see the README, "InfluxDB schema").
 const (
 	MeasurementPair     = "vm_pair"
 	MeasurementVM       = "vm"

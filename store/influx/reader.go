@@ -159,7 +159,7 @@ func parseTopPorts(s string, tp *[aggregate.TopPortsN]aggregate.PortCount) {
 }
 
 // Windows returns the windows ending in (from, to], oldest first, rebuilt
-// from vm_pair points (see SCHEMA.md for what is and is not restored).
+// from vm_pair points (see the README, "InfluxDB schema", for what is and is not restored).
 func (r *Reader) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.Window, error) {
 	if !to.After(from) {
 		return nil, nil
