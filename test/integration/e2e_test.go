@@ -150,25 +150,7 @@ func TestEndToEndOneHost(t *testing.T) {
 	lab := ovslab.New(t, ovslab.Options{Hosts: []ovslab.HostOptions{{Name: "hv1", VMs: 4}}})
 	a := startVMFlow(t, writeInventory(t, lab), e2eWindow)
 	enableExport(t, lab, a)
-	vm1, vm2, vm3, vm4 := lab.VM("vm1"), lab.VM("vm2"), lab.VM("vm3"), lab.VM("vm4")
-
-	truth := ovslab.Truth{}
-	require.NoError(t, lab.Phase(truth, map[string]string{"vm2": "vm3", "vm3": "vm2", "vm4": "vm1", "vm1": "vm4"}, func() error {
-		return parallel(
-			func() error {
-				_, err := lab.IperfTCP(vm2, vm3, ovslab.IperfOptions{Duration: 5 * time.Second, Bitrate: "20M", Port: 5201})
-				return err
-			},
-			func() error {
-				_, err := lab.IperfUDP(vm4, vm1, ovslab.IperfOptions{Duration: 5 * time.Second, Bitrate: "8M", Length: 1000, Port: 5202})
-				return err
-			},
-		)
-	}))
-	require.NoError(t, lab.Phase(truth, map[string]string{"vm2": "vm4", "vm4": "vm2"}, func() error {
-		_, err := lab.Ping(vm2, vm4, 10, 100*time.Millisecond)
-		return err
-	}))
+	truth := oneHostTraffic(t, lab)
 	waitSettled(t, a, e2eWindow)
 	checkPairs(t, a, truth)
 	if t.Failed() {
@@ -183,8 +165,8 @@ func TestEndToEndOneHost(t *testing.T) {
 	// Endpoints carry the inventory's names and host.
 	tcp := ipfix[ovslab.Pair{Src: "vm2", Dst: "vm3"}]
 	assert.Equal(t, "hv1", tcp.Src.Host)
-	assert.Equal(t, vm2.IP.String(), tcp.Src.IP)
-	assert.Equal(t, vm3.MAC.String(), tcp.Dst.MAC)
+	assert.Equal(t, lab.VM("vm2").IP.String(), tcp.Src.IP)
+	assert.Equal(t, lab.VM("vm3").MAC.String(), tcp.Dst.MAC)
 	assert.Greater(t, tcp.Protocols["tcp"].Bytes, 0.0)
 	udp := ipfix[ovslab.Pair{Src: "vm4", Dst: "vm1"}]
 	assert.Greater(t, udp.Protocols["udp"].Bytes, 0.9*udp.Bytes)

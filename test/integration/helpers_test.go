@@ -271,3 +271,29 @@ func exporters(t *testing.T, a *app.App) []collector.ExporterStatus {
 	getJSON(t, a, "/api/v1/exporters", nil, &out)
 	return out.Exporters
 }
+
+// oneHostTraffic runs the standard traffic on a four-VM lab: TCP vm2→vm3
+// and UDP vm4→vm1 at once for 5 s, then 10 pings vm2→vm4; it returns the
+// truth read from the ports.
+func oneHostTraffic(t *testing.T, lab *ovslab.Lab) ovslab.Truth {
+	t.Helper()
+	vm1, vm2, vm3, vm4 := lab.VM("vm1"), lab.VM("vm2"), lab.VM("vm3"), lab.VM("vm4")
+	truth := ovslab.Truth{}
+	require.NoError(t, lab.Phase(truth, map[string]string{"vm2": "vm3", "vm3": "vm2", "vm4": "vm1", "vm1": "vm4"}, func() error {
+		return parallel(
+			func() error {
+				_, err := lab.IperfTCP(vm2, vm3, ovslab.IperfOptions{Duration: 5 * time.Second, Bitrate: "20M", Port: 5201})
+				return err
+			},
+			func() error {
+				_, err := lab.IperfUDP(vm4, vm1, ovslab.IperfOptions{Duration: 5 * time.Second, Bitrate: "8M", Length: 1000, Port: 5202})
+				return err
+			},
+		)
+	}))
+	require.NoError(t, lab.Phase(truth, map[string]string{"vm2": "vm4", "vm4": "vm2"}, func() error {
+		_, err := lab.Ping(vm2, vm4, 10, 100*time.Millisecond)
+		return err
+	}))
+	return truth
+}
