@@ -226,27 +226,9 @@ func TestLibvirtAddressSourceOrder(t *testing.T) {
 	assert.Equal(t, enrich.Addr{IP: netip.MustParseAddr("192.168.0.1"), Source: enrich.AddrAgent}, vm.Interfaces[0].Addrs[0])
 }
 
-const eventDomainXML = `<domain type='test'>
-  <name>ev-vm</name>
-  <uuid>e0e0e0e0-0000-4000-8000-00000000e001</uuid>
-  <metadata>
-    <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
-      <nova:name>evented</nova:name>
-      <nova:owner><nova:project uuid="aaaa0000-0000-4000-8000-00000000e0e0">events</nova:project></nova:owner>
-    </nova:instance>
-  </metadata>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os><type>hvm</type></os>
-  <devices>
-    <interface type='bridge'>
-      <mac address='fa:16:3e:ee:00:01'/>
-      <source bridge='br-int'/>
-      <virtualport type='openvswitch'><parameters interfaceid='e0e0e0e0-1111-4000-8000-00000000e001'/></virtualport>
-      <target dev='tapevent-01'/>
-    </interface>
-  </devices>
-</domain>`
+// eventDomainXML is testdata/libvirt/event-domain.xml: a domain with an OVS
+// virtualport and Nova metadata, defined and removed by the event tests.
+var eventDomainXML = mustReadFile("../../testdata/libvirt/event-domain.xml")
 
 // (b) define, start, destroy and undefine show up within one second through
 // events alone (resync interval one hour). test:///default is shared by all
@@ -479,4 +461,12 @@ func BenchmarkParse10kDomains(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/10000, "µs/domain")
+}
+
+func mustReadFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

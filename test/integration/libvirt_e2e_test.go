@@ -572,28 +572,9 @@ func keysOf(m map[ovslab.Pair]apiPair) []string {
 	return out
 }
 
-const eventsDomainXML = `<domain type='test'>
-  <name>ev-vm</name>
-  <uuid>e0e0e0e0-0000-4000-8000-00000000e001</uuid>
-  <metadata>
-    <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
-      <nova:name>evented</nova:name>
-      <nova:owner><nova:project uuid="aaaa0000-0000-4000-8000-00000000e0e0">events</nova:project></nova:owner>
-    </nova:instance>
-  </metadata>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os><type>hvm</type></os>
-  <devices>
-    <interface type='bridge'>
-      <mac address='fa:16:3e:ee:00:01'/>
-      <source bridge='br-int'/>
-      <virtualport type='openvswitch'><parameters interfaceid='e0e0e0e0-1111-4000-8000-00000000e001'/></virtualport>
-      <target dev='tapevent-01'/>
-    </interface>
-  </devices>
-</domain>
-`
+// eventsDomainXML is testdata/libvirt/event-domain.xml: a domain with an OVS
+// virtualport and Nova metadata, defined and removed by the event tests.
+var eventsDomainXML = mustReadFile("../../testdata/libvirt/event-domain.xml")
 
 // TestLibvirtEventsThroughAPI checks issue 4 point 1's event tracking is
 // wired in the appliance: with a one-hour resync interval, an operator's
@@ -664,4 +645,12 @@ func TestLibvirtEventsThroughAPI(t *testing.T) {
 	assert.GreaterOrEqual(t, src.Events, uint64(4), "events counted: %+v", src)
 	assert.Equal(t, 1.0, metricSum(t, a, "vmflow_libvirt_resyncs_total"), "events alone, no resync")
 	assert.Contains(t, vmsByName(getVMs(t, a)), "test", "the other domain is untouched")
+}
+
+func mustReadFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
