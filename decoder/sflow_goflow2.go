@@ -118,7 +118,11 @@ func (d *sflowDecoder) decodeGoflow2(from netip.AddrPort, data []byte, received 
 	for i, s := range p.Samples {
 		var err error
 		switch s := s.(type) {
-		case nil: // goflow2 stopped early (sample longer than the datagram)
+		case nil:
+			// goflow2 stopped early and silently (a sample length runs
+			// past the datagram, or announced samples are missing): the
+			// fast path's ErrTruncated, never a silent partial accept.
+			return fmt.Errorf("sample %d of %d: missing or overrunning the datagram: %w", i, len(p.Samples), ErrTruncated)
 		case sflow.FlowSample:
 			st.samples[sampleFlow]++
 			err = mapFlowSample(s.SamplingRate, ifIndexCompact(s.Input), ifIndexCompact(s.Output), s.Records, &m, b, st)
@@ -135,7 +139,15 @@ func (d *sflowDecoder) decodeGoflow2(from netip.AddrPort, data []byte, received 
 			err = mapCounterSample(&s, &m, b, st)
 		case sflow.DropSample:
 			st.samples[sampleDrop]++
-			st.skipped[skipDropSample]++
+			for j := range s.Records {
+				if s.Records[j].Data == nil {
+					err = fmt.Errorf("record %d of %d: missing or overrunning the sample: %w", j, len(s.Records), ErrTruncated)
+					break
+				}
+			}
+			if err == nil {
+				st.skipped[skipDropSample]++
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("sample %d: %w", i, err)
@@ -149,7 +161,8 @@ func mapFlowSample(rate, inIf, outIf uint32, recs []sflow.FlowRecord, m *sflowMe
 	for j := range recs {
 		rec := &recs[j]
 		switch v := rec.Data.(type) {
-		case nil: // goflow2 stopped early (record longer than the sample)
+		case nil: // goflow2 stopped early (a record runs past the sample, or records are missing)
+			return fmt.Errorf("record %d of %d: missing or overrunning the sample: %w", j, len(recs), ErrTruncated)
 		case sflow.SampledHeader:
 			hdr := v.HeaderData // goflow2 keeps the XDR padding: cut to header_length
 			if int64(v.OriginalLength) <= int64(len(hdr)) {
@@ -190,7 +203,9 @@ func mapCounterSample(s *sflow.CounterSample, m *sflowMeta, b *Batch, st *sflowS
 	for j := range s.Records {
 		rec := &s.Records[j]
 		switch v := rec.Data.(type) {
-		case nil:
+		case nil: // goflow2 stopped early (a record runs past the sample, or records are missing)
+			dropLastCounters(b)
+			return fmt.Errorf("record %d of %d: missing or overrunning the sample: %w", j, len(s.Records), ErrTruncated)
 		case sflow.IfCounters:
 			if !seen.first(seenIf, st) {
 				continue
