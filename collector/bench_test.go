@@ -57,7 +57,7 @@ type queuePath struct {
 	l     *listener
 	src   *memSource
 	hdrs  []blast.SFlowHeader
-	acc   []accepted
+	sc    *scratch
 	local netip.AddrPort
 	seq   uint32
 	// the reader waits while more than this many datagrams are queued:
@@ -97,8 +97,8 @@ func newQueuePath(tb testing.TB, cfg Config, h Handler) *queuePath {
 	q := &queuePath{
 		c: c, l: l,
 		src:   &memSource{from: netip.MustParseAddrPort("127.0.0.1:40000")},
-		acc:   make([]accepted, queuePathBatch),
 		local: netip.MustParseAddrPort("127.0.0.1:6343"),
+		sc:    l.newScratch(queuePathBatch),
 		// room for a whole batch above the threshold
 		maxQueued: cfg.SFlow.QueueSize - queuePathBatch,
 	}
@@ -124,7 +124,7 @@ func (q *queuePath) push(k int) {
 		binary.BigEndian.PutUint32(q.src.data[j][q.hdrs[j].SeqOffset:], q.seq)
 		binary.BigEndian.PutUint32(q.src.data[j][q.hdrs[j].SeqOffset+4:], q.seq/100) // uptime ms
 	}
-	q.l.deliver(q.src, k, q.local, time.Now().UnixNano(), q.acc)
+	q.l.deliver(q.src, k, q.local, time.Now().UnixNano(), q.sc)
 }
 
 // drain waits until everything delivered was handled (or dropped).
@@ -136,7 +136,7 @@ func (q *queuePath) drain() {
 
 // stop ends the workers.
 func (q *queuePath) stop() {
-	close(q.l.q)
+	q.l.closeQueues()
 	q.l.workers.Wait()
 }
 

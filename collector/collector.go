@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -75,8 +76,7 @@ func New(cfg Config, h Handler, reg prometheus.Registerer) (*Collector, error) {
 		if x.lc.Listen == "" {
 			continue
 		}
-		c.listeners = append(c.listeners, &listener{c: c, proto: x.p, cfg: x.lc,
-			pool: newSlotPool(x.lc.QueueSize), q: make(chan chunk, x.lc.QueueSize)})
+		c.listeners = append(c.listeners, newListener(c, x.p, x.lc))
 	}
 	if err := c.register(reg); err != nil {
 		return nil, fmt.Errorf("collector: register metrics: %w", err)
@@ -136,7 +136,7 @@ func (c *Collector) Stop() {
 		}
 		for _, l := range c.listeners {
 			l.readers.Wait()
-			close(l.q)
+			l.closeQueues()
 		}
 		for _, l := range c.listeners {
 			l.workers.Wait()
@@ -210,7 +210,13 @@ type listener struct {
 	mreaders []*mmsgReader
 	addrs    []net.Addr
 	pool     *slotPool
-	q        chan chunk
+	// q is the queue every worker takes from (sFlow: any worker may
+	// handle any datagram). wq, for the template protocols, is one queue
+	// per worker: an exporter's datagrams always go to the same worker,
+	// in arrival order, so that a template is installed before the data
+	// that follows it is decoded (and sequence numbers are seen in order).
+	q  chan chunk
+	wq []chan chunk
 
 	dropsMu   sync.Mutex
 	rcs       []syscall.RawConn
@@ -219,6 +225,30 @@ type listener struct {
 	ctr counters
 
 	readers, workers sync.WaitGroup
+}
+
+func newListener(c *Collector, p Protocol, lc ListenerConfig) *listener {
+	l := &listener{c: c, proto: p, cfg: lc, pool: newSlotPool(lc.QueueSize)}
+	if n := lc.workers(); p.templated() && n > 1 {
+		// Each channel holds QueueSize chunks, so a send never blocks.
+		l.wq = make([]chan chunk, n)
+		for i := range l.wq {
+			l.wq[i] = make(chan chunk, lc.QueueSize)
+		}
+	} else {
+		l.q = make(chan chunk, lc.QueueSize)
+	}
+	return l
+}
+
+// closeQueues ends the workers once they have handled what is queued.
+func (l *listener) closeQueues() {
+	if l.q != nil {
+		close(l.q)
+	}
+	for _, q := range l.wq {
+		close(q)
+	}
 }
 
 func (l *listener) bind(ctx context.Context) error {
@@ -255,10 +285,14 @@ func (l *listener) bind(ctx context.Context) error {
 }
 
 func (l *listener) start() {
-	for range l.cfg.workers() {
+	for i := range l.cfg.workers() {
 		wh := l.c.h.NewWorker()
 		l.workers.Add(1)
-		go l.workLoop(wh)
+		q := l.q
+		if l.wq != nil {
+			q = l.wq[i]
+		}
+		go l.workLoop(wh, q)
 	}
 	for i, r := range l.mreaders {
 		local := l.conns[i].LocalAddr().(*net.UDPAddr).AddrPort()
@@ -301,9 +335,26 @@ type accepted struct {
 	from netip.AddrPort
 }
 
+// scratch is a reader's reusable state for deliver.
+type scratch struct {
+	acc []accepted
+	// per worker queue (template protocols): the chunk being built
+	heads, tails []*slot
+	counts       []int
+}
+
+func (l *listener) newScratch(batch int) *scratch {
+	return &scratch{
+		acc:    make([]accepted, batch),
+		heads:  make([]*slot, len(l.wq)),
+		tails:  make([]*slot, len(l.wq)),
+		counts: make([]int, len(l.wq)),
+	}
+}
+
 func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort) {
 	defer l.readers.Done()
-	acc := make([]accepted, len(r.segs))
+	sc := l.newScratch(len(r.segs))
 	for {
 		n, err := r.read()
 		if err != nil {
@@ -317,13 +368,14 @@ func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort) {
 		if r.coalesced > 0 {
 			l.ctr.coalesced.Add(uint64(r.coalesced))
 		}
-		l.deliver(r, n, local, time.Now().UnixNano(), acc)
+		l.deliver(r, n, local, time.Now().UnixNano(), sc)
 	}
 }
 
 // deliver filters a received batch, copies it into free slots and queues it
 // as one chunk; what does not fit is dropped newest first.
-func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int64, acc []accepted) {
+func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int64, sc *scratch) {
+	acc := sc.acc
 	var bytes uint64
 	var truncated, notAllowed uint64
 	m := 0
@@ -370,6 +422,10 @@ func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int
 		s.arrival = base + uint64(j)
 		s = s.next
 	}
+	if l.wq != nil {
+		l.route(ch, sc)
+		return
+	}
 	// Queue chunks of at most chunkMax datagrams, so that a large read
 	// (UDP GRO can return thousands of datagrams at once) spreads over
 	// the workers.
@@ -391,10 +447,57 @@ func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int
 	}
 }
 
-func (l *listener) workLoop(wh WorkerHandler) {
+// route queues each datagram of ch on its exporter's worker queue, in
+// order, in chunks of at most chunkMax.
+func (l *listener) route(ch chunk, sc *scratch) {
+	n := uint64(len(l.wq))
+	s := ch.head
+	for s != nil {
+		next := s.next
+		s.next = nil
+		w := exporterHash(s.d.From.Addr()) % n
+		if sc.heads[w] == nil {
+			sc.heads[w] = s
+		} else {
+			sc.tails[w].next = s
+		}
+		sc.tails[w] = s
+		sc.counts[w]++
+		if sc.counts[w] == chunkMax {
+			l.send(int(w), sc)
+		}
+		s = next
+	}
+	for w := range sc.heads {
+		if sc.counts[w] > 0 {
+			l.send(w, sc)
+		}
+	}
+}
+
+func (l *listener) send(w int, sc *scratch) {
+	part := chunk{head: sc.heads[w], tail: sc.tails[w], n: sc.counts[w]}
+	sc.heads[w], sc.tails[w], sc.counts[w] = nil, nil, 0
+	select {
+	case l.wq[w] <- part:
+	default: // cannot happen: each channel holds QueueSize chunks
+		l.pool.put(part)
+		l.ctr.queueFull.Add(uint64(part.n))
+	}
+}
+
+// exporterHash spreads exporter addresses over the workers.
+func exporterHash(a netip.Addr) uint64 {
+	b := a.As16()
+	h := binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])
+	h *= 0x9e3779b97f4a7c15
+	return h >> 32
+}
+
+func (l *listener) workLoop(wh WorkerHandler, q <-chan chunk) {
 	defer l.workers.Done()
 	cache := newExporterCache(l.c.table)
-	for ch := range l.q {
+	for ch := range q {
 		l.process(wh, cache, ch)
 	}
 }

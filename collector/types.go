@@ -14,6 +14,11 @@ const (
 	ProtoNetFlow9
 )
 
+// templated reports whether the protocol's data depend on templates sent
+// earlier by the same exporter (IPFIX, NetFlow v9): such datagrams must be
+// decoded in arrival order per exporter.
+func (p Protocol) templated() bool { return p == ProtoIPFIX || p == ProtoNetFlow9 }
+
 func (p Protocol) String() string {
 	switch p {
 	case ProtoSFlow:
