@@ -71,12 +71,14 @@ blast: | bin
 	@grep -E 'blast (max|paced)' bin/blast.log | sed -E 's/^ *blast_test.go:[0-9]+: //' 
 
 # Each fuzz target for FUZZTIME (go test -fuzz takes one target per run).
+# Minimising a new input is capped at 5 s (Go's default, 60 s, can eat a
+# short run).
 fuzz:
 	@grep -rH --include='*_test.go' -oE '^func Fuzz[A-Za-z0-9_]+' . | sort -u | \
 	while IFS=: read -r file fn; do \
 	  pkg=./$$(dirname "$${file#./}"); f=$${fn#func }; \
 	  echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
-	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
 	done
 
 lint:

@@ -71,6 +71,15 @@ type FlowConfig struct {
 	// so showing them as drops would be false. Turn it on for exporters
 	// whose drop counters are real.
 	TrustDropped bool `mapstructure:"trust_dropped" yaml:"trust_dropped"`
+	// AssumeOVSTemplates decodes an IPFIX data set whose template is
+	// unknown with the template Open vSwitch 3.1 uses for that id, when
+	// the set's records fit it exactly (counted in
+	// vmflow_decoder_flow_assumed_template_total). OVS re-sends its
+	// templates only every 10 minutes, so without this a vmflow that
+	// starts or restarts after OVS sent them skips OVS's records for up
+	// to 10 minutes. Turn it off for non-OVS IPFIX exporters whose
+	// templates could fit OVS's ids by accident.
+	AssumeOVSTemplates bool `mapstructure:"assume_ovs_templates" yaml:"assume_ovs_templates"`
 }
 
 // DefaultFlowConfig returns the defaults.
@@ -84,6 +93,7 @@ func DefaultFlowConfig() FlowConfig {
 		MaxTemplateFields:   256,
 		MaxRecords:          4096,
 		Directions:          "ingress",
+		AssumeOVSTemplates:  true,
 	}
 }
 
@@ -602,6 +612,7 @@ type flowMetrics struct {
 	records         [2]prometheus.Counter
 	optionsRecords  [2]prometheus.Counter
 	unknownTemplate [2]prometheus.Counter
+	assumedTemplate [2]prometheus.Counter
 	rateUnknown     [2]prometheus.Counter
 	dirSkipped      [2]prometheus.Counter
 	errors          [2][numErrReasons]prometheus.Counter
@@ -638,6 +649,7 @@ func (m *flowMetrics) init(f *flowDecoder, reg prometheus.Registerer) error {
 	records := vec("vmflow_decoder_flow_records_total", "IPFIX/NetFlow v9 flow data records decoded.", "source")
 	opts := vec("vmflow_decoder_flow_options_records_total", "IPFIX/NetFlow v9 options data records decoded (sampling options are used, others skipped).", "source")
 	unknown := vec("vmflow_decoder_flow_unknown_template_total", "IPFIX/NetFlow v9 data sets skipped because their template is unknown or expired.", "source")
+	assumed := vec("vmflow_decoder_flow_assumed_template_total", "IPFIX data sets whose template was unknown, decoded with Open vSwitch's built-in template of that id because they fit it exactly (decoder.flow.assume_ovs_templates).", "source")
 	rate := vec("vmflow_decoder_sampling_rate_unknown_total", "Flow records given the default sampling rate because neither an options record nor a sampling_rates rule gave one.", "source")
 	dir := vec("vmflow_decoder_flow_direction_skipped_total", "IPFIX/NetFlow v9 flow records skipped because their flowDirection is not in decoder.flow.directions (OVS reports each packet at ingress and again at egress).", "source")
 	errs := vec("vmflow_decoder_flow_errors_total", "IPFIX/NetFlow v9 malformed input by reason (datagram errors, skipped reserved sets, records over the per-datagram limit).", "source", "reason")
@@ -650,6 +662,7 @@ func (m *flowMetrics) init(f *flowDecoder, reg prometheus.Registerer) error {
 		m.records[si] = records.WithLabelValues(s)
 		m.optionsRecords[si] = opts.WithLabelValues(s)
 		m.unknownTemplate[si] = unknown.WithLabelValues(s)
+		m.assumedTemplate[si] = assumed.WithLabelValues(s)
 		m.rateUnknown[si] = rate.WithLabelValues(s)
 		m.dirSkipped[si] = dir.WithLabelValues(s)
 		for r := range m.errors[si] {

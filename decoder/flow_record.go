@@ -241,9 +241,12 @@ func (f *flowDecoder) dataSet(c *msgCtx, id uint16, set []byte, b *Batch) error 
 		d.mu.RUnlock()
 	}
 	if t == nil || f.expired(t, c.now) {
-		f.m.unknownTemplate[c.si].Inc()
-		b.Header.Skipped++
-		return nil
+		if t = f.assumedTemplate(c, id, set); t == nil {
+			f.m.unknownTemplate[c.si].Inc()
+			b.Header.Skipped++
+			return nil
+		}
+		f.m.assumedTemplate[c.si].Inc()
 	}
 	if t.options {
 		return f.optionsSet(c, t, set, b)

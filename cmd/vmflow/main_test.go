@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/vmflow/vmflow/cmd/vmflow/app"
 )
 
 const shipped = "../../configs/vmflow.yaml"
@@ -169,4 +172,43 @@ func TestInfluxSubcommandUsage(t *testing.T) {
 	code, _, errOut = runCmd(t, []string{"VMFLOW_INFLUX_URL=not a url"}, "influx", "setup", "--config", shipped)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "influx.url")
+}
+
+// The README's configuration reference lists every key vmflow accepts, and
+// no key that does not exist.
+func TestReadmeConfigReferenceComplete(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	documented := map[string]bool{}
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		// table rows: | `key` | `default` | meaning |
+		if f := bytes.SplitN(line, []byte("|"), 3); len(f) == 3 && len(bytes.TrimSpace(f[0])) == 0 {
+			k := bytes.Trim(bytes.TrimSpace(f[1]), "`")
+			if bytes.Count(k, []byte(".")) > 0 && !bytes.ContainsAny(k, " /") {
+				documented[string(k)] = true
+			}
+		}
+	}
+	keys := map[string]bool{}
+	for _, k := range app.Keys() {
+		keys[k.Path] = true
+		assert.True(t, documented[k.Path], "config key %s is missing from the README's reference", k.Path)
+	}
+	for k := range documented {
+		if isConfigSection(k, keys) {
+			assert.True(t, keys[k], "the README documents %s, which is no config key", k)
+		}
+	}
+}
+
+// isConfigSection reports whether k starts with a top-level config section
+// (other README tables list metrics or API fields, not keys).
+func isConfigSection(k string, keys map[string]bool) bool {
+	top, _, _ := strings.Cut(k, ".")
+	for key := range keys {
+		if strings.HasPrefix(key, top+".") {
+			return true
+		}
+	}
+	return false
 }

@@ -83,9 +83,9 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 // startVMFlow runs vmflow in-process: collectors on ephemeral ports on
 // every address (the lab's hypervisors send from their own namespaces),
 // the API on loopback, the given inventory, windows of `window`.
-func startVMFlow(t *testing.T, inventory string, window time.Duration) *app.App {
+func startVMFlow(t *testing.T, inventory string, window time.Duration, env ...string) *app.App {
 	t.Helper()
-	cfg, _, err := app.Load("", []string{
+	cfg, _, err := app.Load("", append([]string{
 		"VMFLOW_COLLECTOR_SFLOW_LISTEN=:0",
 		"VMFLOW_COLLECTOR_IPFIX_LISTEN=:0",
 		"VMFLOW_COLLECTOR_NETFLOW9_LISTEN=",
@@ -93,7 +93,7 @@ func startVMFlow(t *testing.T, inventory string, window time.Duration) *app.App 
 		"VMFLOW_ENRICH_STATIC_FILE=" + inventory,
 		"VMFLOW_ENRICH_STATIC_RELOAD=0s",
 		"VMFLOW_AGGREGATE_WINDOW=" + window.String(),
-	})
+	}, env...))
 	require.NoError(t, err)
 	var logOut io.Writer = testLogWriter{t}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -110,6 +110,9 @@ func startVMFlow(t *testing.T, inventory string, window time.Duration) *app.App 
 	require.NotEmpty(t, a.APIAddr())
 	return a
 }
+
+// startVMFlow's env overrides the defaults above (the last value of a
+// variable wins).
 
 // apiPair is the part of GET /api/v1/pairs the tests read.
 type apiPair struct {
