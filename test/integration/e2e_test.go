@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,29 @@ func enableExport(t *testing.T, lab *ovslab.Lab, a *app.App) {
 	time.Sleep(1500 * time.Millisecond)
 }
 
+// allowedMisses is the smallest m such that P(X > m) <= alpha for
+// X ~ Binomial(n, p): how many of n calibrated intervals of coverage 1-p a
+// correct estimator may miss before the test fails, with false-failure
+// probability at most alpha.
+func allowedMisses(n int, p, alpha float64) int {
+	cdf := 0.0
+	for m := 0; m <= n; m++ {
+		cdf += binomPMF(n, m, p)
+		if 1-cdf <= alpha {
+			return m
+		}
+	}
+	return n
+}
+
+func binomPMF(n, k int, p float64) float64 {
+	c := 1.0
+	for i := 0; i < k; i++ {
+		c = c * float64(n-i) / float64(i+1)
+	}
+	return c * math.Pow(p, float64(k)) * math.Pow(1-p, float64(n-k))
+}
+
 // parallel runs fns at once and returns the first error.
 func parallel(fns ...func() error) error {
 	var wg sync.WaitGroup
@@ -74,12 +98,15 @@ func parallel(fns ...func() error) error {
 //
 // sFlow (1-in-16): each pair present must be one that talked; pairs with
 // enough packets must be present; the truth must fall inside the reported
-// 95% interval. A calibrated 95% interval misses 5% of the time, so with k
-// pairs a strict "all inside" check would fail a correct vmflow in about
-// k·5% of runs. The test therefore requires every pair inside the 99.9%
-// interval (±3.29σ, from the reported 95% one) and at most one pair outside
-// the 95% interval: a correct vmflow fails this in about 1% of runs, while
-// biased scaling (e.g. 2× or no scaling) fails it every time.
+// 95% interval. A calibrated 95% interval misses 5% of the time, and this
+// check runs on about 6 pairs in each of 5 tests per CI run, so "every pair
+// inside" would fail a correct vmflow in roughly one CI run in four. The
+// test therefore requires every pair inside the 99.99% interval (±3.89σ,
+// derived from the reported 95% one), and allows as many pairs outside the
+// 95% interval as a correct vmflow exceeds with probability under 0.5%
+// (binomial, p = 0.05: 1 of up to 2 pairs, 2 of 3 to 7, 3 of 8 to 14).
+// Biased scaling (2×, no scaling, a wrong rate) fails the 99.99% bound
+// every time.
 func checkPairs(t *testing.T, a *app.App, truth ovslab.Truth) {
 	t.Helper()
 	for _, p := range truth.Pairs() {
@@ -108,7 +135,7 @@ func checkPairs(t *testing.T, a *app.App, truth ovslab.Truth) {
 		assert.True(t, ok, "IPFIX: pair %s reported but did not talk", k)
 	}
 
-	outside95 := 0
+	outside95, checked := 0, 0
 	var outsideWho []string
 	for _, p := range truth.Pairs() {
 		tr := truth[p]
@@ -130,13 +157,16 @@ func checkPairs(t *testing.T, a *app.App, truth ovslab.Truth) {
 			outside95++
 			outsideWho = append(outsideWho, fmt.Sprintf("%s truth %d not in [%.0f, %.0f]", p, tr.BridgedBytes, lo, hi))
 		}
-		z999 := 3.29 / 1.96
-		assert.True(t, truthB >= mid-half*z999 && truthB <= mid+half*z999,
-			"sFlow: pair %s truth %d outside even the 99.9%% interval around %.0f (95%%: [%.0f, %.0f])", p, tr.BridgedBytes, got.Bytes, lo, hi)
+		z9999 := 3.89 / 1.96
+		assert.True(t, truthB >= mid-half*z9999 && truthB <= mid+half*z9999,
+			"sFlow: pair %s truth %d outside even the 99.99%% interval around %.0f (95%%: [%.0f, %.0f])", p, tr.BridgedBytes, got.Bytes, lo, hi)
+		checked++
 	}
-	assert.LessOrEqual(t, outside95, 1, "sFlow: truth outside the 95%% interval for more than one pair: %v", outsideWho)
-	if outside95 == 1 {
-		t.Logf("sFlow: one pair outside its 95%% interval (expected in ~5%% of pairs): %v", outsideWho)
+	allowed := allowedMisses(checked, 0.05, 0.005)
+	assert.LessOrEqual(t, outside95, allowed, "sFlow: truth outside the 95%% interval for %d of %d pairs (a correct vmflow exceeds %d with p < 0.5%%): %v",
+		outside95, checked, allowed, outsideWho)
+	if outside95 > 0 {
+		t.Logf("sFlow: %d of %d pairs outside their 95%% interval (expected for ~5%% of pairs): %v", outside95, checked, outsideWho)
 	}
 	for k := range sflow {
 		_, ok := truth[k]
