@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net"
 	"net/netip"
 	"strconv"
@@ -486,12 +487,17 @@ func (l *listener) send(w int, sc *scratch) {
 	}
 }
 
-// exporterHash spreads exporter addresses over the workers.
+// exporterHash spreads exporter addresses over the workers (splitmix64's
+// finaliser: every address bit reaches the low bits used for the modulo).
 func exporterHash(a netip.Addr) uint64 {
 	b := a.As16()
-	h := binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])
-	h *= 0x9e3779b97f4a7c15
-	return h >> 32
+	x := binary.LittleEndian.Uint64(b[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[8:]), 32)
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }
 
 func (l *listener) workLoop(wh WorkerHandler, q <-chan chunk) {
