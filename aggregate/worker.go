@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/enrich"
+	"github.com/vmflow/vmflow/internal/hashmix"
 )
 
 // OverflowVM is the VMID of the overflow endpoint: records of new pairs
@@ -321,16 +322,7 @@ func pairHash(k *PairKey) uint64 {
 		h = hmix(h, binary.LittleEndian.Uint64(a[:8])^uint64(k.Dst.IP.BitLen()))
 		h = hmix(h, binary.LittleEndian.Uint64(a[8:]))
 	}
-	return fmix(h)
-}
-
-func fmix(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+	return hashmix.Mix64(h)
 }
 
 const (
@@ -356,5 +348,5 @@ func flowHash(k *PairKey, r *decoder.Record) uint64 {
 	h = hmix(h, binary.LittleEndian.Uint64(s[8:]))
 	h = hmix(h, binary.LittleEndian.Uint64(d[:8]))
 	h = hmix(h, binary.LittleEndian.Uint64(d[8:]))
-	return fmix(h)
+	return hashmix.Mix64(h)
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vmflow/vmflow/internal/hashmix"
 )
 
 // Collector receives sFlow, IPFIX and NetFlow v9 datagrams on UDP and hands
@@ -487,17 +489,10 @@ func (l *listener) send(w int, sc *scratch) {
 	}
 }
 
-// exporterHash spreads exporter addresses over the workers (splitmix64's
-// finaliser: every address bit reaches the low bits used for the modulo).
+// exporterHash spreads exporter addresses over the workers.
 func exporterHash(a netip.Addr) uint64 {
 	b := a.As16()
-	x := binary.LittleEndian.Uint64(b[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[8:]), 32)
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
+	return hashmix.Mix64(binary.LittleEndian.Uint64(b[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[8:]), 32))
 }
 
 func (l *listener) workLoop(wh WorkerHandler, q <-chan chunk) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vmflow/vmflow/internal/hashmix"
 )
 
 // Learning IP addresses from traffic.
@@ -126,7 +128,7 @@ func (f *LearnFilter) Saw(p Port, ip netip.Addr, now int64) {
 	}
 	mk := macKey(p.Iface.MAC)
 	a := ip.As16()
-	h := fmix64(mk ^ uint64(p.VM.ID)<<48 ^ le64(a[:8])*0x9E3779B97F4A7C15 ^ le64(a[8:]))
+	h := hashmix.Mix64(mk ^ uint64(p.VM.ID)<<48 ^ le64(a[:8])*0x9E3779B97F4A7C15 ^ le64(a[8:]))
 	s := &f.slots[h&(learnSlots-1)]
 	if s.mac == mk && s.vm == p.VM.ID && s.ip == ip {
 		if d := now - s.at; d >= 0 && d < limit {
@@ -141,15 +143,6 @@ func le64(b []byte) uint64 {
 	_ = b[7]
 	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-}
-
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }
 
 // learnKey identifies one learned address.
