@@ -60,7 +60,9 @@ func sflowSeeds(f *testing.F) {
 //   - Fast rejects, goflow2 accepts: allowed only for the documented
 //     strictness of the fast path, which goflow2 lacks: (1) a sample or
 //     record length running past its container, or announced samples or
-//     records missing (goflow2 stops silently and keeps what it has: ErrTruncated);
+//     records missing, where goflow2 itself stops silently: our goflow2
+//     path rejects it too (ErrTruncated) when goflow2 leaves a nil sample
+//     or record, but not in every case goflow2 reads past or around;
 //     (2) sample or record lengths that are not a multiple of 4, as XDR
 //     requires (ErrBadLength); (3) a sampled_ethernet record (0:2) of 20-23
 //     bytes: its XDR size is 24 (MACs padded to 8 bytes), goflow2 reads 20.
