@@ -33,10 +33,14 @@ func precision(s decoder.Source) int {
 	return 0
 }
 
-// Select returns the pairs of one window seen through one export protocol:
-// "sflow", "ipfix", "netflow9", or "auto"/"" = for each directed pair the
-// most precise protocol present (ipfix > netflow9 > sflow). Order is kept.
-// An unknown source selects nothing.
+// Select returns the pairs of a time range (the pairs of all its windows
+// together) seen through one export protocol: "sflow", "ipfix", "netflow9",
+// or "auto"/"" = for each directed pair the most precise protocol present
+// anywhere in the range (ipfix > netflow9 > sflow), for all of the range.
+// Choosing per window instead would count a flow's first window twice: OVS
+// exports a flow's IPFIX record only after its cache's active timeout, so
+// that window has the sFlow samples and the IPFIX record lands in a later
+// one. Order is kept. An unknown source selects nothing.
 func Select(pairs []Pair, source string) []Pair {
 	var want decoder.Source
 	switch source {

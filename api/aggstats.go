@@ -87,14 +87,21 @@ func mergeByID(accs map[endpoints]*acc) map[endpoints]*acc {
 	return out
 }
 
-// selector visits the pairs of a window that aggregate.Select(pairs,
-// source) would return, in the same order, without copying them (a range
-// query may visit millions of pairs). A test checks it agrees with
-// aggregate.Select.
+// selector visits the pairs of a range of windows that
+// aggregate.Select(all the range's pairs, source) would return, in the same
+// order, without copying them (a range query may visit millions of pairs).
+// A test checks it agrees with aggregate.Select.
+//
+// "auto" chooses per directed pair over the whole range, not per window:
+// IPFIX reports a flow only when OVS's cache exports it (the active
+// timeout, 10 s or more, after the traffic), so the first window of a flow
+// often holds sFlow samples and no IPFIX record yet; choosing per window
+// would count that traffic twice (sFlow now, IPFIX a window later).
 type selector struct {
-	source string
-	want   decoder.Source
-	best   map[endpoints]int // auto only; reused across windows
+	source  string
+	want    decoder.Source
+	best    map[endpoints]int // auto only
+	uniform bool              // auto: one protocol in the whole range
 }
 
 func newSelector(source string) *selector {
@@ -125,6 +132,38 @@ func precision(s decoder.Source) int {
 	return 0
 }
 
+// prepare reads the range (every window each will be called with) and, for
+// "auto", picks each pair's protocol. It must be called before each.
+func (s *selector) prepare(ws []*aggregate.Window) {
+	if s.best == nil {
+		return
+	}
+	clear(s.best)
+	// Common case: one protocol in the range, nothing to choose.
+	s.uniform = true
+	var first *aggregate.Pair
+	for _, w := range ws {
+		for i := range w.Pairs {
+			if first == nil {
+				first = &w.Pairs[i]
+			} else if w.Pairs[i].Key.Source != first.Key.Source {
+				s.uniform = false
+			}
+		}
+	}
+	if s.uniform {
+		return
+	}
+	for _, w := range ws {
+		for i := range w.Pairs {
+			k := visitKey(&w.Pairs[i])
+			if p := precision(w.Pairs[i].Key.Source); p > s.best[k] {
+				s.best[k] = p
+			}
+		}
+	}
+}
+
 func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 	if s.best == nil {
 		for i := range w.Pairs {
@@ -134,27 +173,9 @@ func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 		}
 		return
 	}
-	// Common case: one protocol in the window, nothing to choose.
-	uniform := true
-	for i := 1; i < len(w.Pairs) && uniform; i++ {
-		uniform = w.Pairs[i].Key.Source == w.Pairs[0].Key.Source
-	}
-	if uniform {
-		for i := range w.Pairs {
-			fn(&w.Pairs[i])
-		}
-		return
-	}
-	clear(s.best)
-	for i := range w.Pairs {
-		k := visitKey(&w.Pairs[i])
-		if p := precision(w.Pairs[i].Key.Source); p > s.best[k] {
-			s.best[k] = p
-		}
-	}
 	for i := range w.Pairs {
 		p := &w.Pairs[i]
-		if precision(p.Key.Source) == s.best[visitKey(p)] {
+		if s.uniform || precision(p.Key.Source) == s.best[visitKey(p)] {
 			fn(p)
 		}
 	}

@@ -235,6 +235,7 @@ func (s *Server) handlePairs(c *gin.Context) {
 	}
 	accs := map[endpoints]*acc{}
 	sel := newSelector(source)
+	sel.prepare(windows)
 	for _, w := range windows {
 		sel.each(w, func(p *aggregate.Pair) {
 			if !f.match(p) {

@@ -23,16 +23,25 @@ func TestSelectorAgreesWithAggregateSelect(t *testing.T) {
 	mixed.Pairs = append(mixed.Pairs, aggregate.Pair{Key: aggregate.PairKey{Src: ext.key(), Dst: db1.key(), Source: decoder.SourceUnknown}})
 	ws = append(ws, mixed)
 	for _, source := range sourceNames {
-		sel := newSelector(source)
+		// over the whole range, and over each window alone
+		ranges := [][]*aggregate.Window{ws}
 		for _, w := range ws {
-			var got []aggregate.Pair
-			sel.each(w, func(p *aggregate.Pair) { got = append(got, *p) })
-			want := aggregate.Select(w.Pairs, source)
+			ranges = append(ranges, []*aggregate.Window{w})
+		}
+		for _, r := range ranges {
+			sel := newSelector(source)
+			sel.prepare(r)
+			var got, all []aggregate.Pair
+			for _, w := range r {
+				sel.each(w, func(p *aggregate.Pair) { got = append(got, *p) })
+				all = append(all, w.Pairs...)
+			}
+			want := aggregate.Select(all, source)
 			if len(want) == 0 {
 				assert.Empty(t, got, source)
 				continue
 			}
-			assert.Equal(t, want, got, "source=%s window %s", source, w.End)
+			assert.Equal(t, want, got, "source=%s, %d windows from %s", source, len(r), r[0].End)
 		}
 	}
 }

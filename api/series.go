@@ -150,6 +150,7 @@ func (s *Server) handleSeries(c *gin.Context) {
 	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
 	out := seriesOut{From: from, To: to, Step: stepString(step, s.windowSize(windows)), Source: source, Points: []pointOut{}}
 	sel := newSelector(source)
+	sel.prepare(windows)
 	bk := newBucketer(step, windows)
 	var (
 		a     acc
@@ -251,6 +252,7 @@ func (s *Server) handleVMSeries(c *gin.Context) {
 		out.VM = inv.Name
 	}
 	sel := newSelector(source)
+	sel.prepare(windows)
 	bk := newBucketer(step, windows)
 	var (
 		pt     vmPointOut

@@ -134,6 +134,14 @@ func checkPairs(t *testing.T, a *app.App, truth ovslab.Truth) {
 		_, ok := truth[k]
 		assert.True(t, ok, "IPFIX: pair %s reported but did not talk", k)
 	}
+	// The default view (auto) is IPFIX's for every pair IPFIX saw: sFlow's
+	// samples of a flow's first window (before OVS exported its IPFIX
+	// record) are not added on top.
+	auto := pairs(t, a, "auto")
+	assert.Equal(t, len(ipfix), len(auto), "auto: pairs %v, IPFIX: %v", keysOf(auto), keysOf(ipfix))
+	for k, p := range ipfix {
+		assert.InDelta(t, p.Bytes, auto[k].Bytes, 0.5, "auto view of %s is not the IPFIX view", k)
+	}
 
 	outside95, checked := 0, 0
 	var outsideWho []string
