@@ -5,7 +5,10 @@
 #   Debian packages (apt-get): Open vSwitch (userspace datapath lab), iperf3,
 #   ethtool, iproute2, ping (traffic and ground truth), libvirt (inventory
 #   tests), chromium (web UI tests), tshark (capture tooling).
+#   prometheus-alertmanager, nmap, hping3 (alerts), nfdump (IPFIX comparison),
+#   systemd (systemd-analyze verify of the units).
 #   influxd 1.8.10 (go install): the InfluxDB store's integration tests.
+#   mailpit 1.33.1 (go install): SMTP receiver for the alert tests.
 set -euo pipefail
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -32,10 +35,15 @@ declare -A PKG_FILE=(
 	[chromium]=/usr/bin/chromium
 	[tshark]=/usr/bin/tshark
 	[curl]=/usr/bin/curl
+	[prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
+	[nmap]=/usr/bin/nmap
+	[hping3]=/usr/sbin/hping3
+	[nfdump]=/usr/bin/nfcapd
+	[systemd]=/usr/bin/systemd-analyze
 )
 
 missing=()
-for pkg in openvswitch-switch iperf3 ethtool iproute2 iputils-ping libvirt-daemon-system libvirt-clients chromium tshark curl; do
+for pkg in "${!PKG_FILE[@]}"; do
 	f="${PKG_FILE[$pkg]}"
 	if [ -x "$f" ] && dpkg -s "$pkg" >/dev/null 2>&1; then
 		continue
@@ -68,4 +76,13 @@ else
 	# Build in a temp dir so the project's go.mod is not touched.
 	(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10)
 	log "influxd: installed at $GOBIN_DIR/influxd"
+fi
+
+# mailpit: a real SMTP server with an HTTP API (alert delivery tests).
+if [ -x "$GOBIN_DIR/mailpit" ]; then
+	log "mailpit: present at $GOBIN_DIR/mailpit"
+else
+	log "building mailpit v1.33.1 with go install"
+	(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go install github.com/axllent/mailpit@v1.33.1)
+	log "mailpit: installed at $GOBIN_DIR/mailpit"
 fi
