@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -537,4 +538,38 @@ func TestMailSubjectAndBody(t *testing.T) {
 	subj, _ = r.Subject(&m2)
 	assert.Equal(t, "[P0 FIRING] fan-out web-3 (+1 more)", subj, "most urgent severity; summary from rule and vm")
 	assert.Contains(t, MailBody(&m2, t0), "resolved 2026-12-02 08:04:00 UTC (after 5m0s)")
+}
+
+// An SMTP server that accepts and never answers: Notify returns at once,
+// each attempt times out, is retried, and is counted.
+func TestSMTPHangingServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent
+		}
+	}()
+	cfg := testConfig()
+	cfg.Timeout = 200 * time.Millisecond
+	cfg.Outbox.MaxAttempts = 2
+	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.To = "127.0.0.1", l.Addr().(*net.TCPAddr).Port, []string{"ops@vmflow.test"}
+	cfg.SMTP.TLS = SMTPNone
+	n, _ := start(t, cfg)
+	done := make(chan struct{})
+	go func() { n.Notify(t0, []Alert{fanOut(StateFiring)}); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Notify blocked on a silent SMTP server")
+	}
+	flush(t, n)
+	assert.Equal(t, 2.0, testutil.ToFloat64(n.m.failed.WithLabelValues("smtp")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues("smtp", DropRetriesExhausted)))
+	assert.Contains(t, n.Health()["receivers"].(map[string]any)["smtp"].(map[string]any)["last_error"], "timeout")
 }

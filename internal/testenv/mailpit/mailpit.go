@@ -43,6 +43,8 @@ type Options struct {
 	// offered over TLS unless AuthAllowInsecure).
 	AuthAcceptAny     bool
 	AuthAllowInsecure bool
+	// Auth, when set, are the only user names and passwords accepted.
+	Auth map[string]string
 }
 
 // Server is one mailpit process.
@@ -114,6 +116,17 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	if opts.AuthAcceptAny {
 		args = append(args, "--smtp-auth-accept-any")
+	}
+	if len(opts.Auth) > 0 {
+		var b strings.Builder
+		for u, pw := range opts.Auth {
+			b.WriteString(u + ":" + pw + "\n")
+		}
+		f := filepath.Join(dir, "auth")
+		if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--smtp-auth-file", f)
 	}
 	if opts.AuthAllowInsecure {
 		args = append(args, "--smtp-auth-allow-insecure")
