@@ -127,10 +127,16 @@ d.panel("Protocol mix (bytes)", "piechart", [HEAD + PAIRSEL +
         '  |> filter(fn: (r) => r._field == "tcp_bytes" or r._field == "udp_bytes" or r._field == "icmp_bytes" or r._field == "other_bytes")\n'
         '  |> group(columns: ["_field"])\n  |> sum()'], w=8, unit="decbytes")
 d.panel("TCP flags", "timeseries", [pair_rate(["syn", "synack", "rst", "fin"], "1.0")], w=8, unit="pps")
-d.panel("Bytes with 95% interval", "timeseries", [HEAD + PAIRSEL +
-        '  |> filter(fn: (r) => r._field == "bytes" or r._field == "bytes_ci_lo" or r._field == "bytes_ci_hi")\n'
-        '  |> group(columns: ["source", "_field"])'], w=8, unit="decbytes",
-        desc="Per-window byte estimate and its 95% confidence interval (sFlow sampling).")
+# The interval is derived from the variance (lean points carry no CI
+# fields; bytes_var is absent when 0, e.g. IPFIX sees every packet).
+d.panel("Bytes with 95% interval", "timeseries", ['import "math"\n' + HEAD + PAIRSEL +
+        '  |> filter(fn: (r) => r._field == "bytes" or r._field == "bytes_var")\n'
+        '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+        '  |> map(fn: (r) => ({r with d: 1.959963984540054 * math.sqrt(x: if exists r.bytes_var then r.bytes_var else 0.0)}))\n'
+        '  |> map(fn: (r) => ({r with bytes_ci_lo: if r.bytes > r.d then r.bytes - r.d else 0.0, bytes_ci_hi: r.bytes + r.d}))\n'
+        '  |> keep(columns: ["_time", "source", "bytes", "bytes_ci_lo", "bytes_ci_hi"])\n'
+        '  |> group(columns: ["source"])'], w=8, unit="decbytes",
+        desc="Per-window byte estimate and its 95% confidence interval (sFlow sampling), bytes ± 1.96·√bytes_var.")
 d.panel("Samples and flows per window", "timeseries", [HEAD + PAIRSEL +
         '  |> filter(fn: (r) => r._field == "samples" or r._field == "flows")\n  |> group(columns: ["source", "_field"])'], w=24, unit="short")
 d.save("vmflow-pair.json")

@@ -78,9 +78,29 @@ type Config struct {
 	// Instance tags the "vmflow" self-metrics points (default: hostname).
 	Instance string `mapstructure:"instance" yaml:"instance"`
 
+	// PairFields is what a vm_pair point carries: "lean" (the counters of
+	// the window; VM UUIDs, MACs and addresses go to the low-rate vm_info
+	// measurement, confidence bounds are derived from the variances) or
+	// "full" (also the CI bounds and both endpoints' addressing, as vmflow
+	// wrote before). See the README, "InfluxDB schema".
+	PairFields string `mapstructure:"pair_fields" yaml:"pair_fields"`
+	// InfoInterval is how often a VM's vm_info point is rewritten while
+	// the VM talks (also whenever its UUID, MAC or address changes).
+	InfoInterval time.Duration `mapstructure:"info_interval" yaml:"info_interval"`
+	// Window, when > 0, merges that many seconds of aggregation windows
+	// into one point per pair before writing (exact sums and variances; a
+	// multiple of aggregate.window). 0 writes every aggregation window.
+	Window time.Duration `mapstructure:"window" yaml:"window"`
+
 	Spool     SpoolConfig     `mapstructure:"spool" yaml:"spool"`
 	Retention RetentionConfig `mapstructure:"retention" yaml:"retention"`
 }
+
+// Values of Config.PairFields.
+const (
+	PairFieldsLean = "lean"
+	PairFieldsFull = "full"
+)
 
 // DefaultConfig returns a disabled writer pointing at a local InfluxDB 1.8.
 func DefaultConfig() Config {
@@ -101,6 +121,9 @@ func DefaultConfig() Config {
 		RetryMin:      time.Second,
 		RetryMax:      30 * time.Second,
 		SelfInterval:  10 * time.Second,
+		PairFields:    PairFieldsLean,
+		InfoInterval:  10 * time.Minute,
+		Window:        0,
 		Spool: SpoolConfig{
 			Dir:      "/var/lib/vmflow/influx-spool",
 			MaxBytes: 1 << 30,
@@ -172,6 +195,15 @@ func (c Config) Validate() error {
 	}
 	if c.SelfInterval < 0 {
 		add("influx.self_interval: must be >= 0, got %s", c.SelfInterval)
+	}
+	if c.PairFields != PairFieldsLean && c.PairFields != PairFieldsFull {
+		add("influx.pair_fields: must be %s or %s, got %q", PairFieldsLean, PairFieldsFull, c.PairFields)
+	}
+	if c.InfoInterval < time.Minute || c.InfoInterval > 24*time.Hour {
+		add("influx.info_interval: must be in 1m..24h, got %s", c.InfoInterval)
+	}
+	if c.Window != 0 && (c.Window < time.Second || c.Window > time.Hour || c.Window%time.Second != 0) {
+		add("influx.window: must be 0 or whole seconds in 1s..1h, got %s", c.Window)
 	}
 	if c.Spool.Dir == "" {
 		add("influx.spool.dir: must not be empty")

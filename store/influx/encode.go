@@ -18,6 +18,10 @@ const (
 	MeasurementVM       = "vm"
 	MeasurementExporter = "exporter"
 	MeasurementSelf     = "vmflow"
+	// MeasurementInfo holds what a lean vm_pair point leaves out: a VM's
+	// UUID, MAC and last-seen address, written when they change and every
+	// influx.info_interval while the VM talks.
+	MeasurementInfo = "vm_info"
 
 	// ExternalVM is the src_vm/dst_vm tag value of an endpoint that is no
 	// known VM. Its IP address is kept in the src_ip/dst_ip field; all
@@ -69,13 +73,71 @@ type encoder struct {
 	ts    int64   // window end, unix ns
 	ival  int64   // interval field: window length in whole seconds, rounded up
 	secs  float64 // true window length in seconds (rates)
+
+	full      bool // influx.pair_fields: full
+	infoEvery int64
+	info      map[uint64]infoState // per VM (host, tenant, name)
+	infos     []*aggregate.Endpoint
+	lastSweep int64
 }
 
-func newEncoder() *encoder {
+// infoState is what was last written to vm_info for one VM (16 bytes, plus
+// the map's overhead: about 40 bytes per VM).
+type infoState struct {
+	sig uint64 // hash of UUID, MAC and address
+	at  int64  // unix ns of that point
+}
+
+func newEncoder() *encoder { return newEncoderFor(false, 10*time.Minute) }
+
+func newEncoderFor(full bool, infoEvery time.Duration) *encoder {
 	return &encoder{
-		seed: maphash.MakeSeed(),
-		pidx: make(map[uint64]int32),
-		vidx: make(map[uint64]int32),
+		seed:      maphash.MakeSeed(),
+		pidx:      make(map[uint64]int32),
+		vidx:      make(map[uint64]int32),
+		full:      full,
+		infoEvery: int64(infoEvery),
+		info:      make(map[uint64]infoState),
+	}
+}
+
+// noteInfo queues a vm_info point for VM endpoint ep when it is new, its
+// addressing changed, or its last point is info_interval old.
+func (e *encoder) noteInfo(ep *aggregate.Endpoint) {
+	var h maphash.Hash
+	h.SetSeed(e.seed)
+	h.WriteString(ep.Host)
+	h.WriteByte(0)
+	h.WriteString(ep.Tenant)
+	h.WriteByte(0)
+	h.WriteString(ep.VM)
+	k := h.Sum64()
+	h.Reset()
+	h.WriteString(ep.UUID)
+	h.WriteByte(0)
+	h.WriteString(ep.MAC)
+	h.WriteByte(0)
+	h.WriteString(ep.IP)
+	sig := h.Sum64()
+	st, ok := e.info[k]
+	if ok && st.sig == sig && e.ts-st.at < e.infoEvery && e.ts >= st.at {
+		return
+	}
+	e.info[k] = infoState{sig: sig, at: e.ts}
+	e.infos = append(e.infos, ep)
+}
+
+// sweepInfo forgets VMs not written for 4 info intervals (bounded state
+// under VM churn); at most once per info interval.
+func (e *encoder) sweepInfo() {
+	if e.ts-e.lastSweep < e.infoEvery {
+		return
+	}
+	e.lastSweep = e.ts
+	for k, st := range e.info {
+		if e.ts-st.at > 4*e.infoEvery {
+			delete(e.info, k)
+		}
 	}
 }
 
@@ -352,6 +414,7 @@ func (e *encoder) prepare(w *aggregate.Window) {
 	e.keys = e.keys[:0]
 	e.pairs = e.pairs[:0]
 	e.vms = e.vms[:0]
+	e.infos = e.infos[:0]
 	// A window is stamped with its end to the nanosecond. Windows closed
 	// by the ticker end on a multiple of aggregate.window (a whole second),
 	// so their stamps are the boundaries; a partial window (the one flushed
@@ -416,6 +479,9 @@ func (e *encoder) prepare(w *aggregate.Window) {
 				vi = int32(len(e.vms))
 				e.vms = append(e.vms, vmEntry{keyOff: int32(off), keyLen: int32(len(key))})
 				e.insert(e.vidx, key, vi)
+				if ep.UUID != "" || ep.MAC != "" || ep.IP != "" {
+					e.noteInfo(ep)
+				}
 			}
 			v := &e.vms[vi]
 			if side == 0 {
@@ -429,6 +495,7 @@ func (e *encoder) prepare(w *aggregate.Window) {
 			}
 		}
 	}
+	e.sweepInfo()
 }
 
 func (e *encoder) appendTimestamp(b []byte) []byte {
@@ -449,14 +516,19 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	f := fieldWriter{b: b, first: true}
 	f.float("bytes", st.Bytes)
 	f.float("packets", st.Packets)
-	f.float("bytes_var", st.BytesVar)
-	f.float("packets_var", st.PacketsVar)
-	lo, hi := ci(st.Bytes, st.BytesVar)
-	f.float("bytes_ci_lo", lo)
-	f.float("bytes_ci_hi", hi)
-	lo, hi = ci(st.Packets, st.PacketsVar)
-	f.float("packets_ci_lo", lo)
-	f.float("packets_ci_hi", hi)
+	if e.full {
+		f.float("bytes_var", st.BytesVar)
+		f.float("packets_var", st.PacketsVar)
+		lo, hi := ci(st.Bytes, st.BytesVar)
+		f.float("bytes_ci_lo", lo)
+		f.float("bytes_ci_hi", hi)
+		lo, hi = ci(st.Packets, st.PacketsVar)
+		f.float("packets_ci_lo", lo)
+		f.float("packets_ci_hi", hi)
+	} else { // 0 for IPFIX (every packet seen); the CI follows from the variance
+		f.nz("bytes_var", st.BytesVar)
+		f.nz("packets_var", st.PacketsVar)
+	}
 	if e.secs > 0 {
 		f.float("bps", st.Bytes*8/e.secs)
 		f.float("pps", st.Packets/e.secs)
@@ -491,20 +563,29 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	if pe.n > 1 {
 		f.int("merged", int64(pe.n))
 	}
-	// Addresses: of the pair itself, or of the largest contributor.
+	// Addresses: of the pair itself, or of the largest contributor. Lean
+	// points keep them only for an external endpoint (its address is its
+	// identity); a VM's are in vm_info.
 	addrs := &pe.first.Stats
-	f.addr("src_ip", addrs.SrcIP)
-	f.addr("dst_ip", addrs.DstIP)
-	if !addrs.SrcIP.IsValid() && pe.src.IP != "" {
-		f.str("src_ip", pe.src.IP)
+	srcExt, dstExt := pe.src.VM == "", pe.dst.VM == ""
+	if e.full || srcExt {
+		f.addr("src_ip", addrs.SrcIP)
+		if !addrs.SrcIP.IsValid() && pe.src.IP != "" {
+			f.str("src_ip", pe.src.IP)
+		}
 	}
-	if !addrs.DstIP.IsValid() && pe.dst.IP != "" {
-		f.str("dst_ip", pe.dst.IP)
+	if e.full || dstExt {
+		f.addr("dst_ip", addrs.DstIP)
+		if !addrs.DstIP.IsValid() && pe.dst.IP != "" {
+			f.str("dst_ip", pe.dst.IP)
+		}
 	}
-	f.str("src_uuid", pe.src.UUID)
-	f.str("dst_uuid", pe.dst.UUID)
-	f.str("src_mac", pe.src.MAC)
-	f.str("dst_mac", pe.dst.MAC)
+	if e.full {
+		f.str("src_uuid", pe.src.UUID)
+		f.str("dst_uuid", pe.dst.UUID)
+		f.str("src_mac", pe.src.MAC)
+		f.str("dst_mac", pe.dst.MAC)
+	}
 	if st.TopPorts[0].Bytes > 0 {
 		f.name("top_ports")
 		f.b = append(f.b, '"')
@@ -523,6 +604,20 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 		}
 		f.b = append(f.b, '"')
 	}
+	return e.appendTimestamp(f.b)
+}
+
+// appendInfo appends vm_info point i of the prepared window.
+func (e *encoder) appendInfo(b []byte, i int) []byte {
+	ep := e.infos[i]
+	b = append(b, MeasurementInfo...)
+	b = appendTag(b, "host", orNone(ep.Host))
+	b = appendTag(b, "tenant", orNone(ep.Tenant))
+	b = appendTag(b, "vm", ep.VM)
+	f := fieldWriter{b: b, first: true}
+	f.str("uuid", ep.UUID)
+	f.str("mac", ep.MAC)
+	f.str("ip", ep.IP)
 	return e.appendTimestamp(f.b)
 }
 

@@ -198,6 +198,9 @@ func (r *Reader) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.
 	if err != nil {
 		return nil, fmt.Errorf("history windows: %w", err)
 	}
+	if err := r.fillInfo(ctx, from, to, byEnd); err != nil {
+		return nil, fmt.Errorf("history windows: %w", err)
+	}
 	out := make([]*aggregate.Window, 0, len(byEnd))
 	for _, w := range byEnd {
 		sort.Slice(w.Pairs, func(i, j int) bool { return pairLess(&w.Pairs[i], &w.Pairs[j]) })
@@ -301,6 +304,79 @@ func pairFromRecord(v map[string]any) aggregate.Pair {
 		p.Key.Dst.IP = st.DstIP
 	}
 	return p
+}
+
+// lacksInfo: a VM endpoint of a lean point (UUID, MAC, address in vm_info).
+func lacksInfo(e *aggregate.Endpoint) bool {
+	return e.VM != "" && e.UUID == "" && e.MAC == "" && e.IP == ""
+}
+
+// fillInfo completes the VM endpoints of lean vm_pair points with the
+// latest vm_info values up to the end of the range (written at least every
+// influx.info_interval while a VM talks, so the range is widened by that).
+func (r *Reader) fillInfo(ctx context.Context, from, to time.Time, wins map[int64]*aggregate.Window) error {
+	need := false
+	for _, w := range wins {
+		for i := range w.Pairs {
+			if lacksInfo(&w.Pairs[i].Src) || lacksInfo(&w.Pairs[i].Dst) {
+				need = true
+				break
+			}
+		}
+	}
+	if !need {
+		return nil
+	}
+	flux := fmt.Sprintf(`from(bucket: %s)
+  |> %s
+  |> filter(fn: (r) => r._measurement == %q)
+  |> last()`, fluxString(r.cfg.Bucket), rangeFor(from.Add(-r.cfg.InfoInterval), to), MeasurementInfo)
+	info := map[string]*aggregate.Endpoint{}
+	err := r.query(ctx, flux, func(rec *query.FluxRecord) error {
+		v := rec.Values()
+		k := str(v["host"]) + "|" + str(v["tenant"]) + "|" + str(v["vm"])
+		e := info[k]
+		if e == nil {
+			e = &aggregate.Endpoint{}
+			info[k] = e
+		}
+		switch rec.Field() {
+		case "uuid":
+			e.UUID = str(rec.Value())
+		case "mac":
+			e.MAC = str(rec.Value())
+		case "ip":
+			e.IP = str(rec.Value())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vm_info: %w", err)
+	}
+	apply := func(e *aggregate.Endpoint, ip *netip.Addr, mac *[6]byte) {
+		if !lacksInfo(e) {
+			return
+		}
+		in := info[orNone(e.Host)+"|"+orNone(e.Tenant)+"|"+e.VM]
+		if in == nil {
+			return
+		}
+		e.UUID, e.MAC, e.IP = in.UUID, in.MAC, in.IP
+		if a, err := netip.ParseAddr(e.IP); err == nil && !ip.IsValid() {
+			*ip = a
+		}
+		if m, ok := parseMAC(e.MAC); ok && *mac == ([6]byte{}) {
+			*mac = m
+		}
+	}
+	for _, w := range wins {
+		for i := range w.Pairs {
+			p := &w.Pairs[i]
+			apply(&p.Src, &p.Stats.SrcIP, &p.Stats.SrcMAC)
+			apply(&p.Dst, &p.Stats.DstIP, &p.Stats.DstMAC)
+		}
+	}
+	return nil
 }
 
 func parseMAC(s string) (m [6]byte, ok bool) {

@@ -66,6 +66,7 @@ type Writer struct {
 	// encoding state (encoder goroutine, overflow path, WriteExporters)
 	encMu       sync.Mutex
 	enc         *encoder
+	mrg         *merger // influx.window > 0
 	cur         []byte
 	curPoints   int
 	lastBatchSz int
@@ -143,12 +144,15 @@ func NewWriter(cfg Config, reg prometheus.Registerer) (*Writer, error) {
 		wapi:     client.WriteAPIBlocking(cfg.Org, cfg.Bucket),
 		spool:    sp,
 		in:       make(chan *aggregate.Window, cfg.QueueWindows),
-		enc:      newEncoder(),
+		enc:      newEncoderFor(cfg.PairFields == PairFieldsFull, cfg.InfoInterval),
 		kick:     make(chan struct{}, 1),
 		stopc:    make(chan struct{}),
 		encDone:  make(chan struct{}),
 		sendDone: make(chan struct{}),
 		sleep:    sleepCtx,
+	}
+	if cfg.Window > 0 {
+		w.mrg = newMerger(cfg.Window)
 	}
 	w.spooling = sp.Pending()
 	w.initMetrics(reg)
@@ -238,6 +242,7 @@ func (w *Writer) drain(ctx context.Context) {
 	close(w.stopc)
 	if prev == 0 { // never started: spool whatever was queued
 		w.drainIn()
+		w.flushMerged()
 		w.flushBatch()
 		w.spoolMem()
 		return
@@ -354,10 +359,17 @@ func (w *Writer) encodeLoop() {
 			w.writeSelf(now)
 		case <-w.stopc:
 			w.drainIn()
+			w.flushMerged()
 			w.flushBatch()
 			return
 		}
 	}
+}
+
+func (w *Writer) flushMerged() {
+	w.encMu.Lock()
+	defer w.encMu.Unlock()
+	w.flushMergedLocked()
 }
 
 func (w *Writer) flushBatch() {
@@ -368,6 +380,23 @@ func (w *Writer) flushBatch() {
 
 func (w *Writer) encodeWindowLocked(win *aggregate.Window) {
 	w.m.windows.Inc()
+	if w.mrg != nil {
+		w.mrg.add(win, w.emitLocked)
+		return
+	}
+	w.emitLocked(win)
+}
+
+// flushMergedLocked encodes the open merged window (influx.window), also
+// when partial (at a stop).
+func (w *Writer) flushMergedLocked() {
+	if w.mrg != nil {
+		w.mrg.flush(w.emitLocked)
+	}
+}
+
+// emitLocked encodes one window's points into the current batch.
+func (w *Writer) emitLocked(win *aggregate.Window) {
 	e := w.enc
 	e.prepare(win)
 	for i := range e.pairs {
@@ -376,6 +405,10 @@ func (w *Writer) encodeWindowLocked(win *aggregate.Window) {
 	}
 	for i := range e.vms {
 		w.cur = e.appendVM(w.cur, i)
+		w.addPointsLocked(1)
+	}
+	for i := range e.infos {
+		w.cur = e.appendInfo(w.cur, i)
 		w.addPointsLocked(1)
 	}
 }

@@ -84,6 +84,7 @@ func (c Config) Validate() error {
 		c.Influx.Validate(),
 		c.API.Validate(),
 		c.Shutdown.Validate(),
+		c.validateInfluxWindow(),
 	)
 }
 

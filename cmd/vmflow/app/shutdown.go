@@ -70,3 +70,14 @@ func (a *App) stopExporters() {
 		<-done
 	}
 }
+
+// validateInfluxWindow: influx.window merges whole aggregation windows.
+func (c Config) validateInfluxWindow() error {
+	if !c.Influx.Enabled || c.Influx.Window == 0 || c.Aggregate.Window <= 0 {
+		return nil
+	}
+	if c.Influx.Window%c.Aggregate.Window != 0 {
+		return fmt.Errorf("influx.window: must be a multiple of aggregate.window (%s), got %s", c.Aggregate.Window, c.Influx.Window)
+	}
+	return nil
+}
