@@ -107,6 +107,10 @@ type Config struct {
 	// StopTimeout: Stop keeps delivering the outboxes this long.
 	StopTimeout time.Duration `mapstructure:"stop_timeout" yaml:"stop_timeout"`
 	Outbox      OutboxConfig  `mapstructure:"outbox" yaml:"outbox"`
+	// StateFile keeps which alerts the e-mail and webhook receivers were
+	// told about across restarts, so a restart does not re-announce
+	// firing alerts ("" = not kept).
+	StateFile string `mapstructure:"state_file" yaml:"state_file"`
 	// ExternalURL is vmflow's console address, used for links in
 	// messages whose alerts carry relative links ("" = as given).
 	ExternalURL string `mapstructure:"external_url" yaml:"external_url"`
@@ -306,4 +310,23 @@ func readSecret(key, value, file string) (string, error) {
 		return "", fmt.Errorf(keyPrefix+"%s: %w", key, err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Redacted returns a copy with the secrets that are set (smtp.password,
+// webhooks[].secret) replaced by mask, for dumping the configuration.
+func (c Config) Redacted(mask string) Config {
+	if c.SMTP.Password != "" {
+		c.SMTP.Password = mask
+	}
+	hooks := make([]WebhookConfig, len(c.Webhooks))
+	for i, w := range c.Webhooks {
+		if w.Secret != "" {
+			w.Secret = mask
+		}
+		hooks[i] = w
+	}
+	if c.Webhooks != nil {
+		c.Webhooks = hooks
+	}
+	return c
 }

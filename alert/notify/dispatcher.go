@@ -43,7 +43,10 @@ type Notifier struct {
 	gen    uint64
 	amMap  map[string]*amEntry
 	groups map[string]*group
-	clock  func() time.Time
+	// restore is the notification memory read from the state file,
+	// until the engine's alerts claim it
+	restore map[string]*restored
+	clock   func() time.Time
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -53,6 +56,9 @@ type Notifier struct {
 }
 
 var _ Dispatcher = (*Notifier)(nil)
+
+// stateSaveInterval: the state file is rewritten this often (and on Stop).
+const stateSaveInterval = time.Minute
 
 // New builds the receivers of cfg (inert: no goroutine, no connection
 // until Start). Secret files (SMTP password, webhook secrets, bearer
@@ -72,6 +78,10 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Notifier,
 		clock:    time.Now,
 		tickDone: make(chan struct{}),
 		stopped:  make(chan struct{}),
+	}
+	var err error
+	if d.restore, err = loadState(cfg.StateFile); err != nil {
+		return nil, fmt.Errorf("alert notify: %w", err)
 	}
 	d.initMetrics(reg)
 	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -169,11 +179,18 @@ func (d *Notifier) tick(ctx context.Context) {
 	iv := min(max(d.cfg.GroupWait/5, 50*time.Millisecond), time.Second)
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	lastSave := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if d.cfg.StateFile != "" && time.Since(lastSave) >= stateSaveInterval {
+				lastSave = time.Now()
+				if err := d.saveState(); err != nil {
+					d.log.Warn("alert notify: saving state", "err", err)
+				}
+			}
 			d.mu.Lock()
 			msgs := d.groupsDue(d.clock(), false)
 			d.mu.Unlock()
@@ -295,6 +312,9 @@ func (d *Notifier) Stop() {
 		msgs := d.groupsDue(d.clock(), true)
 		d.mu.Unlock()
 		d.sendGrouped(msgs)
+		if err := d.saveState(); err != nil {
+			d.log.Warn("alert notify: saving state", "err", err)
+		}
 		for _, o := range d.all {
 			o.close()
 		}

@@ -85,19 +85,21 @@ func (d *Notifier) groupUpdate(clock time.Time, gen uint64, alerts []Alert) []Me
 		a := &alerts[i]
 		key, gl := d.groupOf(a)
 		g := d.groups[key]
-		if g == nil {
-			if a.State == StateResolved {
+		var ga *groupAlert
+		if g != nil {
+			ga = g.alerts[a.Fingerprint]
+		}
+		if ga == nil {
+			// a restart restored that this alert was notified firing
+			wasNotified, last := d.restoredNotified(key, a.Fingerprint)
+			if a.State == StateResolved && !wasNotified {
 				continue // never notified: nothing to tell
 			}
-			g = &group{key: key, labels: gl, alerts: map[string]*groupAlert{}}
-			d.groups[key] = g
-		}
-		ga := g.alerts[a.Fingerprint]
-		if ga == nil {
-			if a.State == StateResolved {
-				continue
+			if g == nil {
+				g = &group{key: key, labels: gl, alerts: map[string]*groupAlert{}, lastOut: last}
+				d.groups[key] = g
 			}
-			ga = &groupAlert{}
+			ga = &groupAlert{notified: wasNotified}
 			g.alerts[a.Fingerprint] = ga
 		}
 		ga.a, ga.seen = *a, gen
@@ -116,6 +118,9 @@ func (d *Notifier) groupUpdate(clock time.Time, gen uint64, alerts []Alert) []Me
 		if change && g.flushAt.IsZero() {
 			g.flushAt = clock.Add(d.cfg.GroupWait)
 		}
+	}
+	if gen > restoreEvaluations {
+		d.restore = nil
 	}
 	// alerts no longer handed over (silenced, inhibited, rule gone) leave
 	// their group without a notification

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -572,4 +574,79 @@ func TestSMTPHangingServer(t *testing.T) {
 	assert.Equal(t, 2.0, testutil.ToFloat64(n.m.failed.WithLabelValues("smtp")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues("smtp", DropRetriesExhausted)))
 	assert.Contains(t, n.Health()["receivers"].(map[string]any)["smtp"].(map[string]any)["last_error"], "timeout")
+}
+
+func TestRedacted(t *testing.T) {
+	c := DefaultConfig()
+	c.SMTP.Password = "pw"
+	c.Webhooks = []WebhookConfig{{URL: "http://x", Secret: "s"}, {URL: "http://y"}}
+	r := c.Redacted("<redacted>")
+	assert.Equal(t, "<redacted>", r.SMTP.Password)
+	assert.Equal(t, "<redacted>", r.Webhooks[0].Secret)
+	assert.Empty(t, r.Webhooks[1].Secret)
+	assert.Equal(t, "s", c.Webhooks[0].Secret, "the original is untouched")
+}
+
+// With a state file a restart does not announce again the alerts already
+// notified as firing, and still announces their resolve.
+func TestStateFileSurvivesRestart(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		rec, srv := newRecorder(t)
+		cfg := testConfig()
+		cfg.Webhooks = []WebhookConfig{{URL: srv.URL, SendResolved: true}}
+		if keep {
+			cfg.StateFile = filepath.Join(t.TempDir(), "sub", "notify-state.json")
+		}
+		n1, err := New(cfg, prometheus.NewRegistry(), nil)
+		require.NoError(t, err)
+		require.NoError(t, n1.Start(context.Background()))
+		n1.Notify(t0, []Alert{fanOut(StateFiring)})
+		flush(t, n1)
+		n1.Stop()
+		require.Equal(t, 1, rec.n())
+
+		n2, _ := start(t, cfg)
+		n2.Notify(t0.Add(time.Minute), []Alert{fanOut(StateFiring)})
+		flush(t, n2)
+		if !keep {
+			assert.Equal(t, 2, rec.n(), "without a state file the restart announces it again")
+			continue
+		}
+		assert.Equal(t, 1, rec.n(), "no second FIRING after the restart")
+		r := fanOut(StateResolved)
+		r.EndsAt = t0.Add(2 * time.Minute)
+		n2.Notify(t0.Add(2*time.Minute), []Alert{r})
+		flush(t, n2)
+		require.Equal(t, 2, rec.n())
+		var p WebhookPayload
+		require.NoError(t, json.Unmarshal(rec.body(1), &p))
+		assert.Equal(t, "resolved", p.Status)
+	}
+}
+
+// A resolve that happens while vmflow is down is still announced.
+func TestStateFileResolvedAfterRestart(t *testing.T) {
+	rec, srv := newRecorder(t)
+	cfg := testConfig()
+	cfg.Webhooks = []WebhookConfig{{URL: srv.URL, SendResolved: true}}
+	cfg.StateFile = filepath.Join(t.TempDir(), "notify-state.json")
+	n1, err := New(cfg, prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	require.NoError(t, n1.Start(context.Background()))
+	n1.Notify(t0, []Alert{fanOut(StateFiring)})
+	n1.Stop()
+	n2, _ := start(t, cfg)
+	r := fanOut(StateResolved)
+	r.EndsAt = t0.Add(time.Minute)
+	n2.Notify(t0.Add(time.Minute), []Alert{r})
+	flush(t, n2)
+	require.Equal(t, 2, rec.n())
+	var p WebhookPayload
+	require.NoError(t, json.Unmarshal(rec.body(1), &p))
+	assert.Equal(t, "resolved", p.Status)
+
+	require.NoError(t, os.WriteFile(cfg.StateFile, []byte("{not json"), 0o644))
+	_, err = New(cfg, nil, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "alert.notify.state_file")
 }
