@@ -46,7 +46,7 @@ func deliveredLabels(a *Alert) map[string]string {
 	l := make(map[string]string, len(a.Labels)+4)
 	for k, v := range a.Labels {
 		if v != "" {
-			l[k] = v
+			l[labelName(k)] = strings.ToValidUTF8(v, "\uFFFD")
 		}
 	}
 	fill := func(k, v string) {
@@ -59,15 +59,35 @@ func deliveredLabels(a *Alert) map[string]string {
 	fill("severity", a.Severity)
 	fill("rule", a.Rule)
 	fill("kind", a.Kind)
+	fill("alertname", "vmflow") // Alertmanager refuses an alert without labels
 	return l
+}
+
+// labelName makes k a valid Prometheus label name (Alertmanager rejects
+// the whole post otherwise): other characters become '_'.
+func labelName(k string) string {
+	if validLabelName(k) {
+		return k
+	}
+	b := []byte(k)
+	for i, c := range b {
+		ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
 }
 
 // deliveredAnnotations are the alert's annotations plus value and peak
 // (formatted) when the engine did not set them.
 func deliveredAnnotations(a *Alert) map[string]string {
-	an := maps.Clone(a.Annotations)
-	if an == nil {
-		an = map[string]string{}
+	an := make(map[string]string, len(a.Annotations)+2)
+	for k, v := range a.Annotations {
+		an[labelName(k)] = strings.ToValidUTF8(v, "\uFFFD")
 	}
 	if _, ok := an["value"]; !ok {
 		an["value"] = formatValue(a.Value)

@@ -3,6 +3,7 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/mail"
 	"net/url"
 	"os"
@@ -188,10 +189,8 @@ func (c Config) Validate() error {
 	if (s.Password != "" || s.PasswordFile != "") && s.Username == "" {
 		bad("smtp.username", "a password needs a username")
 	}
-	if _, err := template.New("subject").Parse(s.Subject); err != nil {
+	if err := checkSubject(s.Subject); err != nil {
 		bad("smtp.subject", "%v", err)
-	} else if strings.TrimSpace(s.Subject) == "" {
-		bad("smtp.subject", "must not be empty")
 	}
 	if s.Host != "" {
 		if strings.ContainsAny(s.Host, ":/ ") && !strings.HasPrefix(s.Host, "[") {
@@ -260,6 +259,20 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkSubject parses the subject template and runs it on a sample message.
+func checkSubject(subject string) error {
+	if strings.TrimSpace(subject) == "" {
+		return errors.New("must not be empty")
+	}
+	t, err := template.New("subject").Option("missingkey=zero").Parse(subject)
+	if err != nil {
+		return err
+	}
+	m := Message{Receiver: "smtp", GroupLabels: map[string]string{}, Firing: []Alert{{Rule: "r", Severity: "P1", State: StateFiring}}}
+	m.finish()
+	return t.Execute(io.Discard, &m)
 }
 
 func checkHTTPURL(s string) error {

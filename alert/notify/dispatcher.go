@@ -39,6 +39,9 @@ type Notifier struct {
 	hookCfg []WebhookConfig
 	all     []*outbox
 
+	// sendMu orders the hand-over to the outboxes: messages computed
+	// under mu are pushed in the same order
+	sendMu sync.Mutex
 	mu     sync.Mutex
 	gen    uint64
 	amMap  map[string]*amEntry
@@ -154,6 +157,11 @@ func (d *Notifier) initMetrics(reg prometheus.Registerer) {
 // Start starts one delivery goroutine per receiver and the group timer.
 // Cancelling ctx is the same as Stop.
 func (d *Notifier) Start(ctx context.Context) error {
+	select {
+	case <-d.stopped:
+		return fmt.Errorf("alert notify: start after stop")
+	default:
+	}
 	d.startOnce.Do(func() {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		d.cancel = cancel
@@ -191,10 +199,12 @@ func (d *Notifier) tick(ctx context.Context) {
 					d.log.Warn("alert notify: saving state", "err", err)
 				}
 			}
+			d.sendMu.Lock()
 			d.mu.Lock()
 			msgs := d.groupsDue(d.clock(), false)
 			d.mu.Unlock()
 			d.sendGrouped(msgs)
+			d.sendMu.Unlock()
 		}
 	}
 }
@@ -214,6 +224,8 @@ func (d *Notifier) Notify(now time.Time, alerts []Alert) {
 		}
 		deliver = append(deliver, a)
 	}
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
 	d.mu.Lock()
 	d.gen++
 	var amOut []amAlert
@@ -230,6 +242,9 @@ func (d *Notifier) Notify(now time.Time, alerts []Alert) {
 }
 
 func (d *Notifier) sendAM(alerts []amAlert) {
+	// superseded by the re-sends long before; and posted after it, the
+	// firing alerts' endsAt would lie in the past
+	expires := time.Now().Add(d.amExpiry())
 	for len(alerts) > 0 {
 		n := min(len(alerts), amBatch)
 		body, err := encodeAM(alerts[:n])
@@ -238,7 +253,7 @@ func (d *Notifier) sendAM(alerts []amAlert) {
 			return
 		}
 		for _, o := range d.am {
-			o.push(item{body: body, alerts: n, queuedAt: time.Now()})
+			o.push(item{body: body, alerts: n, queuedAt: time.Now(), expires: expires})
 		}
 		alerts = alerts[n:]
 	}
@@ -260,6 +275,7 @@ func (d *Notifier) sendGrouped(msgs []Message) {
 				body, err := d.mail.render(&mm, d.clock())
 				if err != nil {
 					d.log.Error("e-mail rendering", "err", err)
+					d.smtp.drop(DropRenderError, 1)
 				} else {
 					d.smtp.push(item{body: body, alerts: len(mm.Firing) + len(mm.Resolved), queuedAt: time.Now()})
 				}
@@ -278,6 +294,7 @@ func (d *Notifier) sendGrouped(msgs []Message) {
 			body, err := encodeWebhook(&mm)
 			if err != nil {
 				d.log.Error("webhook payload", "err", err)
+				o.drop(DropRenderError, 1)
 				continue
 			}
 			o.push(item{body: body, alerts: len(mm.Firing) + len(mm.Resolved), queuedAt: time.Now()})
@@ -288,10 +305,12 @@ func (d *Notifier) sendGrouped(msgs []Message) {
 // Flush sends the groups still in their group_wait now and waits until
 // every outbox is empty (delivered or given up), or ctx ends.
 func (d *Notifier) Flush(ctx context.Context) error {
+	d.sendMu.Lock()
 	d.mu.Lock()
 	msgs := d.groupsDue(d.clock(), true)
 	d.mu.Unlock()
 	d.sendGrouped(msgs)
+	d.sendMu.Unlock()
 	for _, o := range d.all {
 		select {
 		case <-o.idleCh():
@@ -308,10 +327,12 @@ func (d *Notifier) Flush(ctx context.Context) error {
 func (d *Notifier) Stop() {
 	d.stopOnce.Do(func() {
 		defer close(d.stopped)
+		d.sendMu.Lock()
 		d.mu.Lock()
 		msgs := d.groupsDue(d.clock(), true)
 		d.mu.Unlock()
 		d.sendGrouped(msgs)
+		d.sendMu.Unlock()
 		if err := d.saveState(); err != nil {
 			d.log.Warn("alert notify: saving state", "err", err)
 		}

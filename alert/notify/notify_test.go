@@ -145,6 +145,7 @@ func TestInvalidConfigNamesKey(t *testing.T) {
 		{func(c *Config) { c.SMTP.Host = "mail"; c.SMTP.To = []string{"not an address"} }, "alert.notify.smtp.to[0]"},
 		{func(c *Config) { c.SMTP.Host = "mail:25" }, "alert.notify.smtp.host"},
 		{func(c *Config) { c.SMTP.Subject = "{{.Nope" }, "alert.notify.smtp.subject"},
+		{func(c *Config) { c.SMTP.Subject = "{{.Nope}}" }, "alert.notify.smtp.subject"},
 		{func(c *Config) { c.SMTP.Password = "x" }, "alert.notify.smtp.username"},
 		{func(c *Config) { c.Webhooks = []WebhookConfig{{URL: "ftp://x"}} }, "alert.notify.webhooks[0].url"},
 		{func(c *Config) { c.Webhooks = []WebhookConfig{{URL: "http://a/1"}, {URL: "http://a/2"}} }, "alert.notify.webhooks[1].name"},
@@ -649,4 +650,28 @@ func TestStateFileResolvedAfterRestart(t *testing.T) {
 	_, err = New(cfg, nil, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "alert.notify.state_file")
+}
+
+// Label names Alertmanager would refuse (and with them the whole post)
+// are made valid; an alert without labels still gets an alertname.
+func TestDeliveredLabelsValid(t *testing.T) {
+	a := Alert{Labels: map[string]string{"src-ip": "10.0.0.1", "9x": "y", "ok": "", "bad": "\xff"}}
+	l := deliveredLabels(&a)
+	assert.Equal(t, map[string]string{"src_ip": "10.0.0.1", "_x": "y", "bad": "\uFFFD", "alertname": "vmflow"}, l)
+}
+
+// A post that waited longer than the alerts' expiry is dropped, not sent
+// (it would tell Alertmanager the alerts ended in the past).
+func TestStaleAlertmanagerPostExpires(t *testing.T) {
+	rec, srv := newRecorder(t)
+	cfg := testConfig()
+	cfg.Alertmanager.URLs = []string{srv.URL}
+	n, err := New(cfg, prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	n.am[0].push(item{body: []byte("[]"), alerts: 1, expires: time.Now().Add(-time.Second)})
+	require.NoError(t, n.Start(context.Background()))
+	defer n.Stop()
+	flush(t, n)
+	assert.Equal(t, 0, rec.n())
+	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues(amReceiverName(srv.URL), DropExpired)))
 }
