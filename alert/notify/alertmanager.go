@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -152,6 +151,9 @@ func (d *Notifier) amSelect(now time.Time, gen uint64, alerts []Alert) []amAlert
 	expiry := now.Add(d.amExpiry())
 	for i := range alerts {
 		a := &alerts[i]
+		if !deliverable(a) {
+			continue
+		}
 		e := d.amMap[a.Fingerprint]
 		switch a.State {
 		case StateFiring:
@@ -159,10 +161,11 @@ func (d *Notifier) amSelect(now time.Time, gen uint64, alerts []Alert) []amAlert
 				e = &amEntry{}
 				d.amMap[a.Fingerprint] = e
 			}
-			e.alert, e.seen = *a, gen
-			e.alert.Labels, e.alert.Annotations = maps.Clone(a.Labels), maps.Clone(a.Annotations)
+			e.seen = gen
 			if due(e.lastSent) {
 				e.lastSent = now
+				// kept only when posted: the copy is not needed in between
+				keep(&e.alert, a)
 				out = append(out, d.toAM(&e.alert, time.Time{}, expiry))
 			}
 		case StateResolved:
@@ -175,8 +178,8 @@ func (d *Notifier) amSelect(now time.Time, gen uint64, alerts []Alert) []amAlert
 				d.amMap[a.Fingerprint] = e
 			}
 			first := e.resolvedAt.IsZero()
-			e.alert, e.seen, e.resolvedAt = *a, gen, end
-			e.alert.Labels, e.alert.Annotations = maps.Clone(a.Labels), maps.Clone(a.Annotations)
+			keep(&e.alert, a)
+			e.seen, e.resolvedAt = gen, end
 			if first || due(e.lastSent) {
 				e.lastSent = now
 				out = append(out, d.toAM(&e.alert, end, expiry))

@@ -49,6 +49,7 @@ type Notifier struct {
 	// restore is the notification memory read from the state file,
 	// until the engine's alerts claim it
 	restore map[string]*restored
+	keyBuf  []byte
 	clock   func() time.Time
 
 	startOnce, stopOnce sync.Once
@@ -209,21 +210,17 @@ func (d *Notifier) tick(ctx context.Context) {
 	}
 }
 
+// deliverable: firing or resolved, neither silenced nor inhibited.
+func deliverable(a *Alert) bool {
+	return !a.Silenced && !a.Inhibited && (a.State == StateFiring || a.State == StateResolved)
+}
+
 // Notify takes one evaluation's alerts (see Dispatcher). It only updates
 // in-memory state and queues messages: it never waits for a receiver.
 // The alerts' maps are copied; the caller may reuse them.
 func (d *Notifier) Notify(now time.Time, alerts []Alert) {
 	d.m.notified.Inc()
-	deliver := make([]Alert, 0, len(alerts))
-	for _, a := range alerts {
-		if a.Silenced || a.Inhibited {
-			continue
-		}
-		if a.State != StateFiring && a.State != StateResolved {
-			continue
-		}
-		deliver = append(deliver, a)
-	}
+	deliver := alerts // amSelect and groupUpdate skip what is not deliverable
 	d.sendMu.Lock()
 	defer d.sendMu.Unlock()
 	d.mu.Lock()
