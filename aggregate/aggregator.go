@@ -117,7 +117,9 @@ func (a *Aggregator) Start(ctx context.Context) error {
 	a.mu.Lock()
 	a.winStart = a.now()
 	a.mu.Unlock()
-	ctx, a.cancel = context.WithCancel(ctx)
+	// The ticker stops on Stop only, never on ctx: a cancelled ctx (a
+	// signal) must not end the window before Stop flushes it.
+	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.done = make(chan struct{})
 	go a.loop(ctx)
 	return nil
@@ -147,6 +149,25 @@ func (a *Aggregator) Stop() {
 	<-a.done
 	a.cancel = nil
 	a.closeWindow(a.now())
+}
+
+// Drain calls Drain(ctx) on every sink that implements Drainer, in sink
+// order, after Stop wrote the last window (see Drainer). It returns the
+// sinks' errors joined; every sink is drained even when one fails or ctx
+// is done (each then persists what it can and returns quickly).
+func (a *Aggregator) Drain(ctx context.Context) error {
+	a.mu.Lock()
+	sinks := append([]Sink(nil), a.sinks...)
+	a.mu.Unlock()
+	var errs []error
+	for _, s := range sinks {
+		if d, ok := s.(Drainer); ok {
+			if err := d.Drain(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("aggregate: drain %T: %w", s, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Flush closes the open window now (End = now), emits it to the sinks and

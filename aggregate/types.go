@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
@@ -91,4 +92,26 @@ type Window struct {
 // Write must not keep the caller long; it must not modify the window.
 type Sink interface {
 	Write(w *Window)
+}
+
+// Drainer is the shutdown contract of a Sink that holds data it has not
+// yet made durable (a send queue, alert state, a resource series buffer).
+// At a clean stop vmflow (App.Stop) does, in this order:
+//
+//  1. stop the collector (no new records),
+//  2. Aggregator.Stop: the open window, however short, is written to every
+//     sink with Write, like any other window,
+//  3. Aggregator.Drain(ctx): Drain(ctx) on every sink that implements
+//     Drainer, one after another in the order the sinks were given to New
+//     and AddSink; ctx carries the shutdown deadline (shutdown.timeout),
+//  4. each component's Stop.
+//
+// Drain must return once everything Write was given is delivered or
+// persisted (the InfluxDB writer: written, or in its on-disk spool), and at
+// the latest soon after ctx is done — then it persists or counts as dropped
+// what it still holds, never blocks further. Write is not called after
+// Drain. Drain may be called more than once; a sink without pending state
+// need not implement it.
+type Drainer interface {
+	Drain(ctx context.Context) error
 }

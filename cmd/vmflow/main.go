@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/store/influx"
@@ -28,14 +26,14 @@ import (
 const DefaultConfigPath = "configs/vmflow.yaml"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := stopContext(os.Stderr) // signals.go: 1st SIGINT/SIGTERM stops cleanly, 2nd exits
 	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run is main without the process: it returns the exit code. vmflow runs
-// until ctx is done (SIGINT or SIGTERM).
+// until ctx is done (SIGINT or SIGTERM), then stops cleanly (App.Stop).
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) >= 1 && args[0] == "influx" {
 		return runInflux(ctx, args[1:], environ, stdout, stderr)

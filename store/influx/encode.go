@@ -66,8 +66,9 @@ type encoder struct {
 	pairs []pairEntry
 	vidx  map[uint64]int32
 	vms   []vmEntry
-	ts    int64
-	ival  int64
+	ts    int64   // window end, unix ns
+	ival  int64   // interval field: window length in whole seconds, rounded up
+	secs  float64 // true window length in seconds (rates)
 }
 
 func newEncoder() *encoder {
@@ -351,8 +352,19 @@ func (e *encoder) prepare(w *aggregate.Window) {
 	e.keys = e.keys[:0]
 	e.pairs = e.pairs[:0]
 	e.vms = e.vms[:0]
-	e.ts = w.End.Unix()
-	e.ival = int64(w.End.Sub(w.Start).Round(time.Second) / time.Second)
+	// A window is stamped with its end to the nanosecond. Windows closed
+	// by the ticker end on a multiple of aggregate.window (a whole second),
+	// so their stamps are the boundaries; a partial window (the one flushed
+	// at stop, or the first after a start) ends elsewhere and gets a stamp
+	// of its own, so it never overwrites the full window before it in the
+	// same series (see the README, "Partial windows").
+	e.ts = w.End.UnixNano()
+	d := w.End.Sub(w.Start)
+	e.secs, e.ival = 0, 0
+	if d > 0 {
+		e.secs = d.Seconds()
+		e.ival = int64((d + time.Second - 1) / time.Second)
+	}
 	pairKey := func(i int32) []byte {
 		p := &e.pairs[i]
 		return e.keys[p.keyOff : p.keyOff+p.keyLen]
@@ -445,9 +457,9 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	lo, hi = ci(st.Packets, st.PacketsVar)
 	f.float("packets_ci_lo", lo)
 	f.float("packets_ci_hi", hi)
-	if e.ival > 0 {
-		f.float("bps", st.Bytes*8/float64(e.ival))
-		f.float("pps", st.Packets/float64(e.ival))
+	if e.secs > 0 {
+		f.float("bps", st.Bytes*8/e.secs)
+		f.float("pps", st.Packets/e.secs)
 	}
 	f.int("samples", int64(st.Samples))
 	f.int("flows", int64(st.Flows))
@@ -524,9 +536,9 @@ func (e *encoder) appendVM(b []byte, i int) []byte {
 	f.float("tx_packets", v.txPackets)
 	f.float("rx_bytes", v.rxBytes)
 	f.float("rx_packets", v.rxPackets)
-	if e.ival > 0 {
-		f.float("tx_bps", v.txBytes*8/float64(e.ival))
-		f.float("rx_bps", v.rxBytes*8/float64(e.ival))
+	if e.secs > 0 {
+		f.float("tx_bps", v.txBytes*8/e.secs)
+		f.float("rx_bps", v.rxBytes*8/e.secs)
 	}
 	f.int("tx_pairs", v.txPairs)
 	f.int("rx_pairs", v.rxPairs)
@@ -581,7 +593,7 @@ func appendExporters(b []byte, ts time.Time, rows []collector.ExporterStatus) ([
 			a.lastSeq = r.LastSequence
 		}
 	}
-	sec := ts.Unix()
+	sec := ts.Unix() * 1e9 // whole seconds, in ns precision
 	for _, a := range accs {
 		b = append(b, MeasurementExporter...)
 		b = append(b, a.key...)

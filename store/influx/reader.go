@@ -377,15 +377,16 @@ func fieldFilter(fields []string) string {
 
 // seriesFlux sums the points of the filter into steps of length step. A
 // point stamped at a window's end T covers (T-interval, T]; shifting it by
-// -1 s before aggregateWindow puts it in the step (a, a+step] that ends at
-// or after T, labelled a+step.
+// -1 ns before aggregateWindow puts it in the step (a, a+step] that ends at
+// or after T, labelled a+step (also for a partial window stamped between
+// boundaries, to the nanosecond).
 func (r *Reader) seriesFlux(filter string, fields []string, from, to time.Time, step time.Duration) string {
 	return fmt.Sprintf(`from(bucket: %s)
   |> %s
   |> filter(fn: (r) => %s)
   |> filter(fn: (r) => %s)
   |> group(columns: ["source", "_field"])
-  |> timeShift(duration: -1s, columns: ["_time"])
+  |> timeShift(duration: -1ns, columns: ["_time"])
   |> aggregateWindow(every: %s, fn: sum, createEmpty: false)
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
   |> group()
@@ -394,7 +395,7 @@ func (r *Reader) seriesFlux(filter string, fields []string, from, to time.Time, 
 }
 
 // stepLabel rounds aggregateWindow's time up to the end of its step: the
-// last step of a range is cut at the range's stop (and shifted by the -1 s
+// last step of a range is cut at the range's stop (and shifted by the -1 ns
 // of seriesFlux), but is labelled by its full end like the others.
 func stepLabel(t time.Time, step time.Duration) time.Time {
 	ns, st := t.UnixNano(), int64(step)

@@ -2,6 +2,7 @@ package influx
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,7 +23,9 @@ import (
 //
 //	offset 0  magic   [2]byte "VF"
 //	       2  state   byte    0 = pending, 1 = acknowledged (written to InfluxDB)
-//	       3  version byte    1
+//	       3  version byte    2 (1: timestamps in seconds, before vmflow
+//	                              stamped windows to the nanosecond; such
+//	                              records are converted when replayed)
 //	       4  length  uint32  payload length (little endian)
 //	       8  points  uint32  number of points in the payload
 //	      12  crc     uint32  CRC-32C of length, points and payload
@@ -38,7 +41,8 @@ const (
 	recHeaderLen = 16
 	recPending   = 0
 	recAcked     = 1
-	recVersion   = 1
+	recVersion   = 2 // payload timestamps in nanoseconds
+	recVersionS  = 1 // payload timestamps in seconds (older spools)
 	segSuffix    = ".seg"
 )
 
@@ -59,10 +63,11 @@ type segment struct {
 
 // spoolRecord is one pending batch read from the spool.
 type spoolRecord struct {
-	seq    uint64
-	off    int64
-	data   []byte
-	points int
+	seq     uint64
+	off     int64
+	data    []byte
+	points  int
+	version byte
 }
 
 // spoolStats are cumulative counts since the spool was opened.
@@ -156,7 +161,7 @@ func (s *spool) scan(seq uint64) (*segment, error) {
 		bad := false
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			bad = true
-		} else if hdr[0] != 'V' || hdr[1] != 'F' || hdr[3] != recVersion || hdr[2] > recAcked {
+		} else if hdr[0] != 'V' || hdr[1] != 'F' || (hdr[3] != recVersion && hdr[3] != recVersionS) || hdr[2] > recAcked {
 			bad = true
 		} else {
 			n := int64(binary.LittleEndian.Uint32(hdr[4:]))
@@ -341,7 +346,10 @@ func (s *spool) Peek() (rec spoolRecord, ok bool, err error) {
 			if _, err := seg.f.ReadAt(data, seg.head+recHeaderLen); err != nil {
 				return rec, false, fmt.Errorf("spool: read: %w", err)
 			}
-			return spoolRecord{seq: seg.seq, off: seg.head, data: data, points: int(binary.LittleEndian.Uint32(hdr[8:]))}, true, nil
+			if hdr[3] == recVersionS {
+				data = secondsToNanos(data)
+			}
+			return spoolRecord{seq: seg.seq, off: seg.head, data: data, points: int(binary.LittleEndian.Uint32(hdr[8:])), version: hdr[3]}, true, nil
 		}
 		if len(s.segs) == 1 {
 			// the segment appended to: keep it, but start it afresh
@@ -391,4 +399,34 @@ func (s *spool) Ack(rec spoolRecord) error {
 		return nil
 	}
 	return nil
+}
+
+// secondsToNanos rewrites the line protocol of a version-1 record, whose
+// timestamps are in seconds, to nanoseconds: the timestamp is the last
+// space-separated token of a line (string field values end with a quote).
+func secondsToNanos(data []byte) []byte {
+	out := make([]byte, 0, len(data)+len(data)/32)
+	for len(data) > 0 {
+		line := data
+		rest := []byte(nil)
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, rest = data[:i], data[i+1:]
+		}
+		out = append(out, line...)
+		if sp := bytes.LastIndexByte(line, ' '); sp >= 0 && sp < len(line)-1 && len(line)-sp-1 <= 12 && allDigits(line[sp+1:]) {
+			out = append(out, "000000000"...)
+		}
+		out = append(out, '\n')
+		data = rest
+	}
+	return out
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

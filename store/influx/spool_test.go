@@ -161,8 +161,8 @@ func TestSpoolFullDropsOldest(t *testing.T) {
 	for _, d := range drain(t, s) {
 		all += d
 	}
-	last := fmt.Sprintf(" %d\n", mkWindow(base, windows-1).End.Unix())
-	first := fmt.Sprintf(" %d\n", mkWindow(base, 0).End.Unix())
+	last := fmt.Sprintf(" %d\n", mkWindow(base, windows-1).End.UnixNano())
+	first := fmt.Sprintf(" %d\n", mkWindow(base, 0).End.UnixNano())
 	assert.Contains(t, all, last)
 	assert.NotContains(t, all, first)
 }

@@ -77,14 +77,16 @@ type Writer struct {
 	spooling bool // the spool holds pending batches: new ones go behind them
 	kick     chan struct{}
 
-	state    atomic.Int32 // 0 new, 1 running, 2 stopping/stopped
-	life     sync.RWMutex // Write/WriteExporters (read) vs. Stop's state change
-	stopc    chan struct{}
-	encDone  chan struct{}
-	sendDone chan struct{}
-	stopped  chan struct{}
-	ctx      context.Context
-	cancel   context.CancelFunc
+	state     atomic.Int32 // 0 new, 1 running, 2 draining/stopped
+	life      sync.RWMutex // Write/WriteExporters (read) vs. Drain's state change
+	stopc     chan struct{}
+	encDone   chan struct{}
+	sendDone  chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	drainOnce sync.Once
+	drainErr  error
+	closeOnce sync.Once
 
 	failStreak int // sender goroutine only
 	lastErr    atomic.Pointer[string]
@@ -130,7 +132,8 @@ func NewWriter(cfg Config, reg prometheus.Registerer) (*Writer, error) {
 		rt = gzipTransport{base: rt}
 	}
 	opts := influxdb2.DefaultOptions().
-		SetPrecision(time.Second).
+		SetPrecision(time.Nanosecond). // window ends to the ns: see encoder.prepare
+
 		SetHTTPClient(&http.Client{Timeout: cfg.Timeout, Transport: rt}).
 		SetApplicationName("vmflow")
 	client := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
@@ -145,7 +148,6 @@ func NewWriter(cfg Config, reg prometheus.Registerer) (*Writer, error) {
 		stopc:    make(chan struct{}),
 		encDone:  make(chan struct{}),
 		sendDone: make(chan struct{}),
-		stopped:  make(chan struct{}),
 		sleep:    sleepCtx,
 	}
 	w.spooling = sp.Pending()
@@ -196,7 +198,9 @@ func (w *Writer) initMetrics(reg prometheus.Registerer) {
 }
 
 // Start starts the encoder and sender goroutines. Batches left in the spool
-// by a previous run are replayed first.
+// by a previous run are replayed first. The writer runs until Drain or
+// Stop, whatever happens to ctx: a cancelled ctx (a signal) must not stop
+// it before the aggregator's last window reached it.
 func (w *Writer) Start(ctx context.Context) error {
 	if !w.state.CompareAndSwap(0, 1) {
 		return errors.New("influx writer: already started")
@@ -204,55 +208,68 @@ func (w *Writer) Start(ctx context.Context) error {
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go w.encodeLoop()
 	go w.sendLoop()
-	go func() {
-		select {
-		case <-ctx.Done():
-			w.Stop()
-		case <-w.stopc:
-		}
-	}()
 	return nil
 }
 
-// Stop encodes what is queued, sends what it can within the configured
-// timeout and spools the rest. Safe to call more than once.
-func (w *Writer) Stop() {
+var _ aggregate.Drainer = (*Writer)(nil)
+
+// Drain is the writer's part of a clean stop (aggregate.Drainer): it stops
+// taking windows (a later Write is counted in
+// vmflow_influx_dropped_points_total{reason="stopped"}), encodes what is
+// queued, sends what InfluxDB takes until ctx is done, and moves the rest
+// to the on-disk spool, which the next Start replays. It returns an error
+// only for points it could neither send nor spool. Safe to call more than
+// once and concurrently (later calls wait for the first).
+func (w *Writer) Drain(ctx context.Context) error {
+	w.drainOnce.Do(func() { w.drain(ctx) })
+	return w.drainErr
+}
+
+func (w *Writer) drain(ctx context.Context) {
+	lost0 := w.dropped.Load()
+	defer func() {
+		if n := w.dropped.Load() - lost0; n > 0 {
+			w.drainErr = fmt.Errorf("influx writer: %d points lost while draining (see vmflow_influx_dropped_points_total)", n)
+		}
+	}()
 	w.life.Lock()
 	prev := w.state.Swap(2)
 	w.life.Unlock()
-	if prev == 2 {
-		<-w.stopped // another Stop is flushing: wait for it
-		return
-	}
-	defer close(w.stopped)
-	if w.ctx == nil { // never started: spool whatever was queued
-		w.ctx, w.cancel = context.WithCancel(context.Background())
-		close(w.stopc)
+	close(w.stopc)
+	if prev == 0 { // never started: spool whatever was queued
 		w.drainIn()
 		w.flushBatch()
 		w.spoolMem()
-		w.cancel()
-		_ = w.spool.Close()
-		w.client.Close()
 		return
 	}
-	close(w.stopc)
 	<-w.encDone
-	deadline := time.Now().Add(w.cfg.Timeout)
-	for time.Now().Before(deadline) {
+	for ctx.Err() == nil {
 		w.qMu.Lock()
 		done := len(w.mem) == 0 || w.spooling
 		w.qMu.Unlock()
 		if done {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	w.cancel()
 	<-w.sendDone
 	w.spoolMem()
-	_ = w.spool.Close()
-	w.client.Close()
+}
+
+// Stop drains the writer (within influx.timeout, unless Drain ran before)
+// and closes the spool and the client. Safe to call more than once.
+func (w *Writer) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
+	_ = w.Drain(ctx)
+	cancel()
+	w.closeOnce.Do(func() {
+		_ = w.spool.Close()
+		w.client.Close()
+	})
 }
 
 // spoolMem moves the in-memory batches to the spool.
@@ -654,7 +671,7 @@ func (w *Writer) writeSelf(now time.Time) {
 	f.int("queue_windows", int64(len(w.in)))
 	f.int("queue_overflows", w.overflows.Load())
 	b = append(f.b, ' ')
-	b = strconv.AppendInt(b, now.Unix(), 10)
+	b = strconv.AppendInt(b, now.Unix()*1e9, 10) // whole seconds
 	w.cur = append(b, '\n')
 	w.addPointsLocked(1)
 }

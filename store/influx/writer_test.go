@@ -172,7 +172,7 @@ func TestWriterSpoolsWhileFailing(t *testing.T) {
 	all := strings.Join(srv.accepted, "")
 	var last int64
 	for k := 0; k < n; k++ {
-		ts := mkWindow(base, k).End.Unix()
+		ts := mkWindow(base, k).End.UnixNano()
 		assert.Contains(t, all, " "+itoa(ts)+"\n", "window %d missing", k)
 		assert.GreaterOrEqual(t, ts, last)
 		last = ts

@@ -25,7 +25,9 @@ import (
 
 // App is a wired vmflow. New is inert; Start starts the components in data
 // flow order (inventory first, API last); Stop stops them in reverse, so
-// the aggregator flushes its open window to the sinks before they stop.
+// the aggregator flushes its open window to the sinks before they stop
+// (see stopPipeline and aggregate.Drainer). The components run until Stop:
+// none of them watches the context given to Start.
 type App struct {
 	cfg    Config
 	log    *slog.Logger
@@ -40,11 +42,12 @@ type App struct {
 	col    *collector.Collector
 	api    *api.Server
 
-	mu      sync.Mutex
-	stops   []func()
-	cancel  context.CancelFunc
-	bgDone  chan struct{}
-	stopped bool
+	mu       sync.Mutex
+	stops    []func()
+	cancel   context.CancelFunc
+	bgCancel context.CancelFunc
+	bgDone   chan struct{}
+	stopped  bool
 }
 
 // New builds every component from cfg (which must be valid). It starts nothing.
@@ -132,9 +135,11 @@ func (a *App) resolveEndpoint(e aggregate.Endpoint) enrich.VMID {
 	return 0
 }
 
-// Start starts every component; on error it stops what it started.
+// Start starts every component; on error it stops what it started. The
+// components keep running when ctx is cancelled: only Stop stops them, in
+// order (a signal handler calls Stop).
 func (a *App) Start(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.mu.Lock()
 	a.cancel = cancel
 	a.mu.Unlock()
@@ -149,7 +154,7 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	steps = append(steps,
 		step{"aggregate", a.agg.Start, a.agg.Stop},
-		step{"collector", a.col.Start, a.col.Stop},
+		step{"collector", a.col.Start, a.stopPipeline},
 		step{"api", a.api.Start, a.api.Stop},
 	)
 	for _, s := range steps {
@@ -162,8 +167,11 @@ func (a *App) Start(ctx context.Context) error {
 		a.mu.Unlock()
 	}
 	if a.influx != nil {
-		a.bgDone = make(chan struct{})
-		go a.exportersLoop(ctx)
+		bgCtx, bgCancel := context.WithCancel(ctx)
+		a.mu.Lock()
+		a.bgCancel, a.bgDone = bgCancel, make(chan struct{})
+		a.mu.Unlock()
+		go a.exportersLoop(bgCtx, a.bgDone)
 	}
 	a.log.Info("vmflow started", a.describe()...)
 	return nil
@@ -179,9 +187,10 @@ func (a *App) describe() []any {
 	return out
 }
 
-// exportersLoop records the collector's per-exporter state in InfluxDB.
-func (a *App) exportersLoop(ctx context.Context) {
-	defer close(a.bgDone)
+// exportersLoop records the collector's per-exporter state in InfluxDB
+// until stopExporters.
+func (a *App) exportersLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
 	every := a.cfg.Influx.SelfInterval
 	if every <= 0 {
 		every = 10 * time.Second
@@ -198,7 +207,10 @@ func (a *App) exportersLoop(ctx context.Context) {
 	}
 }
 
-// Stop stops the components in reverse start order. It is safe to call twice.
+// Stop stops the components in reverse start order: the API, then the data
+// path (collector, aggregator flush, sinks drained within shutdown.timeout;
+// see stopPipeline), the InfluxDB writer, the inventory. It is safe to call
+// twice.
 func (a *App) Stop() {
 	a.mu.Lock()
 	if a.stopped {
@@ -210,14 +222,12 @@ func (a *App) Stop() {
 	a.stops = nil
 	cancel := a.cancel
 	a.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	if a.bgDone != nil {
-		<-a.bgDone
-	}
+	a.stopExporters()
 	for i := len(stops) - 1; i >= 0; i-- {
 		stops[i]()
+	}
+	if cancel != nil {
+		cancel()
 	}
 	if a.hist != nil {
 		a.hist.Close()

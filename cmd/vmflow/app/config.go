@@ -52,6 +52,7 @@ type Config struct {
 	Store     store.Config     `mapstructure:"store" yaml:"store"`
 	Influx    influx.Config    `mapstructure:"influx" yaml:"influx"`
 	API       api.Config       `mapstructure:"api" yaml:"api"`
+	Shutdown  ShutdownConfig   `mapstructure:"shutdown" yaml:"shutdown"`
 }
 
 // DefaultConfig is every component's DefaultConfig.
@@ -66,6 +67,7 @@ func DefaultConfig() Config {
 		Store:     store.DefaultConfig(),
 		Influx:    influx.DefaultConfig(),
 		API:       api.DefaultConfig(),
+		Shutdown:  DefaultShutdownConfig(),
 	}
 }
 
@@ -81,6 +83,7 @@ func (c Config) Validate() error {
 		c.Store.Validate(),
 		c.Influx.Validate(),
 		c.API.Validate(),
+		c.Shutdown.Validate(),
 	)
 }
 
