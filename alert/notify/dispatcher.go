@@ -52,11 +52,12 @@ type Notifier struct {
 	keyBuf  []byte
 	clock   func() time.Time
 
-	startOnce, stopOnce sync.Once
-	cancel              context.CancelFunc
-	wg                  sync.WaitGroup
-	tickDone            chan struct{}
-	stopped             chan struct{}
+	startOnce, drainOnce sync.Once
+	drainErr             error
+	cancel               context.CancelFunc
+	wg                   sync.WaitGroup
+	tickDone             chan struct{}
+	stopped              chan struct{}
 }
 
 var _ Dispatcher = (*Notifier)(nil)
@@ -156,7 +157,8 @@ func (d *Notifier) initMetrics(reg prometheus.Registerer) {
 }
 
 // Start starts one delivery goroutine per receiver and the group timer.
-// Cancelling ctx is the same as Stop.
+// They run until Drain or Stop; ctx is not watched (vmflow's shutdown
+// order: the engine's last evaluation is notified, then delivery drains).
 func (d *Notifier) Start(ctx context.Context) error {
 	select {
 	case <-d.stopped:
@@ -171,13 +173,6 @@ func (d *Notifier) Start(ctx context.Context) error {
 			go func() { defer d.wg.Done(); o.run(wctx) }()
 		}
 		go d.tick(wctx)
-		go func() {
-			select {
-			case <-ctx.Done():
-				d.Stop()
-			case <-d.stopped:
-			}
-		}()
 	})
 	return nil
 }
@@ -318,46 +313,69 @@ func (d *Notifier) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Stop flushes the pending groups, then keeps delivering for at most
-// stop_timeout; what is still queued then is dropped and counted
-// (reason shutdown). Later Notify calls are counted as dropped (stopped).
+// Drain is delivery's part of a clean stop (the aggregate.Drainer
+// contract): the groups still in their group wait are sent, the state
+// file is written, and the outboxes are delivered until empty or ctx is
+// done; what is left then is dropped and counted (reason shutdown). Later
+// Notify calls are counted as dropped (stopped). It returns an error
+// naming how many notifications were dropped while draining. Calling it
+// again returns the first result.
+func (d *Notifier) Drain(ctx context.Context) error {
+	d.drainOnce.Do(func() { d.drainErr = d.drain(ctx) })
+	return d.drainErr
+}
+
+// Stop is Drain within alert.notify.stop_timeout.
 func (d *Notifier) Stop() {
-	d.stopOnce.Do(func() {
-		defer close(d.stopped)
-		d.sendMu.Lock()
-		d.mu.Lock()
-		msgs := d.groupsDue(d.clock(), true)
-		d.mu.Unlock()
-		d.sendGrouped(msgs)
-		d.sendMu.Unlock()
-		if err := d.saveState(); err != nil {
-			d.log.Warn("alert notify: saving state", "err", err)
-		}
-		for _, o := range d.all {
-			o.close()
-		}
-		if d.cancel == nil { // never started
-			for _, o := range d.all {
-				o.discard()
-			}
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.StopTimeout)
+	defer cancel()
+	_ = d.Drain(ctx)
+}
+
+func (d *Notifier) droppedTotal() uint64 {
+	var n uint64
+	for _, o := range d.all {
+		o.mu.Lock()
+		n += o.dropped
+		o.mu.Unlock()
+	}
+	return n
+}
+
+func (d *Notifier) drain(ctx context.Context) error {
+	defer close(d.stopped)
+	dropped0 := d.droppedTotal()
+	d.sendMu.Lock()
+	d.mu.Lock()
+	msgs := d.groupsDue(d.clock(), true)
+	d.mu.Unlock()
+	d.sendGrouped(msgs)
+	d.sendMu.Unlock()
+	if err := d.saveState(); err != nil {
+		d.log.Warn("alert notify: saving state", "err", err)
+	}
+	for _, o := range d.all {
+		o.close()
+	}
+	if d.cancel != nil { // started
 		done := make(chan struct{})
 		go func() { d.wg.Wait(); close(done) }()
-		t := time.NewTimer(d.cfg.StopTimeout)
-		defer t.Stop()
 		select {
 		case <-done:
-		case <-t.C:
-			d.log.Warn("alert notify: stop deadline passed, dropping what is queued", "timeout", d.cfg.StopTimeout)
+		case <-ctx.Done():
+			d.log.Warn("alert notify: drain deadline passed, dropping what is queued")
 		}
 		d.cancel()
 		<-done
 		<-d.tickDone
-		for _, o := range d.all {
-			o.discard()
-		}
-	})
+	}
+	for _, o := range d.all {
+		o.discard()
+	}
+	if n := d.droppedTotal() - dropped0; n > 0 {
+		return fmt.Errorf("alert notify: %d notifications dropped while draining (see vmflow_alert_notifications_dropped_total)", n)
+	}
+	return nil
 }
 
 // Health reports every receiver for GET /api/v1/health: status is "ok",

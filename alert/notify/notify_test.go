@@ -675,3 +675,44 @@ func TestStaleAlertmanagerPostExpires(t *testing.T) {
 	assert.Equal(t, 0, rec.n())
 	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues(amReceiverName(srv.URL), DropExpired)))
 }
+
+// Drain (the shutdown contract) sends the groups still in their group
+// wait and everything queued, then refuses (and counts) later alerts; with
+// a receiver that hangs it returns at its deadline, naming the drops.
+func TestDrain(t *testing.T) {
+	rec, srv := newRecorder(t)
+	cfg := testConfig()
+	cfg.GroupWait = time.Hour // only Drain can send it
+	cfg.Webhooks = []WebhookConfig{{Name: "ops", URL: srv.URL}}
+	cfg.Alertmanager.URLs = []string{srv.URL}
+	n, _ := start(t, cfg)
+	n.Notify(t0, []Alert{fanOut(StateFiring)})
+	require.NoError(t, n.Drain(context.Background()))
+	assert.Equal(t, 2, rec.n(), "the Alertmanager post and the webhook group")
+	require.NoError(t, n.Drain(context.Background()), "again: same result")
+	n.Notify(t0.Add(time.Minute), []Alert{fanOut(StateFiring)})
+	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues("webhook:ops", DropStopped))+
+		testutil.ToFloat64(n.m.dropped.WithLabelValues(amReceiverName(srv.URL), DropStopped)))
+	assert.Error(t, n.Start(context.Background()), "no start after stop")
+
+	hang, hsrv := newRecorder(t)
+	hang.hold = make(chan struct{})
+	defer close(hang.hold)
+	cfg = testConfig()
+	cfg.Timeout = time.Minute
+	cfg.Webhooks = []WebhookConfig{{Name: "slow", URL: hsrv.URL}}
+	n2, _ := start(t, cfg)
+	a := fanOut(StateFiring)
+	b := fanOut(StateFiring)
+	b.Fingerprint, b.Rule, b.Labels = "fp-other", "other-rule", map[string]string{"vm": "db-1"}
+	n2.Notify(t0, []Alert{a, b}) // two groups: one in flight, one queued
+	hang.wait(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err := n2.Drain(ctx)
+	assert.Less(t, time.Since(begin), 3*time.Second)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "2 notifications dropped while draining")
+	assert.Equal(t, 2.0, testutil.ToFloat64(n2.m.dropped.WithLabelValues("webhook:slow", DropShutdown)))
+}
