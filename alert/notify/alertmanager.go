@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -46,7 +45,7 @@ func deliveredLabels(a *Alert) map[string]string {
 	l := make(map[string]string, len(a.Labels)+4)
 	for k, v := range a.Labels {
 		if v != "" {
-			l[k] = v
+			l[labelName(k)] = strings.ToValidUTF8(v, "\uFFFD")
 		}
 	}
 	fill := func(k, v string) {
@@ -59,15 +58,35 @@ func deliveredLabels(a *Alert) map[string]string {
 	fill("severity", a.Severity)
 	fill("rule", a.Rule)
 	fill("kind", a.Kind)
+	fill("alertname", "vmflow") // Alertmanager refuses an alert without labels
 	return l
+}
+
+// labelName makes k a valid Prometheus label name (Alertmanager rejects
+// the whole post otherwise): other characters become '_'.
+func labelName(k string) string {
+	if validLabelName(k) {
+		return k
+	}
+	b := []byte(k)
+	for i, c := range b {
+		ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
 }
 
 // deliveredAnnotations are the alert's annotations plus value and peak
 // (formatted) when the engine did not set them.
 func deliveredAnnotations(a *Alert) map[string]string {
-	an := maps.Clone(a.Annotations)
-	if an == nil {
-		an = map[string]string{}
+	an := make(map[string]string, len(a.Annotations)+2)
+	for k, v := range a.Annotations {
+		an[labelName(k)] = strings.ToValidUTF8(v, "\uFFFD")
 	}
 	if _, ok := an["value"]; !ok {
 		an["value"] = formatValue(a.Value)
@@ -132,6 +151,9 @@ func (d *Notifier) amSelect(now time.Time, gen uint64, alerts []Alert) []amAlert
 	expiry := now.Add(d.amExpiry())
 	for i := range alerts {
 		a := &alerts[i]
+		if !deliverable(a) {
+			continue
+		}
 		e := d.amMap[a.Fingerprint]
 		switch a.State {
 		case StateFiring:
@@ -139,10 +161,11 @@ func (d *Notifier) amSelect(now time.Time, gen uint64, alerts []Alert) []amAlert
 				e = &amEntry{}
 				d.amMap[a.Fingerprint] = e
 			}
-			e.alert, e.seen = *a, gen
-			e.alert.Labels, e.alert.Annotations = maps.Clone(a.Labels), maps.Clone(a.Annotations)
+			e.seen = gen
 			if due(e.lastSent) {
 				e.lastSent = now
+				// kept only when posted: the copy is not needed in between
+				keep(&e.alert, a)
 				out = append(out, d.toAM(&e.alert, time.Time{}, expiry))
 			}
 		case StateResolved:
@@ -155,8 +178,8 @@ func (d *Notifier) amSelect(now time.Time, gen uint64, alerts []Alert) []amAlert
 				d.amMap[a.Fingerprint] = e
 			}
 			first := e.resolvedAt.IsZero()
-			e.alert, e.seen, e.resolvedAt = *a, gen, end
-			e.alert.Labels, e.alert.Annotations = maps.Clone(a.Labels), maps.Clone(a.Annotations)
+			keep(&e.alert, a)
+			e.seen, e.resolvedAt = gen, end
 			if first || due(e.lastSent) {
 				e.lastSent = now
 				out = append(out, d.toAM(&e.alert, end, expiry))

@@ -3,6 +3,7 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/mail"
 	"net/url"
 	"os"
@@ -107,6 +108,10 @@ type Config struct {
 	// StopTimeout: Stop keeps delivering the outboxes this long.
 	StopTimeout time.Duration `mapstructure:"stop_timeout" yaml:"stop_timeout"`
 	Outbox      OutboxConfig  `mapstructure:"outbox" yaml:"outbox"`
+	// StateFile keeps which alerts the e-mail and webhook receivers were
+	// told about across restarts, so a restart does not re-announce
+	// firing alerts ("" = not kept).
+	StateFile string `mapstructure:"state_file" yaml:"state_file"`
 	// ExternalURL is vmflow's console address, used for links in
 	// messages whose alerts carry relative links ("" = as given).
 	ExternalURL string `mapstructure:"external_url" yaml:"external_url"`
@@ -184,10 +189,8 @@ func (c Config) Validate() error {
 	if (s.Password != "" || s.PasswordFile != "") && s.Username == "" {
 		bad("smtp.username", "a password needs a username")
 	}
-	if _, err := template.New("subject").Parse(s.Subject); err != nil {
+	if err := checkSubject(s.Subject); err != nil {
 		bad("smtp.subject", "%v", err)
-	} else if strings.TrimSpace(s.Subject) == "" {
-		bad("smtp.subject", "must not be empty")
 	}
 	if s.Host != "" {
 		if strings.ContainsAny(s.Host, ":/ ") && !strings.HasPrefix(s.Host, "[") {
@@ -258,6 +261,20 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// checkSubject parses the subject template and runs it on a sample message.
+func checkSubject(subject string) error {
+	if strings.TrimSpace(subject) == "" {
+		return errors.New("must not be empty")
+	}
+	t, err := template.New("subject").Option("missingkey=zero").Parse(subject)
+	if err != nil {
+		return err
+	}
+	m := Message{Receiver: "smtp", GroupLabels: map[string]string{}, Firing: []Alert{{Rule: "r", Severity: "P1", State: StateFiring}}}
+	m.finish()
+	return t.Execute(io.Discard, &m)
+}
+
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -306,4 +323,23 @@ func readSecret(key, value, file string) (string, error) {
 		return "", fmt.Errorf(keyPrefix+"%s: %w", key, err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Redacted returns a copy with the secrets that are set (smtp.password,
+// webhooks[].secret) replaced by mask, for dumping the configuration.
+func (c Config) Redacted(mask string) Config {
+	if c.SMTP.Password != "" {
+		c.SMTP.Password = mask
+	}
+	hooks := make([]WebhookConfig, len(c.Webhooks))
+	for i, w := range c.Webhooks {
+		if w.Secret != "" {
+			w.Secret = mask
+		}
+		hooks[i] = w
+	}
+	if c.Webhooks != nil {
+		c.Webhooks = hooks
+	}
+	return c
 }

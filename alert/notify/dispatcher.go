@@ -39,20 +39,31 @@ type Notifier struct {
 	hookCfg []WebhookConfig
 	all     []*outbox
 
+	// sendMu orders the hand-over to the outboxes: messages computed
+	// under mu are pushed in the same order
+	sendMu sync.Mutex
 	mu     sync.Mutex
 	gen    uint64
 	amMap  map[string]*amEntry
 	groups map[string]*group
-	clock  func() time.Time
+	// restore is the notification memory read from the state file,
+	// until the engine's alerts claim it
+	restore map[string]*restored
+	keyBuf  []byte
+	clock   func() time.Time
 
-	startOnce, stopOnce sync.Once
-	cancel              context.CancelFunc
-	wg                  sync.WaitGroup
-	tickDone            chan struct{}
-	stopped             chan struct{}
+	startOnce, drainOnce sync.Once
+	drainErr             error
+	cancel               context.CancelFunc
+	wg                   sync.WaitGroup
+	tickDone             chan struct{}
+	stopped              chan struct{}
 }
 
 var _ Dispatcher = (*Notifier)(nil)
+
+// stateSaveInterval: the state file is rewritten this often (and on Stop).
+const stateSaveInterval = time.Minute
 
 // New builds the receivers of cfg (inert: no goroutine, no connection
 // until Start). Secret files (SMTP password, webhook secrets, bearer
@@ -72,6 +83,10 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Notifier,
 		clock:    time.Now,
 		tickDone: make(chan struct{}),
 		stopped:  make(chan struct{}),
+	}
+	var err error
+	if d.restore, err = loadState(cfg.StateFile); err != nil {
+		return nil, fmt.Errorf("alert notify: %w", err)
 	}
 	d.initMetrics(reg)
 	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -142,8 +157,14 @@ func (d *Notifier) initMetrics(reg prometheus.Registerer) {
 }
 
 // Start starts one delivery goroutine per receiver and the group timer.
-// Cancelling ctx is the same as Stop.
+// They run until Drain or Stop; ctx is not watched (vmflow's shutdown
+// order: the engine's last evaluation is notified, then delivery drains).
 func (d *Notifier) Start(ctx context.Context) error {
+	select {
+	case <-d.stopped:
+		return fmt.Errorf("alert notify: start after stop")
+	default:
+	}
 	d.startOnce.Do(func() {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		d.cancel = cancel
@@ -152,13 +173,6 @@ func (d *Notifier) Start(ctx context.Context) error {
 			go func() { defer d.wg.Done(); o.run(wctx) }()
 		}
 		go d.tick(wctx)
-		go func() {
-			select {
-			case <-ctx.Done():
-				d.Stop()
-			case <-d.stopped:
-			}
-		}()
 	})
 	return nil
 }
@@ -169,17 +183,31 @@ func (d *Notifier) tick(ctx context.Context) {
 	iv := min(max(d.cfg.GroupWait/5, 50*time.Millisecond), time.Second)
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	lastSave := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if d.cfg.StateFile != "" && time.Since(lastSave) >= stateSaveInterval {
+				lastSave = time.Now()
+				if err := d.saveState(); err != nil {
+					d.log.Warn("alert notify: saving state", "err", err)
+				}
+			}
+			d.sendMu.Lock()
 			d.mu.Lock()
 			msgs := d.groupsDue(d.clock(), false)
 			d.mu.Unlock()
 			d.sendGrouped(msgs)
+			d.sendMu.Unlock()
 		}
 	}
+}
+
+// deliverable: firing or resolved, neither silenced nor inhibited.
+func deliverable(a *Alert) bool {
+	return !a.Silenced && !a.Inhibited && (a.State == StateFiring || a.State == StateResolved)
 }
 
 // Notify takes one evaluation's alerts (see Dispatcher). It only updates
@@ -187,16 +215,9 @@ func (d *Notifier) tick(ctx context.Context) {
 // The alerts' maps are copied; the caller may reuse them.
 func (d *Notifier) Notify(now time.Time, alerts []Alert) {
 	d.m.notified.Inc()
-	deliver := make([]Alert, 0, len(alerts))
-	for _, a := range alerts {
-		if a.Silenced || a.Inhibited {
-			continue
-		}
-		if a.State != StateFiring && a.State != StateResolved {
-			continue
-		}
-		deliver = append(deliver, a)
-	}
+	deliver := alerts // amSelect and groupUpdate skip what is not deliverable
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
 	d.mu.Lock()
 	d.gen++
 	var amOut []amAlert
@@ -213,6 +234,9 @@ func (d *Notifier) Notify(now time.Time, alerts []Alert) {
 }
 
 func (d *Notifier) sendAM(alerts []amAlert) {
+	// superseded by the re-sends long before; and posted after it, the
+	// firing alerts' endsAt would lie in the past
+	expires := time.Now().Add(d.amExpiry())
 	for len(alerts) > 0 {
 		n := min(len(alerts), amBatch)
 		body, err := encodeAM(alerts[:n])
@@ -221,7 +245,7 @@ func (d *Notifier) sendAM(alerts []amAlert) {
 			return
 		}
 		for _, o := range d.am {
-			o.push(item{body: body, alerts: n, queuedAt: time.Now()})
+			o.push(item{body: body, alerts: n, queuedAt: time.Now(), expires: expires})
 		}
 		alerts = alerts[n:]
 	}
@@ -243,6 +267,7 @@ func (d *Notifier) sendGrouped(msgs []Message) {
 				body, err := d.mail.render(&mm, d.clock())
 				if err != nil {
 					d.log.Error("e-mail rendering", "err", err)
+					d.smtp.drop(DropRenderError, 1)
 				} else {
 					d.smtp.push(item{body: body, alerts: len(mm.Firing) + len(mm.Resolved), queuedAt: time.Now()})
 				}
@@ -261,6 +286,7 @@ func (d *Notifier) sendGrouped(msgs []Message) {
 			body, err := encodeWebhook(&mm)
 			if err != nil {
 				d.log.Error("webhook payload", "err", err)
+				o.drop(DropRenderError, 1)
 				continue
 			}
 			o.push(item{body: body, alerts: len(mm.Firing) + len(mm.Resolved), queuedAt: time.Now()})
@@ -271,10 +297,12 @@ func (d *Notifier) sendGrouped(msgs []Message) {
 // Flush sends the groups still in their group_wait now and waits until
 // every outbox is empty (delivered or given up), or ctx ends.
 func (d *Notifier) Flush(ctx context.Context) error {
+	d.sendMu.Lock()
 	d.mu.Lock()
 	msgs := d.groupsDue(d.clock(), true)
 	d.mu.Unlock()
 	d.sendGrouped(msgs)
+	d.sendMu.Unlock()
 	for _, o := range d.all {
 		select {
 		case <-o.idleCh():
@@ -285,41 +313,69 @@ func (d *Notifier) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Stop flushes the pending groups, then keeps delivering for at most
-// stop_timeout; what is still queued then is dropped and counted
-// (reason shutdown). Later Notify calls are counted as dropped (stopped).
+// Drain is delivery's part of a clean stop (the aggregate.Drainer
+// contract): the groups still in their group wait are sent, the state
+// file is written, and the outboxes are delivered until empty or ctx is
+// done; what is left then is dropped and counted (reason shutdown). Later
+// Notify calls are counted as dropped (stopped). It returns an error
+// naming how many notifications were dropped while draining. Calling it
+// again returns the first result.
+func (d *Notifier) Drain(ctx context.Context) error {
+	d.drainOnce.Do(func() { d.drainErr = d.drain(ctx) })
+	return d.drainErr
+}
+
+// Stop is Drain within alert.notify.stop_timeout.
 func (d *Notifier) Stop() {
-	d.stopOnce.Do(func() {
-		defer close(d.stopped)
-		d.mu.Lock()
-		msgs := d.groupsDue(d.clock(), true)
-		d.mu.Unlock()
-		d.sendGrouped(msgs)
-		for _, o := range d.all {
-			o.close()
-		}
-		if d.cancel == nil { // never started
-			for _, o := range d.all {
-				o.discard()
-			}
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.StopTimeout)
+	defer cancel()
+	_ = d.Drain(ctx)
+}
+
+func (d *Notifier) droppedTotal() uint64 {
+	var n uint64
+	for _, o := range d.all {
+		o.mu.Lock()
+		n += o.dropped
+		o.mu.Unlock()
+	}
+	return n
+}
+
+func (d *Notifier) drain(ctx context.Context) error {
+	defer close(d.stopped)
+	dropped0 := d.droppedTotal()
+	d.sendMu.Lock()
+	d.mu.Lock()
+	msgs := d.groupsDue(d.clock(), true)
+	d.mu.Unlock()
+	d.sendGrouped(msgs)
+	d.sendMu.Unlock()
+	if err := d.saveState(); err != nil {
+		d.log.Warn("alert notify: saving state", "err", err)
+	}
+	for _, o := range d.all {
+		o.close()
+	}
+	if d.cancel != nil { // started
 		done := make(chan struct{})
 		go func() { d.wg.Wait(); close(done) }()
-		t := time.NewTimer(d.cfg.StopTimeout)
-		defer t.Stop()
 		select {
 		case <-done:
-		case <-t.C:
-			d.log.Warn("alert notify: stop deadline passed, dropping what is queued", "timeout", d.cfg.StopTimeout)
+		case <-ctx.Done():
+			d.log.Warn("alert notify: drain deadline passed, dropping what is queued")
 		}
 		d.cancel()
 		<-done
 		<-d.tickDone
-		for _, o := range d.all {
-			o.discard()
-		}
-	})
+	}
+	for _, o := range d.all {
+		o.discard()
+	}
+	if n := d.droppedTotal() - dropped0; n > 0 {
+		return fmt.Errorf("alert notify: %d notifications dropped while draining (see vmflow_alert_notifications_dropped_total)", n)
+	}
+	return nil
 }
 
 // Health reports every receiver for GET /api/v1/health: status is "ok",

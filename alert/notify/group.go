@@ -56,26 +56,71 @@ type group struct {
 	lastOut time.Time // last notification
 }
 
-// groupKey builds the group labels and key of an alert.
-func (d *Notifier) groupOf(a *Alert) (string, map[string]string) {
-	l := deliveredLabels(a)
-	gl := make(map[string]string, len(d.cfg.GroupBy))
-	var b strings.Builder
-	b.WriteByte('{')
+// labelValue is the value of label k as delivered (see deliveredLabels),
+// without building the label map.
+func labelValue(a *Alert, k string) string {
+	if v := a.Labels[k]; v != "" {
+		return v
+	}
+	switch k {
+	case "alertname":
+		if a.Rule != "" {
+			return a.Rule
+		}
+		if a.Kind != "" {
+			return a.Kind
+		}
+		return "vmflow"
+	case "rule":
+		return a.Rule
+	case "kind":
+		return a.Kind
+	case "severity":
+		return a.Severity
+	}
+	return ""
+}
+
+// groupKeyBytes writes an alert's group key ({label="value", ...} of
+// GroupBy) into d.keyBuf (d.mu held; no allocation once the buffer grew).
+func (d *Notifier) groupKeyBytes(a *Alert) []byte {
+	b := append(d.keyBuf[:0], '{')
 	for i, k := range d.cfg.GroupBy {
-		v := l[k]
-		if v != "" {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, k...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, labelValue(a, k))
+	}
+	b = append(b, '}')
+	d.keyBuf = b
+	return b
+}
+
+// groupLabels are the GroupBy labels of an alert (empty values left out).
+func (d *Notifier) groupLabels(a *Alert) map[string]string {
+	gl := make(map[string]string, len(d.cfg.GroupBy))
+	for _, k := range d.cfg.GroupBy {
+		if v := labelValue(a, k); v != "" {
 			gl[k] = v
 		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(v))
 	}
-	b.WriteByte('}')
-	return b.String(), gl
+	return gl
+}
+
+// keep stores the latest copy of an alert, cloning its maps only when
+// they changed (the caller may reuse its maps after Notify).
+func keep(dst *Alert, src *Alert) {
+	labels, ann := dst.Labels, dst.Annotations
+	*dst = *src
+	if labels == nil || !maps.Equal(labels, src.Labels) {
+		labels = maps.Clone(src.Labels)
+	}
+	if ann == nil || !maps.Equal(ann, src.Annotations) {
+		ann = maps.Clone(src.Annotations)
+	}
+	dst.Labels, dst.Annotations = labels, ann
 }
 
 // groupUpdate applies one evaluation to the groups. Called with d.mu held.
@@ -83,25 +128,31 @@ func (d *Notifier) groupOf(a *Alert) (string, map[string]string) {
 func (d *Notifier) groupUpdate(clock time.Time, gen uint64, alerts []Alert) []Message {
 	for i := range alerts {
 		a := &alerts[i]
-		key, gl := d.groupOf(a)
-		g := d.groups[key]
-		if g == nil {
-			if a.State == StateResolved {
+		if !deliverable(a) {
+			continue
+		}
+		kb := d.groupKeyBytes(a)
+		g := d.groups[string(kb)]
+		var ga *groupAlert
+		if g != nil {
+			ga = g.alerts[a.Fingerprint]
+		}
+		if ga == nil {
+			// a restart restored that this alert was notified firing
+			key := string(kb)
+			wasNotified, last := d.restoredNotified(key, a.Fingerprint)
+			if a.State == StateResolved && !wasNotified {
 				continue // never notified: nothing to tell
 			}
-			g = &group{key: key, labels: gl, alerts: map[string]*groupAlert{}}
-			d.groups[key] = g
-		}
-		ga := g.alerts[a.Fingerprint]
-		if ga == nil {
-			if a.State == StateResolved {
-				continue
+			if g == nil {
+				g = &group{key: key, labels: d.groupLabels(a), alerts: map[string]*groupAlert{}, lastOut: last}
+				d.groups[key] = g
 			}
-			ga = &groupAlert{}
+			ga = &groupAlert{notified: wasNotified}
 			g.alerts[a.Fingerprint] = ga
 		}
-		ga.a, ga.seen = *a, gen
-		ga.a.Labels, ga.a.Annotations = maps.Clone(a.Labels), maps.Clone(a.Annotations)
+		keep(&ga.a, a)
+		ga.seen = gen
 		change := false
 		switch a.State {
 		case StateFiring:
@@ -116,6 +167,9 @@ func (d *Notifier) groupUpdate(clock time.Time, gen uint64, alerts []Alert) []Me
 		if change && g.flushAt.IsZero() {
 			g.flushAt = clock.Add(d.cfg.GroupWait)
 		}
+	}
+	if gen > restoreEvaluations {
+		d.restore = nil
 	}
 	// alerts no longer handed over (silenced, inhibited, rule gone) leave
 	// their group without a notification

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +145,7 @@ func TestInvalidConfigNamesKey(t *testing.T) {
 		{func(c *Config) { c.SMTP.Host = "mail"; c.SMTP.To = []string{"not an address"} }, "alert.notify.smtp.to[0]"},
 		{func(c *Config) { c.SMTP.Host = "mail:25" }, "alert.notify.smtp.host"},
 		{func(c *Config) { c.SMTP.Subject = "{{.Nope" }, "alert.notify.smtp.subject"},
+		{func(c *Config) { c.SMTP.Subject = "{{.Nope}}" }, "alert.notify.smtp.subject"},
 		{func(c *Config) { c.SMTP.Password = "x" }, "alert.notify.smtp.username"},
 		{func(c *Config) { c.Webhooks = []WebhookConfig{{URL: "ftp://x"}} }, "alert.notify.webhooks[0].url"},
 		{func(c *Config) { c.Webhooks = []WebhookConfig{{URL: "http://a/1"}, {URL: "http://a/2"}} }, "alert.notify.webhooks[1].name"},
@@ -572,4 +575,144 @@ func TestSMTPHangingServer(t *testing.T) {
 	assert.Equal(t, 2.0, testutil.ToFloat64(n.m.failed.WithLabelValues("smtp")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues("smtp", DropRetriesExhausted)))
 	assert.Contains(t, n.Health()["receivers"].(map[string]any)["smtp"].(map[string]any)["last_error"], "timeout")
+}
+
+func TestRedacted(t *testing.T) {
+	c := DefaultConfig()
+	c.SMTP.Password = "pw"
+	c.Webhooks = []WebhookConfig{{URL: "http://x", Secret: "s"}, {URL: "http://y"}}
+	r := c.Redacted("<redacted>")
+	assert.Equal(t, "<redacted>", r.SMTP.Password)
+	assert.Equal(t, "<redacted>", r.Webhooks[0].Secret)
+	assert.Empty(t, r.Webhooks[1].Secret)
+	assert.Equal(t, "s", c.Webhooks[0].Secret, "the original is untouched")
+}
+
+// With a state file a restart does not announce again the alerts already
+// notified as firing, and still announces their resolve.
+func TestStateFileSurvivesRestart(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		rec, srv := newRecorder(t)
+		cfg := testConfig()
+		cfg.Webhooks = []WebhookConfig{{URL: srv.URL, SendResolved: true}}
+		if keep {
+			cfg.StateFile = filepath.Join(t.TempDir(), "sub", "notify-state.json")
+		}
+		n1, err := New(cfg, prometheus.NewRegistry(), nil)
+		require.NoError(t, err)
+		require.NoError(t, n1.Start(context.Background()))
+		n1.Notify(t0, []Alert{fanOut(StateFiring)})
+		flush(t, n1)
+		n1.Stop()
+		require.Equal(t, 1, rec.n())
+
+		n2, _ := start(t, cfg)
+		n2.Notify(t0.Add(time.Minute), []Alert{fanOut(StateFiring)})
+		flush(t, n2)
+		if !keep {
+			assert.Equal(t, 2, rec.n(), "without a state file the restart announces it again")
+			continue
+		}
+		assert.Equal(t, 1, rec.n(), "no second FIRING after the restart")
+		r := fanOut(StateResolved)
+		r.EndsAt = t0.Add(2 * time.Minute)
+		n2.Notify(t0.Add(2*time.Minute), []Alert{r})
+		flush(t, n2)
+		require.Equal(t, 2, rec.n())
+		var p WebhookPayload
+		require.NoError(t, json.Unmarshal(rec.body(1), &p))
+		assert.Equal(t, "resolved", p.Status)
+	}
+}
+
+// A resolve that happens while vmflow is down is still announced.
+func TestStateFileResolvedAfterRestart(t *testing.T) {
+	rec, srv := newRecorder(t)
+	cfg := testConfig()
+	cfg.Webhooks = []WebhookConfig{{URL: srv.URL, SendResolved: true}}
+	cfg.StateFile = filepath.Join(t.TempDir(), "notify-state.json")
+	n1, err := New(cfg, prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	require.NoError(t, n1.Start(context.Background()))
+	n1.Notify(t0, []Alert{fanOut(StateFiring)})
+	n1.Stop()
+	n2, _ := start(t, cfg)
+	r := fanOut(StateResolved)
+	r.EndsAt = t0.Add(time.Minute)
+	n2.Notify(t0.Add(time.Minute), []Alert{r})
+	flush(t, n2)
+	require.Equal(t, 2, rec.n())
+	var p WebhookPayload
+	require.NoError(t, json.Unmarshal(rec.body(1), &p))
+	assert.Equal(t, "resolved", p.Status)
+
+	require.NoError(t, os.WriteFile(cfg.StateFile, []byte("{not json"), 0o644))
+	_, err = New(cfg, nil, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "alert.notify.state_file")
+}
+
+// Label names Alertmanager would refuse (and with them the whole post)
+// are made valid; an alert without labels still gets an alertname.
+func TestDeliveredLabelsValid(t *testing.T) {
+	a := Alert{Labels: map[string]string{"src-ip": "10.0.0.1", "9x": "y", "ok": "", "bad": "\xff"}}
+	l := deliveredLabels(&a)
+	assert.Equal(t, map[string]string{"src_ip": "10.0.0.1", "_x": "y", "bad": "\uFFFD", "alertname": "vmflow"}, l)
+}
+
+// A post that waited longer than the alerts' expiry is dropped, not sent
+// (it would tell Alertmanager the alerts ended in the past).
+func TestStaleAlertmanagerPostExpires(t *testing.T) {
+	rec, srv := newRecorder(t)
+	cfg := testConfig()
+	cfg.Alertmanager.URLs = []string{srv.URL}
+	n, err := New(cfg, prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	n.am[0].push(item{body: []byte("[]"), alerts: 1, expires: time.Now().Add(-time.Second)})
+	require.NoError(t, n.Start(context.Background()))
+	defer n.Stop()
+	flush(t, n)
+	assert.Equal(t, 0, rec.n())
+	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues(amReceiverName(srv.URL), DropExpired)))
+}
+
+// Drain (the shutdown contract) sends the groups still in their group
+// wait and everything queued, then refuses (and counts) later alerts; with
+// a receiver that hangs it returns at its deadline, naming the drops.
+func TestDrain(t *testing.T) {
+	rec, srv := newRecorder(t)
+	cfg := testConfig()
+	cfg.GroupWait = time.Hour // only Drain can send it
+	cfg.Webhooks = []WebhookConfig{{Name: "ops", URL: srv.URL}}
+	cfg.Alertmanager.URLs = []string{srv.URL}
+	n, _ := start(t, cfg)
+	n.Notify(t0, []Alert{fanOut(StateFiring)})
+	require.NoError(t, n.Drain(context.Background()))
+	assert.Equal(t, 2, rec.n(), "the Alertmanager post and the webhook group")
+	require.NoError(t, n.Drain(context.Background()), "again: same result")
+	n.Notify(t0.Add(time.Minute), []Alert{fanOut(StateFiring)})
+	assert.Equal(t, 1.0, testutil.ToFloat64(n.m.dropped.WithLabelValues("webhook:ops", DropStopped))+
+		testutil.ToFloat64(n.m.dropped.WithLabelValues(amReceiverName(srv.URL), DropStopped)))
+	assert.Error(t, n.Start(context.Background()), "no start after stop")
+
+	hang, hsrv := newRecorder(t)
+	hang.hold = make(chan struct{})
+	defer close(hang.hold)
+	cfg = testConfig()
+	cfg.Timeout = time.Minute
+	cfg.Webhooks = []WebhookConfig{{Name: "slow", URL: hsrv.URL}}
+	n2, _ := start(t, cfg)
+	a := fanOut(StateFiring)
+	b := fanOut(StateFiring)
+	b.Fingerprint, b.Rule, b.Labels = "fp-other", "other-rule", map[string]string{"vm": "db-1"}
+	n2.Notify(t0, []Alert{a, b}) // two groups: one in flight, one queued
+	hang.wait(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err := n2.Drain(ctx)
+	assert.Less(t, time.Since(begin), 3*time.Second)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "2 notifications dropped while draining")
+	assert.Equal(t, 2.0, testutil.ToFloat64(n2.m.dropped.WithLabelValues("webhook:slow", DropShutdown)))
 }

@@ -16,7 +16,11 @@ const (
 	DropRejected         = "rejected"          // the receiver refused it for good (HTTP 4xx, SMTP 5xx)
 	DropShutdown         = "shutdown"          // still queued when Stop's deadline passed
 	DropStopped          = "stopped"           // handed over after Stop
+	DropExpired          = "expired"           // an Alertmanager post older than the alerts' expiry (superseded)
+	DropRenderError      = "render_error"      // the message could not be rendered (subject template)
 )
+
+var dropReasons = []string{DropOutboxFull, DropRetriesExhausted, DropRejected, DropShutdown, DropStopped, DropExpired, DropRenderError}
 
 // sender delivers one rendered message to one receiver. Errors wrapped by
 // permanent are not retried.
@@ -41,6 +45,9 @@ type item struct {
 	body     []byte
 	alerts   int
 	queuedAt time.Time
+	// expires, when set: not worth sending after (a stale Alertmanager
+	// post would mark alerts resolved in the past)
+	expires time.Time
 }
 
 // outbox is one receiver's bounded queue and the goroutine delivering it
@@ -77,7 +84,7 @@ func newOutbox(name, kind string, s sender, cfg Config, m *metrics, log *slog.Lo
 	}
 	close(o.idle) // empty at first
 	m.queued.WithLabelValues(name).Set(0)
-	for _, r := range []string{DropOutboxFull, DropRetriesExhausted, DropRejected, DropShutdown, DropStopped} {
+	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(name, r)
 	}
 	m.failed.WithLabelValues(name)
@@ -178,6 +185,10 @@ func (o *outbox) signalIdleLocked() {
 func (o *outbox) attemptAll(ctx context.Context, it item) error {
 	wait := o.cfg.BackoffMin
 	for attempt := 1; ; attempt++ {
+		if !it.expires.IsZero() && time.Now().After(it.expires) {
+			o.drop(DropExpired, 1)
+			return nil
+		}
 		actx, cancel := context.WithTimeout(ctx, o.timeout)
 		start := time.Now()
 		err := o.s.deliver(actx, it.body)
