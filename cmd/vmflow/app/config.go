@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/alert"
 	"github.com/vmflow/vmflow/api"
 	"github.com/vmflow/vmflow/cmd/vmflow/internal/cfgload"
 	"github.com/vmflow/vmflow/collector"
@@ -52,6 +53,7 @@ type Config struct {
 	Store     store.Config     `mapstructure:"store" yaml:"store"`
 	Influx    influx.Config    `mapstructure:"influx" yaml:"influx"`
 	API       api.Config       `mapstructure:"api" yaml:"api"`
+	Alert     alert.Config     `mapstructure:"alert" yaml:"alert"`
 }
 
 // DefaultConfig is every component's DefaultConfig.
@@ -66,6 +68,7 @@ func DefaultConfig() Config {
 		Store:     store.DefaultConfig(),
 		Influx:    influx.DefaultConfig(),
 		API:       api.DefaultConfig(),
+		Alert:     alert.DefaultConfig(),
 	}
 }
 
@@ -81,6 +84,7 @@ func (c Config) Validate() error {
 		c.Store.Validate(),
 		c.Influx.Validate(),
 		c.API.Validate(),
+		c.Alert.Validate(),
 	)
 }
 
