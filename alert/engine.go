@@ -361,11 +361,7 @@ func (e *Engine) Evaluate(w *aggregate.Window) {
 // alert.series_expiry.
 func (e *Engine) expire(now time.Time) {
 	cut := uint32(now.Add(-e.cfg.SeriesExpiry).Unix())
-	for k, b := range e.st.series {
-		if b.last < cut {
-			delete(e.st.series, k)
-		}
-	}
+	e.st.series.expire(cut)
 	for k, last := range e.st.peers {
 		if last < cut {
 			delete(e.st.peers, k)

@@ -125,11 +125,8 @@ rules:
 		f.e.Evaluate(window(i, pair(1, 2, level*noise[i%len(noise)])))
 		require.Empty(t, f.e.Alerts(AlertFilter{}), "window %d", i)
 	}
-	before := f.e.st.series
 	var lv float32
-	for _, b := range before {
-		lv = b.level
-	}
+	f.e.st.series.each(func(_ uint64, b *baseState) { lv = b.level })
 	f.e.Evaluate(window(i, pair(1, 2, level*20)))
 	i++
 	assert.Empty(t, f.firing("bl"), "for: 2")
@@ -141,9 +138,7 @@ rules:
 	assert.InDelta(t, level*20*8/10, got[0].Value, 1)
 	bl := got[0].Annotations["baseline"]
 	assert.NotEmpty(t, bl)
-	for _, b := range f.e.st.series {
-		assert.Equal(t, lv, b.level, "anomalous windows are not learned")
-	}
+	f.e.st.series.each(func(_ uint64, b *baseState) { assert.Equal(t, lv, b.level, "anomalous windows are not learned") })
 	f.e.Evaluate(window(i, pair(1, 2, level)))
 	assert.Len(t, f.resolvedNow("bl"), 1)
 }
@@ -539,12 +534,12 @@ rules:
 	started := f.firing("rst")[0].StartsAt
 	s, err := f.e.AddSilence(Silence{Matchers: []Matcher{{Name: "vm", Value: "vm-5"}}, EndsAt: t0.Add(3 * time.Hour), Comment: "keep"})
 	require.NoError(t, err)
-	series := len(f.e.st.series)
+	series := f.e.st.series.len()
 	f.e.Stop()
 
 	g := &fixture{rec: &recorder{}, dir: f.dir}
 	g.e = g.build(t, f.e.cfg)
-	assert.Equal(t, series, len(g.e.st.series))
+	assert.Equal(t, series, g.e.st.series.len())
 	assert.Len(t, g.e.Silences(), 1)
 	assert.Equal(t, s.ID, g.e.Silences()[0].ID)
 	assert.Len(t, g.e.Alerts(AlertFilter{State: StateFiring}), 2)

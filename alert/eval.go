@@ -71,10 +71,11 @@ type nameCache struct {
 type evalState struct {
 	seq                         uint64
 	sels                        map[string]*selection
-	best                        map[uint64]int32 // logical pair → best precision (auto)
-	rev                         map[uint64]int32 // (src, dst, source) → pair index, pairs with SYN-ACK or RST
-	names                       []nameCache      // by VMID
-	series                      map[uint64]baseState
+	best                        map[uint64]int32    // logical pair → best precision (auto)
+	rev                         map[uint64]int32    // (src, dst, source) → pair index, pairs with SYN-ACK or RST
+	revWant                     map[uint64]struct{} // reverse pairs asked for
+	names                       []nameCache         // by VMID
+	series                      *seriesStore
 	peers                       map[uint64]uint32 // (rule, vm, peer) → last seen (unix s)
 	vmFirst                     map[uint64]uint32 // (rule, vm) → first seen (unix s)
 	exps                        map[string]*expState
@@ -98,7 +99,8 @@ func newEvalState() *evalState {
 		sels:    map[string]*selection{},
 		best:    map[uint64]int32{},
 		rev:     map[uint64]int32{},
-		series:  map[uint64]baseState{},
+		revWant: map[uint64]struct{}{},
+		series:  newSeriesStore(0),
 		peers:   map[uint64]uint32{},
 		vmFirst: map[uint64]uint32{},
 		exps:    map[string]*expState{},
@@ -159,7 +161,7 @@ func endpointName(ep *aggregate.Endpoint, k aggregate.EndpointKey) string {
 func precision(s decoder.Source) int32 { return int32(aggregate.Precision(s)) }
 
 // prepare builds the selections the rules need.
-func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev bool) {
+func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev bool, revMin float64) {
 	st := e.st
 	var mask uint8
 	for i := range w.Pairs {
@@ -174,12 +176,32 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 		want[e.sourceOf(r)] = true
 	}
 	// Reverse lookup (SYN-ACK and RST answers come on the reverse pair).
+	// Only pairs that could reach a threshold look their reverse up, and
+	// only reverse pairs someone asks for are indexed.
 	clear(st.rev)
+	clear(st.revWant)
+	cand := func(p *aggregate.Pair) bool {
+		if revMin < 0 {
+			return p.Stats.SYN > 0 || p.Stats.TCPPackets > 0
+		}
+		return p.Stats.SYN > revMin
+	}
+	if needRev {
+		for i := range w.Pairs {
+			if p := &w.Pairs[i]; cand(p) {
+				st.revWant[combine(combine(epKey(p.Key.Dst), epKey(p.Key.Src)), uint64(p.Key.Source))] = struct{}{}
+			}
+		}
+		needRev = len(st.revWant) > 0
+	}
 	if needRev {
 		for i := range w.Pairs {
 			p := &w.Pairs[i]
 			if p.Stats.SYNACK > 0 || p.Stats.RST > 0 {
-				st.rev[combine(combine(epKey(p.Key.Src), epKey(p.Key.Dst)), uint64(p.Key.Source))] = int32(i)
+				k := combine(combine(epKey(p.Key.Src), epKey(p.Key.Dst)), uint64(p.Key.Source))
+				if _, ok := st.revWant[k]; ok {
+					st.rev[k] = int32(i)
+				}
 			}
 		}
 	}
@@ -217,7 +239,7 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 				continue
 			}
 			v := pview{i: int32(i), src: st.ident(p.Key.Src, &p.Src), dst: st.ident(p.Key.Dst, &p.Dst)}
-			if needRev && (p.Stats.SYN > 0 || p.Stats.TCPPackets > 0) {
+			if needRev && cand(p) {
 				if j, ok := st.rev[combine(combine(epKey(p.Key.Dst), epKey(p.Key.Src)), uint64(p.Key.Source))]; ok {
 					v.synAns = w.Pairs[j].Stats.SYNACK
 					v.rstIn = w.Pairs[j].Stats.RST
@@ -507,6 +529,7 @@ func (e *Engine) evalWindow(w *aggregate.Window, exps []collector.ExporterStatus
 	}
 	rules := e.rules
 	needVM, needRev := false, false
+	revMin := math.Inf(1) // pairs with more SYNs than this need their answers
 	for _, r := range rules {
 		if r.Spec.Disabled {
 			continue
@@ -514,11 +537,18 @@ func (e *Engine) evalWindow(w *aggregate.Window, exps []collector.ExporterStatus
 		if r.subject == subjectVM {
 			needVM = true
 		}
-		if r.signal == "syn_unanswered" || r.signal == "synack" || r.signal == "rst_in" {
+		if r.subject != subjectPair {
+			continue
+		}
+		switch {
+		case r.signal == "syn_unanswered" && r.kind != KindBaseline && !r.below:
 			needRev = true
+			revMin = math.Min(revMin, math.Min(r.thr, r.clr))
+		case r.signal == "syn_unanswered" || r.signal == "synack" || r.signal == "rst_in":
+			needRev, revMin = true, -1
 		}
 	}
-	e.prepare(w, rules, needVM, needRev)
+	e.prepare(w, rules, needVM, needRev, revMin)
 	if exps != nil {
 		e.updateExporters(now, exps, secs)
 	}
@@ -686,14 +716,14 @@ func (r *Rule) threshold(v float64) cond {
 // to do for the alert state (no alert and no anomaly).
 func (e *Engine) baseline(r *Rule, fp uint64, v float64, now time.Time, c *cond) bool {
 	st := e.st
-	b, ok := st.series[fp]
-	if !ok {
-		if len(st.series) >= e.cfg.MaxSeries {
+	b := st.series.get(fp)
+	if b == nil {
+		if st.series.len() >= e.cfg.MaxSeries {
 			st.seriesDropped++
 			e.m.seriesDropped.Inc()
 			return false
 		}
-		st.series[fp] = baseState{level: float32(v), n: 1, last: uint32(now.Unix())}
+		st.series.add(fp, baseState{level: float32(v), n: 1, last: uint32(now.Unix())})
 		return false
 	}
 	level, dev := float64(b.level), float64(b.dev)
@@ -717,7 +747,6 @@ func (e *Engine) baseline(r *Rule, fp uint64, v float64, now time.Time, c *cond)
 		}
 	}
 	b.last = uint32(now.Unix())
-	st.series[fp] = b
 	limit := level + band
 	if r.dir < 0 || r.dir == 0 && down {
 		limit = level - band
@@ -1064,3 +1093,56 @@ func vmInfo(r *Rule, ep *aggregate.Endpoint, value, limit, base float64) subject
 }
 
 var _ = netip.Addr{}
+
+// seriesStore holds the baseline series: a map from the series' hash to
+// its slot in a slab, so that a window costs one map lookup per series.
+// Per series: the 16-byte state, plus 16 bytes of map slot (8-byte key,
+// 4-byte index, padding) and the map's control bytes and spare capacity.
+type seriesStore struct {
+	idx  map[uint64]int32
+	slab []baseState
+	free []int32
+}
+
+func newSeriesStore(n int) *seriesStore {
+	return &seriesStore{idx: make(map[uint64]int32, n)}
+}
+
+func (s *seriesStore) len() int { return len(s.idx) }
+
+func (s *seriesStore) get(fp uint64) *baseState {
+	if i, ok := s.idx[fp]; ok {
+		return &s.slab[i]
+	}
+	return nil
+}
+
+func (s *seriesStore) add(fp uint64, b baseState) {
+	var i int32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+		s.slab[i] = b
+	} else {
+		i = int32(len(s.slab))
+		s.slab = append(s.slab, b)
+	}
+	s.idx[fp] = i
+}
+
+// expire deletes the series last updated before cut.
+func (s *seriesStore) expire(cut uint32) {
+	for fp, i := range s.idx {
+		if s.slab[i].last < cut {
+			delete(s.idx, fp)
+			s.slab[i] = baseState{}
+			s.free = append(s.free, i)
+		}
+	}
+}
+
+func (s *seriesStore) each(f func(fp uint64, b *baseState)) {
+	for fp, i := range s.idx {
+		f(fp, &s.slab[i])
+	}
+}

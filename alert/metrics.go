@@ -103,7 +103,7 @@ func (e *Engine) updateGauges() {
 		e.m.alerts.WithLabelValues("P"+strconv.Itoa(sev), StatePending).Set(float64(counts[sev][0]))
 		e.m.alerts.WithLabelValues("P"+strconv.Itoa(sev), StateFiring).Set(float64(counts[sev][1]))
 	}
-	e.m.series.Set(float64(len(e.st.series)))
+	e.m.series.Set(float64(e.st.series.len()))
 	e.m.peers.Set(float64(len(e.st.peers)))
 	sk := 0
 	for _, sel := range e.st.sels {

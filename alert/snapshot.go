@@ -130,16 +130,16 @@ func (e *Engine) WriteSnapshot() error {
 	le.PutUint32(b[:4], uint32(len(hdr)))
 	bw.Write(b[:4])
 	bw.Write(hdr)
-	le.PutUint64(b[:8], uint64(len(st.series)))
+	le.PutUint64(b[:8], uint64(st.series.len()))
 	bw.Write(b[:8])
-	for fp, s := range st.series {
+	st.series.each(func(fp uint64, s *baseState) {
 		le.PutUint64(b[0:], fp)
 		le.PutUint32(b[8:], math.Float32bits(s.level))
 		le.PutUint32(b[12:], math.Float32bits(s.dev))
 		le.PutUint32(b[16:], s.n)
 		le.PutUint32(b[20:], s.last)
 		bw.Write(b[:24])
-	}
+	})
 	for _, m := range []map[uint64]uint32{st.peers, st.vmFirst} {
 		le.PutUint64(b[:8], uint64(len(m)))
 		bw.Write(b[:8])
@@ -237,13 +237,17 @@ func (e *Engine) loadSnapshot() error {
 	if err != nil {
 		return err
 	}
-	series := make(map[uint64]baseState, c)
+	series := newSeriesStore(c)
 	for i := 0; i < c; i++ {
 		if _, err := io.ReadFull(r, b[:24]); err != nil {
 			return err
 		}
-		series[le.Uint64(b[0:])] = baseState{level: math.Float32frombits(le.Uint32(b[8:])), dev: math.Float32frombits(le.Uint32(b[12:])),
-			n: le.Uint32(b[16:]), last: le.Uint32(b[20:])}
+		fp := le.Uint64(b[0:])
+		if series.get(fp) != nil {
+			continue
+		}
+		series.add(fp, baseState{level: math.Float32frombits(le.Uint32(b[8:])), dev: math.Float32frombits(le.Uint32(b[12:])),
+			n: le.Uint32(b[16:]), last: le.Uint32(b[20:])})
 	}
 	var maps [2]map[uint64]uint32
 	for k, max := range []int{e.cfg.MaxPeers, e.cfg.MaxPeers} {
