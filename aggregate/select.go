@@ -33,6 +33,9 @@ func precision(s decoder.Source) int {
 	return 0
 }
 
+// Precision is the rank of an export protocol for "auto" (higher wins).
+func Precision(s decoder.Source) int { return precision(s) }
+
 // Select returns the pairs of a time range (the pairs of all its windows
 // together) seen through one export protocol: "sflow", "ipfix", "netflow9",
 // or "auto"/"" = for each directed pair the most precise protocol present

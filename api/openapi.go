@@ -382,5 +382,6 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 			},
 		},
 	}
+	addAlertOpenAPI(paths, doc["components"].(obj)["schemas"].(obj), params)
 	return json.MarshalIndent(doc, "", "  ")
 }

@@ -63,6 +63,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now); tests pin it.
 	Now func() time.Time
+	// Alerts serves /api/v1/alerts and /api/v1/silences (nil: 503).
+	Alerts Alerts
 }
 
 // Server is the HTTP API. New is inert; Start listens.
@@ -151,6 +153,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/exporters", s.handleExporters)
 	v1.GET("/health", s.handleHealth)
 	v1.GET("/openapi.json", s.handleOpenAPI)
+	s.registerAlertRoutes(v1)
 	metrics := promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	e.GET("/metrics", gin.WrapH(metrics))
 	if deps.UI != nil {

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/alert"
+	"github.com/vmflow/vmflow/alert/notify"
 	"github.com/vmflow/vmflow/api"
 	"github.com/vmflow/vmflow/collector"
 	"github.com/vmflow/vmflow/decoder"
@@ -41,6 +43,7 @@ type App struct {
 	pipe   *aggregate.Pipeline
 	col    *collector.Collector
 	api    *api.Server
+	alerts *alert.Engine
 
 	mu       sync.Mutex
 	stops    []func()
@@ -50,8 +53,17 @@ type App struct {
 	stopped  bool
 }
 
+// Extras are optional collaborators of New.
+type Extras struct {
+	// AlertDispatcher receives every alert evaluation's result (nil: none).
+	AlertDispatcher notify.Dispatcher
+}
+
 // New builds every component from cfg (which must be valid). It starts nothing.
-func New(cfg Config, log *slog.Logger) (*App, error) {
+func New(cfg Config, log *slog.Logger) (*App, error) { return NewWith(cfg, log, Extras{}) }
+
+// NewWith is New with optional collaborators.
+func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -90,6 +102,16 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		a.hist.Resolve = a.resolveEndpoint
 		reader = store.Tiered{Recent: a.mem, History: a.hist}
 	}
+	// Alerts: evaluated on every closed window (alert/).
+	if cfg.Alert.Enabled {
+		a.alerts, err = alert.New(cfg.Alert, alert.Deps{Registerer: a.reg, Gatherer: a.reg, Logger: log,
+			Exporters:  func() []collector.ExporterStatus { return a.col.Exporters() },
+			Dispatcher: x.AlertDispatcher})
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, a.alerts)
+	}
 	if a.agg, err = aggregate.New(cfg.Aggregate, a.enr, a.reg, sinks...); err != nil {
 		return nil, fmt.Errorf("aggregate: %w", err)
 	}
@@ -114,6 +136,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 			h := w.Health()
 			return map[string]any{"influx": h, "status": h["status"]}
 		}
+	}
+	if a.alerts != nil {
+		deps.Alerts = a.alerts
 	}
 	if a.api, err = api.New(cfg.API, deps); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -151,6 +176,9 @@ func (a *App) Start(ctx context.Context) error {
 	steps := []step{{"enrich", a.enr.Start, a.enr.Stop}}
 	if a.influx != nil {
 		steps = append(steps, step{"influx", a.influx.Start, a.influx.Stop})
+	}
+	if a.alerts != nil {
+		steps = append(steps, step{"alert", a.alerts.Start, a.alerts.Stop})
 	}
 	steps = append(steps,
 		step{"aggregate", a.agg.Start, a.agg.Stop},
@@ -243,6 +271,9 @@ func (a *App) Collector() *collector.Collector { return a.col }
 
 // Enricher returns the inventory.
 func (a *App) Enricher() *enrich.Enricher { return a.enr }
+
+// Alerts returns the alert engine (nil when alert.enabled is false).
+func (a *App) Alerts() *alert.Engine { return a.alerts }
 
 // Memory returns the in-memory store.
 func (a *App) Memory() *store.Memory { return a.mem }

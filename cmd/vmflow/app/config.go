@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/alert"
 	"github.com/vmflow/vmflow/api"
 	"github.com/vmflow/vmflow/cmd/vmflow/internal/cfgload"
 	"github.com/vmflow/vmflow/collector"
@@ -53,6 +54,7 @@ type Config struct {
 	Influx    influx.Config    `mapstructure:"influx" yaml:"influx"`
 	API       api.Config       `mapstructure:"api" yaml:"api"`
 	Shutdown  ShutdownConfig   `mapstructure:"shutdown" yaml:"shutdown"`
+	Alert     alert.Config     `mapstructure:"alert" yaml:"alert"`
 }
 
 // DefaultConfig is every component's DefaultConfig.
@@ -68,6 +70,7 @@ func DefaultConfig() Config {
 		Influx:    influx.DefaultConfig(),
 		API:       api.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),
+		Alert:     alert.DefaultConfig(),
 	}
 }
 
@@ -85,6 +88,7 @@ func (c Config) Validate() error {
 		c.API.Validate(),
 		c.Shutdown.Validate(),
 		c.validateInfluxWindow(),
+		c.Alert.Validate(),
 	)
 }
 
