@@ -104,6 +104,9 @@ func TestOpenAPIParametersAccepted(t *testing.T) {
 	checked := 0
 	for p, ops := range doc.Paths {
 		for m, rawOp := range ops {
+			if m == "post" && strings.HasPrefix(p, "/api/v1/admin/") {
+				continue // actions, tested in admin_test.go
+			}
 			require.Equal(t, "get", m)
 			var op docOp
 			require.NoError(t, json.Unmarshal(rawOp, &op))

@@ -18,6 +18,8 @@ import (
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/enrich/libvirt"
+	"github.com/vmflow/vmflow/internal/buildinfo"
+	"github.com/vmflow/vmflow/internal/logsample"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
 	"github.com/vmflow/vmflow/web"
@@ -39,6 +41,8 @@ type App struct {
 	pipe   *aggregate.Pipeline
 	col    *collector.Collector
 	api    *api.Server
+	logh   *logsample.Handler // nil when the logger is not NewLogger's
+	rl     reloadState        // see reload.go
 
 	mu      sync.Mutex
 	stops   []func()
@@ -57,6 +61,11 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reg.MustRegister(buildinfo.Get().Collector())
+	if a.logh = loggerHandler(log); a.logh != nil {
+		a.reg.MustRegister(a.logh.Collector())
+	}
+	a.rl.init(cfg, a.reg)
 
 	var sources []enrich.InventorySource
 	if len(cfg.Inventory.Libvirt.Connections) > 0 {
@@ -104,17 +113,13 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		UI:         web.FS(),
 		WindowSize: cfg.Aggregate.Window,
 		Logger:     log,
-	}
-	if a.influx != nil {
-		w := a.influx
-		deps.Health = func() map[string]any {
-			h := w.Health()
-			return map[string]any{"influx": h, "status": h["status"]}
-		}
+		Health:     a.health, // health.go
+		Reload:     a.Reload, // reload.go
 	}
 	if a.api, err = api.New(cfg.API, deps); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	a.registerReloadHooks()
 	return a, nil
 }
 
