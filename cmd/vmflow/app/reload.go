@@ -160,6 +160,7 @@ func (a *App) Reload(ctx context.Context) api.ReloadResult {
 	}
 	cur := r.running
 	changed := cfgload.Changed(cur, next)
+	a.log.Debug("reload: compared with the running configuration", "file", res.File, "changed", changed)
 	claimed := map[*reloadHook][]string{}
 	var restart []string
 	for _, k := range changed {
