@@ -175,4 +175,3 @@ func TestSdNotify(t *testing.T) {
 		t.Fatal("vmflow did not exit after SIGTERM")
 	}
 }
-
