@@ -360,6 +360,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 			},
 		}}
 	}
+	reloadResult := adminPaths(paths)
 
 	doc := obj{
 		"openapi": "3.0.3",
@@ -379,6 +380,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 				"Addr": addr, "Interface": iface, "VM": vm, "Conflict": conflict, "VMsResponse": vms,
 				"SourceStatus": source, "SourcesResponse": sources,
 				"ExporterStatus": exporter, "ExportersResponse": exporters, "Health": health,
+				"ReloadResult": reloadResult,
 			},
 		},
 	}

@@ -105,7 +105,7 @@ func TestOpenAPIParametersAccepted(t *testing.T) {
 	for p, ops := range doc.Paths {
 		for m, rawOp := range ops {
 			if m != "get" {
-				continue // POST/DELETE (silences): tested in alerts_test.go
+				continue // POST/DELETE: silences in alerts_test.go, admin actions in admin_test.go
 			}
 			var op docOp
 			require.NoError(t, json.Unmarshal(rawOp, &op))

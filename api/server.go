@@ -57,6 +57,9 @@ type Deps struct {
 	// Health adds keys to /api/v1/health; a "status" key overrides the
 	// status ("ok" or "degraded").
 	Health func() map[string]any
+	// Reload re-reads and applies the configuration
+	// (POST /api/v1/admin/reload); nil: the route answers 503.
+	Reload func(context.Context) ReloadResult
 	// UI, when set, is served at / (index.html) and /assets/*.
 	UI fs.FS
 	// Logger for serve errors (nil: slog.Default()).
@@ -154,6 +157,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/health", s.handleHealth)
 	v1.GET("/openapi.json", s.handleOpenAPI)
 	s.registerAlertRoutes(v1)
+	s.registerAdmin(v1)
 	metrics := promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	e.GET("/metrics", gin.WrapH(metrics))
 	if deps.UI != nil {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 type Collector struct {
 	cfg       Config
 	h         Handler
-	allowed   []netip.Prefix
+	allowed   atomic.Pointer[[]netip.Prefix] // swapped by SetAllowedExporters
 	table     *exporterTable
 	listeners []*listener
 
@@ -66,12 +67,12 @@ func New(cfg Config, h Handler, reg prometheus.Registerer) (*Collector, error) {
 	}
 	allowed, _ := parseAllowed(cfg.AllowedExporters)
 	c := &Collector{
-		cfg:     cfg,
-		h:       h,
-		allowed: allowed,
-		table:   newExporterTable(cfg.MaxExporters),
-		done:    make(chan struct{}),
+		cfg:   cfg,
+		h:     h,
+		table: newExporterTable(cfg.MaxExporters),
+		done:  make(chan struct{}),
 	}
+	c.allowed.Store(&allowed)
 	for _, x := range []struct {
 		p  Protocol
 		lc ListenerConfig
@@ -175,10 +176,11 @@ func (c *Collector) Stats() map[Protocol]ListenerStats {
 }
 
 func (c *Collector) allowedFrom(a netip.Addr) bool {
-	if len(c.allowed) == 0 {
+	allowed := *c.allowed.Load()
+	if len(allowed) == 0 {
 		return true
 	}
-	for _, p := range c.allowed {
+	for _, p := range allowed {
 		if p.Contains(a) {
 			return true
 		}

@@ -98,7 +98,7 @@ func (c LearnConfig) Validate() error {
 // StaticConfig configures the static inventory source (key "enrich.static").
 type StaticConfig struct {
 	// File is the inventory YAML path; empty disables the static source.
-	File string `mapstructure:"file" yaml:"file"`
+	File string `mapstructure:"file" yaml:"file" cfgload:"path"`
 	// Reload is how often the file's mtime and size are checked; the file
 	// is re-read when they change. 0 disables reloading.
 	Reload time.Duration `mapstructure:"reload" yaml:"reload"`

@@ -372,8 +372,10 @@ type StaticSource struct {
 	modTime time.Time
 	size    int64
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	ctx     context.Context // Start's, for Retarget
+	publish func(Snapshot)
 }
 
 // NewStaticSource returns a static source for the file at path, checked
@@ -395,14 +397,24 @@ func (s *StaticSource) Start(ctx context.Context, publish func(Snapshot)) error 
 	if err := s.check(publish, true); err != nil {
 		return err
 	}
+	s.ctx, s.publish = ctx, publish
+	s.watch()
+	return nil
+}
+
+// watch starts the goroutine that checks the file every reload (none when
+// reload is 0).
+func (s *StaticSource) watch() {
 	if s.reload <= 0 {
-		return nil
+		return
 	}
-	ctx, s.cancel = context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.cancel = cancel
 	s.done = make(chan struct{})
+	done, every, publish := s.done, s.reload, s.publish
 	go func() {
-		defer close(s.done)
-		t := time.NewTicker(s.reload)
+		defer close(done)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -413,7 +425,6 @@ func (s *StaticSource) Start(ctx context.Context, publish func(Snapshot)) error 
 			}
 		}
 	}()
-	return nil
 }
 
 // check reloads the file if it changed (or force) and publishes it.
@@ -439,6 +450,12 @@ func (s *StaticSource) check(publish func(Snapshot), force bool) error {
 		s.fail(err)
 		return err
 	}
+	s.loaded(snap, publish)
+	return nil
+}
+
+// loaded records a good load and publishes it.
+func (s *StaticSource) loaded(snap Snapshot, publish func(Snapshot)) {
 	s.mu.Lock()
 	s.status.State = "loaded"
 	s.status.LastSync = time.Now()
@@ -447,7 +464,6 @@ func (s *StaticSource) check(publish func(Snapshot), force bool) error {
 	s.status.LastError = ""
 	s.mu.Unlock()
 	publish(snap)
-	return nil
 }
 
 func (s *StaticSource) fail(err error) {

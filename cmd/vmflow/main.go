@@ -1,7 +1,7 @@
 // Command vmflow collects sFlow, IPFIX and NetFlow v9 from Open vSwitch,
 // attributes traffic to VM pairs and serves the result over a REST API.
 //
-//	vmflow [--config configs/vmflow.yaml] [--check] [--dump] [--keys]
+//	vmflow [--config FILE] [--check] [--dump] [--keys] [--version]
 //	vmflow influx setup [--config FILE]   create the InfluxDB database/bucket,
 //	                                      retention policies and rollups
 //
@@ -19,11 +19,16 @@ import (
 	"os"
 
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
+	"github.com/vmflow/vmflow/internal/buildinfo"
 	"github.com/vmflow/vmflow/store/influx"
 )
 
-// DefaultConfigPath is read when --config is not given and the file exists.
-const DefaultConfigPath = "configs/vmflow.yaml"
+// DefaultConfigPath is read when --config is not given and the file
+// exists (a checkout); else SystemConfigPath (the package's) when it exists.
+const (
+	DefaultConfigPath = "configs/vmflow.yaml"
+	SystemConfigPath  = "/etc/vmflow/vmflow.yaml"
+)
 
 func main() {
 	ctx, stop := stopContext(os.Stderr) // signals.go: 1st SIGINT/SIGTERM stops cleanly, 2nd exits
@@ -44,8 +49,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	check := fs.Bool("check", false, "validate the configuration and exit (0: valid, 1: invalid)")
 	dump := fs.Bool("dump", false, "print the effective configuration as YAML and exit")
 	keys := fs.Bool("keys", false, "list every configuration key with its environment variable and exit")
+	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys]\n       vmflow influx setup [--config FILE]\n\n")
+		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys] [--version]\n       vmflow influx setup [--config FILE]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEvery key can be overridden by VMFLOW_<KEY_PATH>, e.g. VMFLOW_API_LISTEN=127.0.0.1:9090.\n")
 	}
@@ -58,6 +64,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "vmflow: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *showVersion {
+		printVersion(stdout)
+		return 0
 	}
 	if *keys {
 		for _, k := range app.Keys() {
@@ -96,6 +106,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 
 	log := cfg.Log.NewLogger(stderr)
+	log.Info("vmflow", "version", buildinfo.Get().Version, "commit", buildinfo.Get().Commit)
 	if res.File != "" {
 		log.Info("configuration loaded", "file", res.File, "env", res.EnvUsed)
 	} else {
@@ -106,23 +117,32 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		log.Error("build", "err", err)
 		return 1
 	}
+	setLoader(a, res.File, environ)
+	stopReload := reloadOnHUP(ctx, a, log)
+	defer stopReload()
 	if err := a.Start(ctx); err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
+	sdReady()
+	watchdog(ctx, a, log)
 	<-ctx.Done()
 	log.Info("stopping")
+	sdStopping()
 	a.Stop()
 	return 0
 }
 
-// configFile is the --config value, or DefaultConfigPath when it exists.
+// configFile is the --config value, or the first of DefaultConfigPath and
+// SystemConfigPath that exists.
 func configFile(flagValue string) string {
 	if flagValue != "" {
 		return flagValue
 	}
-	if _, err := os.Stat(DefaultConfigPath); err == nil {
-		return DefaultConfigPath
+	for _, p := range []string{DefaultConfigPath, SystemConfigPath} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 	}
 	return ""
 }

@@ -15,9 +15,9 @@ import (
 
 // TLSConfig holds the files for qemu+tls:// connections.
 type TLSConfig struct {
-	CAFile             string `mapstructure:"ca_file" yaml:"ca_file"`
-	CertFile           string `mapstructure:"cert_file" yaml:"cert_file"`
-	KeyFile            string `mapstructure:"key_file" yaml:"key_file"`
+	CAFile             string `mapstructure:"ca_file" yaml:"ca_file" cfgload:"path"`
+	CertFile           string `mapstructure:"cert_file" yaml:"cert_file" cfgload:"path"`
+	KeyFile            string `mapstructure:"key_file" yaml:"key_file" cfgload:"path"`
 	ServerName         string `mapstructure:"server_name" yaml:"server_name"`
 	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify" yaml:"insecure_skip_verify"`
 }

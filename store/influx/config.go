@@ -17,7 +17,7 @@ import (
 type SpoolConfig struct {
 	// Dir holds the spool segment files. Required when the writer is
 	// enabled.
-	Dir string `mapstructure:"dir" yaml:"dir"`
+	Dir string `mapstructure:"dir" yaml:"dir" cfgload:"path"`
 	// MaxBytes bounds the spool; when full, the oldest segments are
 	// deleted and their points counted as dropped.
 	MaxBytes int64 `mapstructure:"max_bytes" yaml:"max_bytes"`

@@ -20,6 +20,8 @@ import (
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/enrich/libvirt"
+	"github.com/vmflow/vmflow/internal/buildinfo"
+	"github.com/vmflow/vmflow/internal/logsample"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
 	"github.com/vmflow/vmflow/web"
@@ -44,6 +46,8 @@ type App struct {
 	col    *collector.Collector
 	api    *api.Server
 	alerts *alert.Engine
+	logh   *logsample.Handler // nil when the logger is not NewLogger's
+	rl     reloadState        // see reload.go
 
 	mu       sync.Mutex
 	stops    []func()
@@ -72,6 +76,11 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reg.MustRegister(buildinfo.Get().Collector())
+	if a.logh = loggerHandler(log); a.logh != nil {
+		a.reg.MustRegister(a.logh.Collector())
+	}
+	a.rl.init(cfg, a.reg)
 
 	var sources []enrich.InventorySource
 	if len(cfg.Inventory.Libvirt.Connections) > 0 {
@@ -129,13 +138,8 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 		UI:         web.FS(),
 		WindowSize: cfg.Aggregate.Window,
 		Logger:     log,
-	}
-	if a.influx != nil {
-		w := a.influx
-		deps.Health = func() map[string]any {
-			h := w.Health()
-			return map[string]any{"influx": h, "status": h["status"]}
-		}
+		Health:     a.health, // health.go
+		Reload:     a.Reload, // reload.go
 	}
 	if a.alerts != nil {
 		deps.Alerts = a.alerts
@@ -143,6 +147,7 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	if a.api, err = api.New(cfg.API, deps); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	a.registerReloadHooks()
 	return a, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/enrich/libvirt"
+	"github.com/vmflow/vmflow/internal/logsample"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
 )
@@ -33,6 +34,8 @@ type LogConfig struct {
 	Level string `mapstructure:"level" yaml:"level"`
 	// Format is text or json.
 	Format string `mapstructure:"format" yaml:"format"`
+	// Sample bounds repeated messages (see internal/logsample).
+	Sample logsample.Config `mapstructure:"sample" yaml:"sample"`
 }
 
 // InventoryConfig holds the live inventory sources (the static file is
@@ -60,7 +63,7 @@ type Config struct {
 // DefaultConfig is every component's DefaultConfig.
 func DefaultConfig() Config {
 	return Config{
-		Log:       LogConfig{Level: "info", Format: "text"},
+		Log:       LogConfig{Level: "info", Format: "text", Sample: logsample.DefaultConfig()},
 		Collector: collector.DefaultConfig(),
 		Decoder:   decoder.DefaultConfig(),
 		Enrich:    enrich.DefaultConfig(),
@@ -103,6 +106,7 @@ func (c LogConfig) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: must be text or json, got %q", c.Format))
 	}
+	errs = append(errs, c.Sample.Validate("log.sample."))
 	return errors.Join(errs...)
 }
 
@@ -114,14 +118,17 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// NewLogger builds the slog logger the config asks for, writing to w.
+// NewLogger builds the slog logger the config asks for, writing to w. Its
+// handler is a *logsample.Handler: the level and the sampling can change
+// on reload (App.New finds it and registers its metric).
 func (c LogConfig) NewLogger(w io.Writer) *slog.Logger {
 	lvl, _ := parseLevel(c.Level)
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug} // the sampler filters
+	var inner slog.Handler = slog.NewTextHandler(w, opts)
 	if strings.EqualFold(c.Format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		inner = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logsample.New(inner, lvl, c.Sample))
 }
 
 // LoadResult tells where the configuration came from.

@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vmflow/vmflow/cmd/vmflow/internal/cfgload"
 )
 
 func write(t *testing.T, body string) string {
@@ -38,7 +40,9 @@ func TestShippedConfigLoads(t *testing.T) {
 	assert.Equal(t, ":4739", cfg.Collector.IPFIX.Listen)
 	assert.Equal(t, ":2055", cfg.Collector.NetFlow9.Listen)
 	assert.Equal(t, "127.0.0.1:8080", cfg.API.Listen)
-	assert.Equal(t, "configs/inventory.yaml", cfg.Enrich.Static.File)
+	abs, err := filepath.Abs("../../../configs/inventory.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, abs, cfg.Enrich.Static.File, "relative to the config file, made absolute")
 	assert.False(t, cfg.Influx.Enabled)
 	assert.Empty(t, cfg.Inventory.Libvirt.Connections)
 }
@@ -75,6 +79,13 @@ func TestEnvOverridesNestedKeys(t *testing.T) {
 // value different from its default and find it in the loaded config.
 func TestEveryScalarKeyHasAnEnvOverride(t *testing.T) {
 	def := DefaultConfig()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	pathKeys := map[string]bool{}
+	for _, k := range cfgload.PathKeys(Config{}) {
+		pathKeys[k] = true
+	}
+	require.True(t, pathKeys["enrich.static.file"])
 	n := 0
 	for _, k := range Keys() {
 		var val string
@@ -100,6 +111,8 @@ func TestEveryScalarKeyHasAnEnvOverride(t *testing.T) {
 		switch {
 		case k.Type == reflect.TypeOf(time.Duration(0)):
 			assert.Equal(t, 1234*time.Millisecond, got.Interface(), k.Env)
+		case k.Type.Kind() == reflect.String && pathKeys[k.Path]:
+			assert.Equal(t, filepath.Join(wd, "x"), got.String(), "%s: a path from the environment is relative to the working directory", k.Env)
 		case k.Type.Kind() == reflect.String:
 			assert.Equal(t, "x", got.String(), k.Env)
 		case k.Type.Kind() == reflect.Bool:

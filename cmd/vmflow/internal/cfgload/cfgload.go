@@ -7,6 +7,10 @@
 // (its fields are keys) unless its type decodes from text
 // (encoding.TextUnmarshaler) or is time.Time; slices and maps are single
 // keys (from the environment: comma-separated slices of scalars).
+//
+// Fields tagged `cfgload:"path"` hold paths: Load makes them absolute,
+// relative to the config file's directory when the file sets them (see
+// PathTag).
 package cfgload
 
 import (
@@ -100,30 +104,42 @@ func tagName(f reflect.StructField) (name string, squash bool) {
 	return name, false
 }
 
+// fields calls fn for every keyed field of the struct type t, embedded
+// squashed structs flattened: its index (for FieldByIndex) and key path.
+func fields(t reflect.Type, prefix string, fn func(index []int, sf reflect.StructField, path string)) {
+	var rec func(t reflect.Type, base []int)
+	rec = func(t reflect.Type, base []int) {
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			name, squash := tagName(sf)
+			index := append(append([]int(nil), base...), i)
+			if squash && sf.Type.Kind() == reflect.Struct {
+				rec(sf.Type, index)
+				continue
+			}
+			if name == "" {
+				continue
+			}
+			path := name
+			if prefix != "" {
+				path = prefix + "." + name
+			}
+			fn(index, sf, path)
+		}
+	}
+	rec(t, nil)
+}
+
 // walk calls leaf for every key of the struct value v.
 func walk(v reflect.Value, prefix string, leaf func(path string, f reflect.Value)) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		name, squash := tagName(sf)
-		fv := v.Field(i)
-		if squash && sf.Type.Kind() == reflect.Struct {
-			walk(fv, prefix, leaf)
-			continue
-		}
-		if name == "" {
-			continue
-		}
-		path := name
-		if prefix != "" {
-			path = prefix + "." + name
-		}
+	fields(v.Type(), prefix, func(index []int, sf reflect.StructField, path string) {
+		fv := v.FieldByIndex(index)
 		if isLeaf(sf.Type) {
 			leaf(path, fv)
-			continue
+			return
 		}
 		walk(fv, path, leaf)
-	}
+	})
 }
 
 // Load fills the struct dst points to. Its current value is the defaults;
@@ -149,12 +165,14 @@ func Load(path string, dst any, opts Options) (Result, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	known := map[string]bool{}
+	fromEnv := map[string]bool{}
 	for _, k := range Keys(dst, opts.EnvPrefix) {
 		f := fieldByPath(rv.Elem(), k.Path)
 		v.SetDefault(k.Path, f.Interface())
 		known[k.Env] = true
 		if val, ok := env[k.Env]; ok {
 			v.Set(k.Path, val)
+			fromEnv[k.Path] = true
 			res.EnvUsed = append(res.EnvUsed, k.Env)
 		}
 	}
@@ -202,6 +220,13 @@ func Load(path string, dst any, opts Options) (Result, error) {
 			errs = append(errs, fmt.Errorf("%s: unknown key%s", k, suggest(dst, k)))
 		}
 		return res, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	base, err := baseDirs(path, v.InConfig, fromEnv)
+	if err != nil {
+		return res, fmt.Errorf("config: %w", err)
+	}
+	if err := resolvePaths(out.Elem(), base); err != nil {
+		return res, fmt.Errorf("config: %w", err)
 	}
 	rv.Elem().Set(out.Elem())
 	return res, nil

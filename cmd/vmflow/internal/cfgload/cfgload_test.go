@@ -193,3 +193,72 @@ func TestDumpRoundTrips(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, cmp.Diff(c, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })))
 }
+
+type pathConfig struct {
+	Store struct {
+		Dir   string   `mapstructure:"dir" yaml:"dir" cfgload:"path"`
+		Rules []string `mapstructure:"rules" yaml:"rules" cfgload:"path"`
+		Name  string   `mapstructure:"name" yaml:"name"`
+	} `mapstructure:"store" yaml:"store"`
+	Conns []struct {
+		URI string `mapstructure:"uri" yaml:"uri"`
+		TLS struct {
+			CA string `mapstructure:"ca" yaml:"ca" cfgload:"path"`
+		} `mapstructure:"tls" yaml:"tls"`
+	} `mapstructure:"conns" yaml:"conns"`
+	Spool string `mapstructure:"spool" yaml:"spool" cfgload:"path"`
+}
+
+// Relative paths in the file are relative to the file's directory; from
+// the environment or defaults, to the working directory; absolute paths
+// and non-path strings are untouched.
+func TestPathsResolveAgainstTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sub", "vmflow.yaml")
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte(`
+store:
+  dir: state
+  rules: [a.yaml, /abs/b.yaml, ../c.yaml]
+  name: relative/not/a/path
+conns:
+  - uri: qemu:///system
+    tls: {ca: pki/ca.pem}
+`), 0o644))
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+
+	cfg := pathConfig{}
+	cfg.Spool = "spool" // a relative default
+	_, err = Load(p, &cfg, Options{EnvPrefix: "T", Environ: []string{}})
+	require.NoError(t, err)
+	sub := filepath.Join(dir, "sub")
+	assert.Equal(t, filepath.Join(sub, "state"), cfg.Store.Dir)
+	assert.Equal(t, []string{filepath.Join(sub, "a.yaml"), "/abs/b.yaml", filepath.Join(dir, "c.yaml")}, cfg.Store.Rules)
+	assert.Equal(t, "relative/not/a/path", cfg.Store.Name)
+	require.Len(t, cfg.Conns, 1)
+	assert.Equal(t, filepath.Join(sub, "pki/ca.pem"), cfg.Conns[0].TLS.CA)
+	assert.Equal(t, filepath.Join(wd, "spool"), cfg.Spool, "a default is relative to the working directory")
+
+	cfg = pathConfig{}
+	_, err = Load(p, &cfg, Options{EnvPrefix: "T", Environ: []string{"T_STORE_DIR=here"}})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(wd, "here"), cfg.Store.Dir, "an environment value is relative to the working directory")
+	assert.Equal(t, filepath.Join(sub, "a.yaml"), cfg.Store.Rules[0])
+
+	assert.Equal(t, []string{"store.dir", "store.rules", "conns[].tls.ca", "spool"}, PathKeys(pathConfig{}))
+}
+
+func TestChangedAndCopyKeys(t *testing.T) {
+	a, b := defaults(), defaults()
+	b.API.Listen = "127.0.0.1:1"
+	b.Collector.Allowed = []string{"10.0.0.0/8"}
+	a.Collector.Allowed = nil
+	b.Rates = []rate{}
+	a.Rates = nil
+	assert.Equal(t, []string{"collector.allowed", "api.listen"}, Changed(a, b), "empty and nil slices are equal")
+	require.NoError(t, CopyKeys(&a, b, []string{"api.listen"}))
+	assert.Equal(t, "127.0.0.1:1", a.API.Listen)
+	assert.Equal(t, []string{"collector.allowed"}, Changed(a, b))
+	assert.Error(t, CopyKeys(&a, b, []string{"api.nope"}))
+}

@@ -1,0 +1,12 @@
+package main
+
+import "golang.org/x/sys/unix"
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC).
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
+}
