@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/alert/notify"
 )
 
 // Config is the alert section of vmflow's configuration (the delivery
@@ -41,6 +42,9 @@ type Config struct {
 	Inhibit bool `mapstructure:"inhibit" yaml:"inhibit"`
 	// SeriesExpiry forgets a baseline (and exporter) not seen this long.
 	SeriesExpiry time.Duration `mapstructure:"series_expiry" yaml:"series_expiry"`
+	// Notify configures delivery (alert.notify.*: Alertmanager, SMTP,
+	// webhooks); with no receiver, alerts are only shown in the API.
+	Notify notify.Config `mapstructure:"notify" yaml:"notify"`
 }
 
 // DefaultConfig: on, the default rule pack, no state file (configs/vmflow.yaml sets one).
@@ -57,6 +61,7 @@ func DefaultConfig() Config {
 		MaxPeers:         2_000_000,
 		MaxAlerts:        10_000,
 		SeriesExpiry:     24 * time.Hour,
+		Notify:           notify.DefaultConfig(),
 	}
 }
 
@@ -89,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.SeriesExpiry <= 0 {
 		errs = append(errs, fmt.Errorf("alert.series_expiry: must be > 0, got %s", c.SeriesExpiry))
+	}
+	if err := c.Notify.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -46,8 +46,10 @@ type App struct {
 	col    *collector.Collector
 	api    *api.Server
 	alerts *alert.Engine
-	logh   *logsample.Handler // nil when the logger is not NewLogger's
-	rl     reloadState        // see reload.go
+	// notifier delivers alerts (nil without receivers in alert.notify).
+	notifier *notify.Notifier
+	logh     *logsample.Handler // nil when the logger is not NewLogger's
+	rl       reloadState        // see reload.go
 
 	mu       sync.Mutex
 	stops    []func()
@@ -113,6 +115,14 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	}
 	// Alerts: evaluated on every closed window (alert/).
 	if cfg.Alert.Enabled {
+		if x.AlertDispatcher == nil && cfg.Alert.Notify.Enabled() {
+			ncfg := cfg.Alert.Notify
+			ncfg.Window = cfg.Aggregate.Window
+			if a.notifier, err = notify.New(ncfg, a.reg, log); err != nil {
+				return nil, err
+			}
+			x.AlertDispatcher = a.notifier
+		}
 		a.alerts, err = alert.New(cfg.Alert, alert.Deps{Registerer: a.reg, Gatherer: a.reg, Logger: log,
 			Exporters:  func() []collector.ExporterStatus { return a.col.Exporters() },
 			Dispatcher: x.AlertDispatcher})
@@ -181,6 +191,11 @@ func (a *App) Start(ctx context.Context) error {
 	steps := []step{{"enrich", a.enr.Start, a.enr.Stop}}
 	if a.influx != nil {
 		steps = append(steps, step{"influx", a.influx.Start, a.influx.Stop})
+	}
+	if a.notifier != nil {
+		// started before and so stopped after the engine: its outboxes
+		// drain (alert.notify.stop_timeout) after the final evaluation.
+		steps = append(steps, step{"alert notify", a.notifier.Start, a.notifier.Stop})
 	}
 	if a.alerts != nil {
 		steps = append(steps, step{"alert", a.alerts.Start, a.alerts.Stop})

@@ -23,6 +23,13 @@ func (a *App) health() map[string]any {
 			status = st
 		}
 	}
+	if a.notifier != nil {
+		h := a.notifier.Health()
+		out["alert_notify"] = h
+		if st, _ := h["status"].(string); st != "" && st != "ok" && status == "ok" {
+			status = st
+		}
+	}
 	cfg, degraded := a.configHealth()
 	out["config"] = cfg
 	if degraded {
