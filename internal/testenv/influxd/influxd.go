@@ -271,6 +271,17 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// PID is the process id of the running influxd (0 when stopped), e.g. to
+// read its CPU time from /proc.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Restart starts influxd again on the same address and data directory.
 func (s *Server) Restart() {
 	s.t.Helper()
