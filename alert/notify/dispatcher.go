@@ -294,15 +294,20 @@ func (d *Notifier) sendGrouped(msgs []Message) {
 	}
 }
 
-// Flush sends the groups still in their group_wait now and waits until
-// every outbox is empty (delivered or given up), or ctx ends.
-func (d *Notifier) Flush(ctx context.Context) error {
+// flushPending sends every group still in its group wait now.
+func (d *Notifier) flushPending() {
 	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
 	d.mu.Lock()
 	msgs := d.groupsDue(d.clock(), true)
 	d.mu.Unlock()
 	d.sendGrouped(msgs)
-	d.sendMu.Unlock()
+}
+
+// Flush sends the groups still in their group_wait now and waits until
+// every outbox is empty (delivered or given up), or ctx ends.
+func (d *Notifier) Flush(ctx context.Context) error {
+	d.flushPending()
 	for _, o := range d.all {
 		select {
 		case <-o.idleCh():
@@ -345,12 +350,7 @@ func (d *Notifier) droppedTotal() uint64 {
 func (d *Notifier) drain(ctx context.Context) error {
 	defer close(d.stopped)
 	dropped0 := d.droppedTotal()
-	d.sendMu.Lock()
-	d.mu.Lock()
-	msgs := d.groupsDue(d.clock(), true)
-	d.mu.Unlock()
-	d.sendGrouped(msgs)
-	d.sendMu.Unlock()
+	d.flushPending()
 	if err := d.saveState(); err != nil {
 		d.log.Warn("alert notify: saving state", "err", err)
 	}
