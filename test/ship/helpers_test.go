@@ -130,6 +130,12 @@ func start(t *testing.T, bin, dir string, env []string, apiPort int, args ...str
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
+	return startCmd(t, cmd, apiPort)
+}
+
+// startCmd starts cmd (a vmflow) and waits until /api/v1/health answers.
+func startCmd(t *testing.T, cmd *exec.Cmd, apiPort int) *proc {
+	t.Helper()
 	out := &lockedBuf{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
