@@ -2,6 +2,7 @@
 #
 #   make run     build and start vmflow with configs/vmflow.yaml
 #   make run-influx  the same plus a local InfluxDB (configs/vmflow-influx.yaml)
+#   make demo    vmflow fed by a synthetic cloud over loopback (DEMOFLAGS=...)
 #   make build   build bin/vmflow (version, commit and date stamped in)
 #   make package build dist/vmflow_<version>_<arch>.deb and .rpm (nfpm)
 #   make test    install what the tests need, then unit + integration tests
@@ -26,7 +27,7 @@ TIMEOUT    ?= 40m
 FUZZTIME   ?= 20s
 BENCHTIME  ?= 1s
 
-.PHONY: all build run run-influx test unit deps bench blast fuzz lint clean package
+.PHONY: all build run run-influx demo test unit deps bench blast fuzz lint clean package
 
 all: build
 
@@ -58,6 +59,12 @@ run: build
 # on 127.0.0.1:8086), after `vmflow influx setup`.
 run-influx: build
 	bash scripts/run-influx.sh
+
+# A synthetic cloud (internal/synth) exporting real sFlow and IPFIX over
+# loopback into vmflow, console on http://127.0.0.1:8080 (see README, Demo).
+DEMOFLAGS ?=
+demo: build
+	./$(BIN) demo $(DEMOFLAGS)
 
 deps:
 	bash scripts/install-deps.sh

@@ -4,6 +4,8 @@
 //	vmflow [--config FILE] [--check] [--dump] [--keys] [--version]
 //	vmflow influx setup [--config FILE]   create the InfluxDB database/bucket,
 //	                                      retention policies and rollups
+//	vmflow demo [flags]                   vmflow fed by a synthetic cloud over loopback
+//	vmflow synth [flags]                  the synthetic cloud alone, sent to a vmflow
 //
 // Every configuration key can be overridden by an environment variable:
 // VMFLOW_ + the key path in upper case with "." replaced by "_"
@@ -43,6 +45,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if len(args) >= 1 && args[0] == "influx" {
 		return runInflux(ctx, args[1:], environ, stdout, stderr)
 	}
+	// synthetic cloud (synth.go)
+	if len(args) >= 1 && args[0] == "demo" {
+		return runDemo(ctx, args[1:], environ, stdout, stderr)
+	}
+	if len(args) >= 1 && args[0] == "synth" {
+		return runSynth(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("vmflow", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default "+DefaultConfigPath+" when it exists)")
@@ -51,7 +60,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	keys := fs.Bool("keys", false, "list every configuration key with its environment variable and exit")
 	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys] [--version]\n       vmflow influx setup [--config FILE]\n\n")
+		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys] [--version]\n       vmflow influx setup [--config FILE]\n       vmflow demo|synth [flags]   (synthetic cloud; -h for flags)\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEvery key can be overridden by VMFLOW_<KEY_PATH>, e.g. VMFLOW_API_LISTEN=127.0.0.1:9090.\n")
 	}

@@ -709,21 +709,37 @@ type PairTruth struct {
 
 var kindNames = []string{"normal", "syn-only", "refused", "rst", "udp-closed", "unreachable", "scan"}
 
-// Truth returns every pair that sent anything.
+// Truth returns every directed pair that sent anything (a scan's probes to
+// a peer that also talks to the scanner normally add to that pair).
 func (g *Generator) Truth() []PairTruth {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.c
 	var out []PairTruth
+	at := map[uint64]int{}
 	for i := range c.pairs {
 		p := &c.pairs[i]
 		if p.sfSamples == 0 && p.ipPkts == 0 {
+			continue
+		}
+		key := uint64(uint32(p.src))<<32 | uint64(uint32(p.dst))
+		if j, ok := at[key]; ok {
+			o := &out[j]
+			o.SFlowSamples += p.sfSamples
+			o.SFlowPackets += p.sfPkts
+			o.SFlowBytes += p.sfBytes
+			o.SampledBytes += p.sfSampled
+			o.DupSamples += p.dupSamples
+			o.IPFIXPackets += p.ipPkts
+			o.IPFIXBytes += p.ipBytes
+			o.Kind += "+" + kindNames[p.kind]
 			continue
 		}
 		dup := ""
 		if p.dupHost >= 0 && g.cfg.DestinationSamples {
 			dup = c.Hosts[p.dupHost].Name
 		}
+		at[key] = len(out)
 		out = append(out, PairTruth{
 			SrcIP: netip.AddrFrom4(c.endpointIP(p.src)), DstIP: netip.AddrFrom4(c.endpointIP(p.dst)),
 			DupHost: dup, SampledBytes: p.sfSampled,

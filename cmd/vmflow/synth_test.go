@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vmflow/vmflow/enrich"
+	"github.com/vmflow/vmflow/internal/synth"
+)
+
+func getAPI(t *testing.T, addr, path string, out any) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", path, b)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(b, out), "GET %s: %s", path, b)
+	}
+}
+
+// TestDemo: the demo (default cloud, vmflow in-process on random ports)
+// shows, within 30 s of start, pairs in at least 2 tenants and on at least
+// 3 hypervisors, and every hypervisor's exporters healthy (sFlow from all,
+// IPFIX from half, nothing lost, no decode errors); the console answers.
+func TestDemo(t *testing.T) {
+	cfg := synth.DemoConfig()
+	d, err := startDemo(context.Background(), cfg, demoOptions{Listen: "127.0.0.1:0", Window: 2 * time.Second, Dir: t.TempDir()},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	t.Cleanup(d.Stop)
+	started := time.Now()
+	addr := d.App.APIAddr()
+	type side struct {
+		VM, Host, Tenant string
+	}
+	var tenants, hosts map[string]bool
+	var lastWhy string
+	healthy := func() bool {
+		var pairs struct {
+			Pairs []struct{ Src, Dst side } `json:"pairs"`
+		}
+		getAPI(t, addr, "/api/v1/pairs?since=5m&limit=1000", &pairs)
+		tenants, hosts = map[string]bool{}, map[string]bool{}
+		for _, p := range pairs.Pairs {
+			for _, s := range []side{p.Src, p.Dst} {
+				if s.VM != "" {
+					tenants[s.Tenant] = true
+					hosts[s.Host] = true
+				}
+			}
+		}
+		var exps struct {
+			Exporters []struct {
+				Protocol      string `json:"protocol"`
+				Address       string `json:"address"`
+				Datagrams     uint64 `json:"datagrams"`
+				DecodeErrors  uint64 `json:"decode_errors"`
+				LostDatagrams uint64 `json:"lost_datagrams"`
+				LostRecords   uint64 `json:"lost_records"`
+			} `json:"exporters"`
+		}
+		getAPI(t, addr, "/api/v1/exporters", &exps)
+		n := map[string]int{}
+		for _, e := range exps.Exporters {
+			if e.Datagrams == 0 || e.DecodeErrors > 0 || e.LostDatagrams+e.LostRecords > 0 {
+				lastWhy = "unhealthy exporter " + e.Protocol + " " + e.Address
+				return false
+			}
+			n[e.Protocol]++
+		}
+		lastWhy = ""
+		return len(tenants) >= 2 && len(hosts) >= 3 && n["sflow"] == cfg.Hosts && n["ipfix"] == cfg.Hosts/2
+	}
+	for !healthy() {
+		require.Less(t, time.Since(started), 30*time.Second, "demo not populated after 30 s: tenants %v, hosts %v %s", tenants, hosts, lastWhy)
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("populated after %.1f s: %d tenants, %d hosts", time.Since(started).Seconds(), len(tenants), len(hosts))
+	var inv struct {
+		VMs []struct {
+			Name, Tenant, Host string
+		} `json:"vms"`
+	}
+	getAPI(t, addr, "/api/v1/vms", &inv)
+	assert.Len(t, inv.VMs, cfg.VMs, "the generated inventory is loaded")
+	getAPI(t, addr, "/", nil)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoCommand: `vmflow demo` prints the console URL, serves it, and
+// stops cleanly on the signal (the context), saying what it sent.
+func TestDemoCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--window", "1s", "--vms", "20", "--hosts", "4", "--pairs", "40"}, nil, &out, &errOut)
+	}()
+	re := regexp.MustCompile(`console on http://([0-9.:]+)/`)
+	deadline := time.Now().Add(20 * time.Second)
+	var addr string
+	for addr == "" {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case c := <-code:
+			t.Fatalf("vmflow demo exited %d: %s %s", c, out.String(), errOut.String())
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "no console URL: %s %s", out.String(), errOut.String())
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Contains(t, out.String(), "4 hypervisors")
+	var vms struct {
+		VMs []json.RawMessage `json:"vms"`
+	}
+	getAPI(t, addr, "/api/v1/vms", &vms)
+	assert.Len(t, vms.VMs, 20)
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	select {
+	case c := <-code:
+		assert.Equal(t, 0, c, errOut.String())
+	case <-time.After(15 * time.Second):
+		t.Fatal("vmflow demo did not stop")
+	}
+	assert.Regexp(t, `sent [1-9][0-9]* flow samples`, out.String())
+}
+
+// TestSynthCommand: `vmflow synth` writes the inventory vmflow's static
+// source accepts, then sends for --duration and reports what it sent.
+func TestSynthCommand(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inv.yaml")
+	truth := filepath.Join(dir, "truth.json")
+	code, _, errOut := runCmd(t, nil, "synth", "--preset", "scale", "--vms", "2000", "--hosts", "100", "--pairs", "20000",
+		"--inventory-out", inv, "--inventory-only")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "100 hypervisors")
+	snap, err := enrich.LoadInventory(inv)
+	require.NoError(t, err)
+	assert.Len(t, snap.VMs, 2000)
+	assert.Len(t, snap.Hosts, 100)
+
+	// nobody listens on these ports: the kernel takes the datagrams anyway
+	code, out, errOut := runCmd(t, nil, "synth", "--sflow", "127.0.0.1:9", "--ipfix", "127.0.0.1:9", "--duration", "1s",
+		"--rate", "5000", "--stats", "0", "--truth-out", truth, "--dest-samples=false", "--events=false", "--day", "0")
+	require.Equal(t, 0, code, errOut)
+	var st struct {
+		FlowSamples uint64  `json:"flow_samples"`
+		Seconds     float64 `json:"seconds"`
+		Sent        uint64  `json:"datagrams_sent"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(out)), &st), out)
+	assert.InEpsilon(t, 5000, float64(st.FlowSamples)/st.Seconds, 0.1, "samples/s = --rate")
+	assert.Positive(t, st.Sent)
+	b, err := os.ReadFile(truth)
+	require.NoError(t, err)
+	var pairs []synth.PairTruth
+	require.NoError(t, json.Unmarshal(b, &pairs))
+	assert.NotEmpty(t, pairs)
+
+	code, _, _ = runCmd(t, nil, "synth", "--preset", "huge")
+	assert.Equal(t, 2, code)
+	code, _, _ = runCmd(t, nil, "synth", "--vms", "1")
+	assert.Equal(t, 2, code)
+}
