@@ -25,17 +25,6 @@ func BenchmarkMemoryWrite200k(b *testing.B) {
 	m.WaitIdle()
 }
 
-// FillHour writes 61 minutes of 10 s windows of c into m (waiting for the
-// background merges at the end) and returns the time of the last window's end.
-func FillHour(m *Memory, c *scalefx.Cloud) time.Time {
-	const n = 366
-	for i := 0; i < n; i++ {
-		m.Write(c.Window(i))
-	}
-	m.WaitIdle()
-	return scalefx.Epoch.Add(n * 10 * time.Second)
-}
-
 // BenchmarkMemoryHour200k: the heap the memory store holds with one hour
 // of 200,000 active pairs per 10 s window at the default tiers (run it
 // with -benchtime=1x: each iteration writes the whole hour).
@@ -46,7 +35,8 @@ func BenchmarkMemoryHour200k(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		m := NewMemory(DefaultMemoryConfig(), nil)
-		end := FillHour(m, c)
+		end := c.Hour(m)
+		m.WaitIdle()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		segs, rows := m.Len()

@@ -33,7 +33,7 @@ type dict struct {
 	groupRep  []uint32         // an entry of each group (names, ordering)
 
 	// Writer-side only (guarded by Memory.wmu).
-	byKey   map[aggregate.PairKey]uint32 // latest entry of a key
+	byKey   []uint32 // open addressing by PairKey.Hash: 1 + the latest entry of a key, 0 empty
 	byGroup map[PairID]uint32
 	lastEnd []int64 // unix ns end of the newest segment holding the entry
 }
@@ -43,7 +43,7 @@ func newDict(n int) *dict {
 		entries:   make([]entry, 0, n),
 		entGroup:  make([]uint32, 0, n),
 		entSource: make([]decoder.Source, 0, n),
-		byKey:     make(map[aggregate.PairKey]uint32, n),
+		byKey:     make([]uint32, tableSize(n)),
 		byGroup:   make(map[PairID]uint32, n),
 		lastEnd:   make([]int64, 0, n),
 	}
@@ -52,13 +52,34 @@ func newDict(n int) *dict {
 // intern returns the entry of p, adding one when p's key is new or its
 // endpoints differ from the key's latest entry.
 func (d *dict) intern(p *aggregate.Pair) uint32 {
-	if id, ok := d.byKey[p.Key]; ok {
+	if i := d.slot(&p.Key); d.byKey[i] != 0 {
+		id := d.byKey[i] - 1
 		e := &d.entries[id]
 		if e.src == p.Src && e.dst == p.Dst {
 			return id
 		}
 	}
 	return d.add(entry{key: p.Key, src: p.Src, dst: p.Dst})
+}
+
+// tableSize is the power of two holding n keys at most half full.
+func tableSize(n int) int {
+	s := 1024
+	for s < 2*n {
+		s <<= 1
+	}
+	return s
+}
+
+// slot is where key k is in byKey, or the empty slot where it would go.
+func (d *dict) slot(k *aggregate.PairKey) int {
+	mask := len(d.byKey) - 1
+	for i := int(k.Hash()) & mask; ; i = (i + 1) & mask {
+		v := d.byKey[i]
+		if v == 0 || d.entries[v-1].key == *k {
+			return i
+		}
+	}
 }
 
 func (d *dict) add(e entry) uint32 {
@@ -76,7 +97,14 @@ func (d *dict) add(e entry) uint32 {
 	d.entGroup = append(d.entGroup, g)
 	d.entSource = append(d.entSource, e.key.Source)
 	d.lastEnd = append(d.lastEnd, 0)
-	d.byKey[e.key] = id
+	if 2*len(d.entries) > len(d.byKey) {
+		d.byKey = make([]uint32, 2*len(d.byKey))
+		for j := range d.entries { // later entries of a key replace earlier ones
+			d.byKey[d.slot(&d.entries[j].key)] = uint32(j) + 1
+		}
+	} else {
+		d.byKey[d.slot(&e.key)] = id + 1
+	}
 	return id
 }
 

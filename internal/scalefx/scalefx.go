@@ -93,3 +93,14 @@ func (c *Cloud) Window(i int) *aggregate.Window {
 	}
 	return w
 }
+
+// HourWindows is how many 10 s windows Hour writes: 61 minutes.
+const HourWindows = 366
+
+// Hour writes HourWindows windows to sink and returns the last one's end.
+func (c *Cloud) Hour(sink aggregate.Sink) time.Time {
+	for i := 0; i < HourWindows; i++ {
+		sink.Write(c.Window(i))
+	}
+	return Epoch.Add(HourWindows * 10 * time.Second)
+}
