@@ -54,7 +54,10 @@ func (m *Memory) maybeRollLocked() {
 	if m.rolling {
 		return
 	}
-	if _, ok := m.nextJobLocked(); !ok {
+	// Compaction is due for sure when entries outnumber twice the rows
+	// (every live entry has a row); maybeCompact counts exactly.
+	compact := len(m.d.entries) > 1<<16 && len(m.d.entries) > 2*m.rows
+	if _, ok := m.nextJobLocked(); !ok && !compact {
 		return
 	}
 	m.rolling = true
