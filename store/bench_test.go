@@ -27,7 +27,9 @@ func BenchmarkMemoryWrite200k(b *testing.B) {
 
 // BenchmarkMemoryHour200k: the heap the memory store holds with one hour
 // of 200,000 active pairs per 10 s window at the default tiers (run it
-// with -benchtime=1x: each iteration writes the whole hour).
+// with -benchtime=1x: each iteration writes the whole hour). The hour
+// query covers at least 360 windows: the oldest 10-minute bucket may
+// reach a little further back.
 func BenchmarkMemoryHour200k(b *testing.B) {
 	c := scalefx.New(scalefx.VMs, scalefx.Pairs)
 	for i := 0; i < b.N; i++ {
@@ -49,7 +51,7 @@ func BenchmarkMemoryHour200k(b *testing.B) {
 			b.Fatalf("memory covers from %s, not the hour before %s", o, end)
 		}
 		ws, err := m.TopPairs(context.Background(), PairQuery{From: end.Add(-time.Hour), To: end, Auto: true, Limit: 1})
-		if err != nil || ws.Windows != 360 || ws.Total != scalefx.Pairs {
+		if err != nil || ws.Windows < 360 || ws.Total != scalefx.Pairs {
 			b.Fatalf("hour query: %+v %v", ws, err)
 		}
 		runtime.KeepAlive(m)

@@ -46,7 +46,7 @@ type Config struct {
 // DefaultMemoryConfig keeps one hour: 10 s windows for 2 minutes, 1-minute
 // windows up to 10 minutes, 10-minute windows up to the hour (at most 27
 // windows of rows; 5.4 million rows at 200,000 active pairs), at most
-// 8,000,000 pair rows (about 1.1 GB at the ~140 bytes per row measured by
+// 8,000,000 pair rows (about 1.4 GB at the ~174 bytes per row measured by
 // BenchmarkMemoryHour200k) and at most 3600 windows.
 func DefaultMemoryConfig() MemoryConfig {
 	return MemoryConfig{

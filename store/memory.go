@@ -29,7 +29,7 @@ import (
 // a compaction once they are half of the dictionary. Every eviction is
 // counted.
 //
-// Memory: about 140 bytes per pair row (a pair in one window of any tier;
+// Memory: about 174 bytes per pair row (a pair in one window of any tier;
 // BenchmarkMemoryHour200k measures it) plus about 330 bytes per distinct
 // pair entry of the hour. At 200,000 active pairs the default tiers hold at
 // most 12 + 9 + 6 windows of rows.
