@@ -7,6 +7,7 @@
 #   make package build dist/vmflow_<version>_<arch>.deb and .rpm (nfpm)
 #   make test    install what the tests need, then unit + integration tests
 #   make bench   Go benchmarks (ns and allocs per op) and the end-to-end blast
+#   make bench-scale  the 200,000-pair benchmarks as one table
 #   make fuzz    every fuzz target for FUZZTIME (default 20s) each
 #   make lint    go vet and a gofmt check
 
@@ -27,7 +28,7 @@ TIMEOUT    ?= 40m
 FUZZTIME   ?= 20s
 BENCHTIME  ?= 1s
 
-.PHONY: all build run run-influx demo test unit deps bench blast fuzz lint clean package
+.PHONY: all build run run-influx demo test unit deps bench bench-scale blast fuzz lint clean package
 
 all: build
 
@@ -99,6 +100,11 @@ blast: | bin
 # Each fuzz target for FUZZTIME (go test -fuzz takes one target per run).
 # Minimising a new input is capped at 5 s (Go's default, 60 s, can eat a
 # short run).
+# Scale benchmarks (200,000 active pairs): memory store, window close,
+# API queries; one table (see README "Scale").
+bench-scale:
+	scripts/bench-scale.sh
+
 fuzz:
 	@grep -rH --include='*_test.go' -oE '^func Fuzz[A-Za-z0-9_]+' . | sort -u | \
 	while IFS=: read -r file fn; do \

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,11 +27,9 @@ type Aggregator struct {
 	sinks    []Sink
 	winStart time.Time
 
-	closeMu  sync.Mutex // serialises window closes; guards the merge buffers
-	merged   map[PairKey]int32
-	mslots   []slot
-	flowSeen map[uint64]struct{}
-	remap    []int32
+	closeMu sync.Mutex // serialises window closes; guards the merge buffers
+	remap   []int32
+	order   []orderKey
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -49,13 +47,11 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 		return nil, err
 	}
 	a := &Aggregator{
-		cfg:      cfg,
-		enr:      enr,
-		now:      time.Now,
-		sinks:    append([]Sink(nil), sinks...),
-		merged:   map[PairKey]int32{},
-		flowSeen: map[uint64]struct{}{},
-		windows:  prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_windows_total", Help: "Windows closed and emitted to the sinks."}),
+		cfg:     cfg,
+		enr:     enr,
+		now:     time.Now,
+		sinks:   append([]Sink(nil), sinks...),
+		windows: prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_windows_total", Help: "Windows closed and emitted to the sinks."}),
 		windowPairs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vmflow_aggregate_window_pairs", Help: "Pairs in the last closed window."}),
 		closeDur: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -175,6 +171,70 @@ func (a *Aggregator) Drain(ctx context.Context) error {
 // the ticker keeps its wall-clock alignment.
 func (a *Aggregator) Flush() *Window { return a.closeWindow(a.now()) }
 
+// merge builds the window from the workers' shards: the first shard is
+// the base, each other shard's pairs are looked up in (or added to) it,
+// and its distinct flows counted into the base's flow set, so the base's
+// own pairs and flows are never re-hashed. Then endpoints are resolved
+// and the pairs written once, in output order (bytes descending, then
+// key), from a sorted index rather than by sorting the 700-byte pairs.
+func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
+	win := &Window{Start: start, End: end}
+	if len(shards) == 0 {
+		return win
+	}
+	base := shards[0]
+	for _, sh := range shards[1:] {
+		if cap(a.remap) < len(sh.slots) {
+			a.remap = make([]int32, len(sh.slots))
+		}
+		remap := a.remap[:len(sh.slots)]
+		for i := range sh.slots {
+			sl := &sh.slots[i]
+			j, ok := base.find(&sl.key)
+			if !ok {
+				j = base.insert(&sl.key)
+			}
+			st := sl.st
+			st.Flows = 0 // counted exactly below
+			base.slots[j].st.Merge(&st)
+			remap[i] = j
+		}
+		for _, fe := range sh.flowList {
+			if _, seen := base.flows[fe.h]; !seen {
+				base.flows[fe.h] = struct{}{}
+				base.slots[remap[fe.slot]].st.Flows++
+			}
+		}
+	}
+	slots := base.slots
+	order := a.order[:0]
+	for i := range slots {
+		order = append(order, orderKey{bytes: slots[i].st.Bytes, i: int32(i)})
+	}
+	slices.SortFunc(order, func(x, y orderKey) int {
+		if x.bytes != y.bytes {
+			if x.bytes > y.bytes {
+				return -1
+			}
+			return 1
+		}
+		return pairKeyCmp(&slots[x.i].key, &slots[y.i].key)
+	})
+	a.order = order
+	win.Pairs = make([]Pair, len(slots))
+	res := newResolver(a.enr)
+	for k, o := range order {
+		sl := &slots[o.i]
+		p := &win.Pairs[k]
+		p.Key = sl.key
+		p.Stats = sl.st
+		sortPorts(trimPorts(p.Stats.TopPorts[:]))
+		p.Src = res.endpoint(sl.key.Src, sl.st.SrcIP, sl.st.SrcMAC)
+		p.Dst = res.endpoint(sl.key.Dst, sl.st.DstIP, sl.st.DstMAC)
+	}
+	return win
+}
+
 // closeWindow ends the open window at end, merges the workers' shards and
 // writes the window to every sink.
 func (a *Aggregator) closeWindow(end time.Time) *Window {
@@ -206,35 +266,7 @@ func (a *Aggregator) closeWindow(end time.Time) *Window {
 		w.mu.Unlock()
 	}
 
-	// Merge.
-	clear(a.merged)
-	clear(a.flowSeen)
-	a.mslots = a.mslots[:0]
-	for _, sh := range shards {
-		if cap(a.remap) < len(sh.slots) {
-			a.remap = make([]int32, len(sh.slots))
-		}
-		remap := a.remap[:len(sh.slots)]
-		for i := range sh.slots {
-			sl := &sh.slots[i]
-			j, ok := a.merged[sl.key]
-			if !ok {
-				j = int32(len(a.mslots))
-				a.mslots = append(a.mslots, slot{key: sl.key})
-				a.merged[sl.key] = j
-			}
-			st := sl.st
-			st.Flows = 0 // recounted exactly below
-			a.mslots[j].st.Merge(&st)
-			remap[i] = j
-		}
-		for _, fe := range sh.flowList {
-			if _, seen := a.flowSeen[fe.h]; !seen {
-				a.flowSeen[fe.h] = struct{}{}
-				a.mslots[remap[fe.slot]].st.Flows++
-			}
-		}
-	}
+	win := a.merge(start, end, shards)
 
 	// Give the shards back, cleared.
 	for i, w := range workers {
@@ -243,25 +275,6 @@ func (a *Aggregator) closeWindow(end time.Time) *Window {
 		w.spare = shards[i]
 		w.mu.Unlock()
 	}
-
-	win := &Window{Start: start, End: end, Pairs: make([]Pair, len(a.mslots))}
-	res := newResolver(a.enr)
-	for i := range a.mslots {
-		sl := &a.mslots[i]
-		p := &win.Pairs[i]
-		p.Key = sl.key
-		p.Stats = sl.st
-		sortPorts(trimPorts(p.Stats.TopPorts[:]))
-		p.Src = res.endpoint(sl.key.Src, sl.st.SrcIP, sl.st.SrcMAC)
-		p.Dst = res.endpoint(sl.key.Dst, sl.st.DstIP, sl.st.DstMAC)
-	}
-	sort.SliceStable(win.Pairs, func(i, j int) bool {
-		pi, pj := &win.Pairs[i], &win.Pairs[j]
-		if pi.Stats.Bytes != pj.Stats.Bytes {
-			return pi.Stats.Bytes > pj.Stats.Bytes
-		}
-		return pairKeyLess(&pi.Key, &pj.Key)
-	})
 
 	for _, s := range sinks {
 		s.Write(win)
@@ -279,6 +292,26 @@ func trimPorts(p []PortCount) []PortCount {
 		n++
 	}
 	return p[:n]
+}
+
+// orderKey sorts a window's pairs without touching the slots.
+type orderKey struct {
+	bytes float64
+	i     int32
+}
+
+// pairKeyCmp orders keys as pairKeyLess does (-1, 0, 1).
+func pairKeyCmp(a, b *PairKey) int {
+	if a.Source != b.Source {
+		if a.Source < b.Source {
+			return -1
+		}
+		return 1
+	}
+	if c := endpointCmp(a.Src, b.Src); c != 0 {
+		return c
+	}
+	return endpointCmp(a.Dst, b.Dst)
 }
 
 func pairKeyLess(a, b *PairKey) bool {
@@ -302,13 +335,34 @@ func endpointCmp(a, b EndpointKey) int {
 }
 
 // resolver turns endpoint keys into display endpoints once per window.
+// The strings of last-seen addresses are cached too (per VM its latest
+// IP and MAC, per non-VM address its text), so a window of 200,000 pairs
+// does not format 800,000 strings.
 type resolver struct {
 	enr   *enrich.Enricher
-	cache map[enrich.VMID]Endpoint
+	cache map[enrich.VMID]*resolved
+	ips   map[netip.Addr]string
+}
+
+type resolved struct {
+	e    Endpoint
+	ip   netip.Addr
+	ipS  string
+	mac  [6]byte
+	macS string
 }
 
 func newResolver(enr *enrich.Enricher) *resolver {
-	return &resolver{enr: enr, cache: map[enrich.VMID]Endpoint{}}
+	return &resolver{enr: enr, cache: map[enrich.VMID]*resolved{}, ips: map[netip.Addr]string{}}
+}
+
+func (r *resolver) ipString(ip netip.Addr) string {
+	s, ok := r.ips[ip]
+	if !ok {
+		s = ip.String()
+		r.ips[ip] = s
+	}
+	return s
 }
 
 func (r *resolver) endpoint(k EndpointKey, lastIP netip.Addr, lastMAC [6]byte) Endpoint {
@@ -317,21 +371,33 @@ func (r *resolver) endpoint(k EndpointKey, lastIP netip.Addr, lastMAC [6]byte) E
 	case k.VM == OverflowVM:
 		return Endpoint{VM: "(overflow)"}
 	case k.VM != 0:
-		var ok bool
-		if e, ok = r.cache[k.VM]; !ok {
+		c, ok := r.cache[k.VM]
+		if !ok {
+			c = &resolved{}
 			if vm := r.describe(k.VM); vm != nil {
-				e = Endpoint{VM: vm.Name, UUID: vm.UUID, Host: vm.Host, Tenant: vm.Tenant, TenantName: vm.TenantName}
+				c.e = Endpoint{VM: vm.Name, UUID: vm.UUID, Host: vm.Host, Tenant: vm.Tenant, TenantName: vm.TenantName}
 			} else {
-				e = Endpoint{VM: fmt.Sprintf("vm#%d", k.VM)}
+				c.e = Endpoint{VM: fmt.Sprintf("vm#%d", k.VM)}
 			}
-			r.cache[k.VM] = e
+			r.cache[k.VM] = c
 		}
+		e = c.e
 		if lastIP.IsValid() {
-			e.IP = lastIP.String()
+			if lastIP != c.ip || c.ipS == "" {
+				c.ip, c.ipS = lastIP, lastIP.String()
+			}
+			e.IP = c.ipS
 		}
+		if lastMAC != ([6]byte{}) {
+			if lastMAC != c.mac || c.macS == "" {
+				c.mac, c.macS = lastMAC, enrich.FormatMAC(lastMAC)
+			}
+			e.MAC = c.macS
+		}
+		return e
 	default:
 		if k.IP.IsValid() {
-			e.IP = k.IP.String()
+			e.IP = r.ipString(k.IP)
 		}
 	}
 	if lastMAC != ([6]byte{}) {

@@ -19,9 +19,9 @@ func ValidSelect(s string) bool {
 	return false
 }
 
-// precision ranks export protocols for "auto": IPFIX (exact flow counts,
+// Precision ranks export protocols for "auto": IPFIX (exact flow counts,
 // usually 1-in-1) over NetFlow v9 over sFlow (packet samples).
-func precision(s decoder.Source) int {
+func Precision(s decoder.Source) int {
 	switch s {
 	case decoder.SourceIPFIX:
 		return 3
@@ -32,9 +32,6 @@ func precision(s decoder.Source) int {
 	}
 	return 0
 }
-
-// Precision is the rank of an export protocol for "auto" (higher wins).
-func Precision(s decoder.Source) int { return precision(s) }
 
 // Select returns the pairs of a time range (the pairs of all its windows
 // together) seen through one export protocol: "sflow", "ipfix", "netflow9",
@@ -58,14 +55,14 @@ func Select(pairs []Pair, source string) []Pair {
 		best := make(map[ends]int, len(pairs))
 		for i := range pairs {
 			k := ends{pairs[i].Key.Src, pairs[i].Key.Dst}
-			if p := precision(pairs[i].Key.Source); p > best[k] {
+			if p := Precision(pairs[i].Key.Source); p > best[k] {
 				best[k] = p
 			}
 		}
 		out := make([]Pair, 0, len(best))
 		for i := range pairs {
 			k := ends{pairs[i].Key.Src, pairs[i].Key.Dst}
-			if precision(pairs[i].Key.Source) == best[k] {
+			if Precision(pairs[i].Key.Source) == best[k] {
 				out = append(out, pairs[i])
 			}
 		}

@@ -307,6 +307,9 @@ type obsCache struct {
 	ok     bool
 }
 
+// Hash is the pair key's 64-bit hash (the shards' own; no allocation).
+func (k *PairKey) Hash() uint64 { return pairHash(k) }
+
 // pairHash hashes a pair key to 64 bits without allocating.
 func pairHash(k *PairKey) uint64 {
 	h := uint64(0x13198A2E03707344)

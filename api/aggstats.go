@@ -1,11 +1,9 @@
 package api
 
 import (
-	"net/netip"
-
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/decoder"
-	"github.com/vmflow/vmflow/enrich"
+	"github.com/vmflow/vmflow/store"
 )
 
 // Thin wrappers over aggregate's helpers, so the output code reads the
@@ -23,32 +21,12 @@ func ci95Packets(s *aggregate.Stats) [2]float64 {
 	return [2]float64{lo, hi}
 }
 
-// endpointID identifies an endpoint across the memory store and history.
-//
-// A VM endpoint is identified by its name and UUID, not by its EndpointKey:
-// VM ids (EndpointKey.VM) are local to one process, and windows read back
-// from InfluxDB carry only what Reader.Resolve could map back (nothing for
-// a VM that left the inventory, or the overflow endpoint). Keying by the
-// process-local id alone would split one pair into two rows at the
-// memory/history boundary, or lump every unresolved VM pair of a history
-// window into one. A non-VM endpoint is its IP; an endpoint with neither is
-// keyed by its (possibly zero) VM id.
-type endpointID struct {
-	name, uuid string
-	ip         netip.Addr
-	vm         enrich.VMID
-}
+// endpointID is store.EndpointID (see there for why a VM endpoint is its
+// name and UUID, not its process-local id).
+type endpointID = store.EndpointID
 
 // idOf is the canonical identity (used once per distinct pair).
-func idOf(e *aggregate.Endpoint, k aggregate.EndpointKey) endpointID {
-	if k.VM == 0 && k.IP.IsValid() {
-		return endpointID{ip: k.IP.Unmap()}
-	}
-	if e.VM != "" {
-		return endpointID{name: e.VM, uuid: e.UUID}
-	}
-	return endpointID{vm: k.VM}
-}
+func idOf(e *aggregate.Endpoint, k aggregate.EndpointKey) endpointID { return store.IDOf(e, k) }
 
 // visitID is the identity used per visited pair: the key itself when it
 // is set (cheap to hash), the name only for an unresolved key. Within one
@@ -56,9 +34,9 @@ func idOf(e *aggregate.Endpoint, k aggregate.EndpointKey) endpointID {
 // different tiers are then merged by idOf (see mergeByID).
 func visitID(e *aggregate.Endpoint, k aggregate.EndpointKey) endpointID {
 	if k.VM != 0 || k.IP.IsValid() {
-		return endpointID{vm: k.VM, ip: k.IP}
+		return endpointID{VM: k.VM, IP: k.IP}
 	}
-	return endpointID{name: e.VM, uuid: e.UUID}
+	return endpointID{Name: e.VM, UUID: e.UUID}
 }
 
 // endpoints is a directed pair regardless of export protocol.
@@ -106,31 +84,29 @@ type selector struct {
 
 func newSelector(source string) *selector {
 	s := &selector{source: source}
-	switch source {
-	case "sflow":
-		s.want = decoder.SourceSFlow
-	case "ipfix":
-		s.want = decoder.SourceIPFIX
-	case "netflow9":
-		s.want = decoder.SourceNetFlow9
-	default:
+	if want, auto := sourceOf(source); auto {
 		s.best = map[endpoints]int{}
+	} else {
+		s.want = want
 	}
 	return s
 }
 
-// precision mirrors aggregate's ranking for "auto": IPFIX > NetFlow v9 > sFlow.
-func precision(s decoder.Source) int {
-	switch s {
-	case decoder.SourceIPFIX:
-		return 3
-	case decoder.SourceNetFlow9:
-		return 2
-	case decoder.SourceSFlow:
-		return 1
+// sourceOf maps ?source= to a protocol, or auto.
+func sourceOf(source string) (want decoder.Source, auto bool) {
+	switch source {
+	case "sflow":
+		return decoder.SourceSFlow, false
+	case "ipfix":
+		return decoder.SourceIPFIX, false
+	case "netflow9":
+		return decoder.SourceNetFlow9, false
 	}
-	return 0
+	return decoder.SourceUnknown, true
 }
+
+// precision mirrors aggregate's ranking for "auto": IPFIX > NetFlow v9 > sFlow.
+func precision(s decoder.Source) int { return aggregate.Precision(s) }
 
 // prepare reads the range (every window each will be called with) and, for
 // "auto", picks each pair's protocol. It must be called before each.

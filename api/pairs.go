@@ -165,14 +165,16 @@ func rate(v float64, d time.Duration) float64 {
 // filter is ?vm=, ?tenant=, ?host=: each matches either side; all must hold.
 type filter struct{ vm, tenant, host string }
 
-func (f filter) match(p *aggregate.Pair) bool {
-	if f.vm != "" && p.Src.VM != f.vm && p.Dst.VM != f.vm {
+func (f filter) match(p *aggregate.Pair) bool { return f.matchEndpoints(&p.Src, &p.Dst) }
+
+func (f filter) matchEndpoints(src, dst *aggregate.Endpoint) bool {
+	if f.vm != "" && src.VM != f.vm && dst.VM != f.vm {
 		return false
 	}
-	if f.tenant != "" && p.Src.Tenant != f.tenant && p.Dst.Tenant != f.tenant {
+	if f.tenant != "" && src.Tenant != f.tenant && dst.Tenant != f.tenant {
 		return false
 	}
-	if f.host != "" && p.Src.Host != f.host && p.Dst.Host != f.host {
+	if f.host != "" && src.Host != f.host && dst.Host != f.host {
 		return false
 	}
 	return true
@@ -220,13 +222,21 @@ func (s *Server) handlePairs(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
 		return
 	}
+	out := pairsOut{From: from, To: to, Source: source, Sort: sortKey, Pairs: []pairOut{}}
+	if ok, err := s.fastPairs(c.Request.Context(), &out, pairQuery(from, to, source, sortKey, limit, f)); err != nil {
+		c.JSON(http.StatusInternalServerError, errorBody{Error: "read pairs: " + err.Error()})
+		return
+	} else if ok {
+		sortPairs(out.Pairs, sortKey)
+		c.JSON(http.StatusOK, out)
+		return
+	}
 	windows, err := s.deps.Store.Windows(c.Request.Context(), from, to)
 	if err != nil {
 		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
 		return
 	}
-
-	out := pairsOut{From: from, To: to, Source: source, Sort: sortKey, Windows: len(windows), Pairs: []pairOut{}}
+	out.Windows = len(windows)
 	var covered time.Duration
 	if len(windows) > 0 {
 		cf, ct := windows[0].Start, windows[len(windows)-1].End

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/enrich"
+	"github.com/vmflow/vmflow/store"
 )
 
 // Series routes. Points are computed here from the store's windows, for
@@ -50,17 +51,7 @@ func (b bucketer) label(w *aggregate.Window) time.Time {
 }
 
 // stepEnd rounds t up to a multiple of step since the Unix epoch.
-func stepEnd(t time.Time, step time.Duration) time.Time {
-	ns, st := t.UnixNano(), int64(step)
-	r := ns % st
-	if r < 0 {
-		r += st
-	}
-	if r != 0 {
-		ns += st - r
-	}
-	return time.Unix(0, ns).UTC()
-}
+func stepEnd(t time.Time, step time.Duration) time.Time { return store.StepEnd(t, step) }
 
 // duration is what a point's rates are computed over.
 func (b bucketer) duration(label time.Time, w *aggregate.Window) time.Duration {
@@ -105,7 +96,7 @@ func stepString(step, windowSize time.Duration) string {
 // seriesWindows parses the common series parameters, reads the windows and
 // checks the step against the window size. It answers the request itself
 // and returns ok=false on any error.
-func (s *Server) seriesWindows(c *gin.Context, q *query) (from, to time.Time, step time.Duration, source string, windows []*aggregate.Window, ok bool) {
+func (s *Server) seriesWindows(c *gin.Context, q *query, keep store.Match) (from, to time.Time, step time.Duration, source string, windows []*aggregate.Window, ok bool) {
 	var err error
 	if from, to, err = q.timeRange(s.deps.Now(), time.Hour); err != nil {
 		writeError(c, err)
@@ -127,7 +118,7 @@ func (s *Server) seriesWindows(c *gin.Context, q *query) (from, to time.Time, st
 		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
 		return
 	}
-	if windows, err = s.deps.Store.Windows(c.Request.Context(), from, to); err != nil {
+	if windows, err = s.windowsWhere(c.Request.Context(), from, to, keep); err != nil {
 		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
 		return
 	}
@@ -143,11 +134,14 @@ func (s *Server) seriesWindows(c *gin.Context, q *query) (from, to time.Time, st
 
 func (s *Server) handleSeries(c *gin.Context) {
 	srcTok, dstTok := c.Param("src"), c.Param("dst")
-	from, to, step, source, windows, ok := s.seriesWindows(c, newQuery(c))
+	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
+	keep := func(k *aggregate.PairKey, src, dst *aggregate.Endpoint) bool {
+		return sm.match(*src, k.Src) && dm.match(*dst, k.Dst)
+	}
+	from, to, step, source, windows, ok := s.seriesWindows(c, newQuery(c), keep)
 	if !ok {
 		return
 	}
-	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
 	out := seriesOut{From: from, To: to, Step: stepString(step, s.windowSize(windows)), Source: source, Points: []pointOut{}}
 	sel := newSelector(source)
 	sel.prepare(windows)
@@ -241,11 +235,14 @@ func (s *Server) inventoryVM(tok string) *enrich.VM {
 // peers are included; a pair from the VM to itself counts both ways.
 func (s *Server) handleVMSeries(c *gin.Context) {
 	tok := c.Param("name")
-	from, to, step, source, windows, ok := s.seriesWindows(c, newQuery(c))
+	m := vmMatcher(tok)
+	keep := func(k *aggregate.PairKey, src, dst *aggregate.Endpoint) bool {
+		return m.match(src, k.Src) || m.match(dst, k.Dst)
+	}
+	from, to, step, source, windows, ok := s.seriesWindows(c, newQuery(c), keep)
 	if !ok {
 		return
 	}
-	m := vmMatcher(tok)
 	out := vmSeriesOut{VM: tok, From: from, To: to, Step: stepString(step, s.windowSize(windows)), Source: source, Points: []vmPointOut{}}
 	inv := s.inventoryVM(tok)
 	if inv != nil {

@@ -29,10 +29,37 @@ type Tiered struct {
 	History Reader // may be nil: no history before memory's coverage
 }
 
-var _ Reader = Tiered{}
+var (
+	_ Reader  = Tiered{}
+	_ Querier = Tiered{}
+)
+
+// covered tells whether memory alone answers (from, to]: there is no
+// history, or memory covers time from before from.
+func (t Tiered) covered(from time.Time) bool {
+	if t.History == nil {
+		return true
+	}
+	b := t.Recent.Oldest()
+	return !b.IsZero() && !from.Before(b)
+}
+
+// TopPairs answers from memory when memory covers the range, else
+// ErrNotCovered (the caller merges windows itself).
+func (t Tiered) TopPairs(ctx context.Context, q PairQuery) (*PairResult, error) {
+	if t.Recent == nil || !t.covered(q.From) {
+		return nil, ErrNotCovered
+	}
+	return t.Recent.TopPairs(ctx, q)
+}
 
 // Windows returns the windows ending in (from, to], oldest first.
 func (t Tiered) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.Window, error) {
+	return t.WindowsWhere(ctx, from, to, nil)
+}
+
+// WindowsWhere is Windows holding only the pairs keep selects (nil: all).
+func (t Tiered) WindowsWhere(ctx context.Context, from, to time.Time, keep Match) ([]*aggregate.Window, error) {
 	if !to.After(from) {
 		return nil, nil
 	}
@@ -40,9 +67,10 @@ func (t Tiered) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.W
 		if t.History == nil {
 			return nil, nil
 		}
-		return t.History.Windows(ctx, from, to)
+		ws, err := t.History.Windows(ctx, from, to)
+		return filterWindows(ws, keep), err
 	}
-	recent, err := t.Recent.Windows(ctx, from, to)
+	recent, err := t.Recent.WindowsWhere(ctx, from, to, keep)
 	if err != nil {
 		return nil, fmt.Errorf("memory windows: %w", err)
 	}
@@ -76,5 +104,24 @@ func (t Tiered) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.W
 		}
 		out = append(out, w)
 	}
-	return append(out, recent...), nil
+	return append(filterWindows(out, keep), recent...), nil
+}
+
+// filterWindows keeps the pairs keep selects (in copies of the windows).
+func filterWindows(ws []*aggregate.Window, keep Match) []*aggregate.Window {
+	if keep == nil {
+		return ws
+	}
+	out := make([]*aggregate.Window, len(ws))
+	for i, w := range ws {
+		c := &aggregate.Window{Start: w.Start, End: w.End}
+		for j := range w.Pairs {
+			p := &w.Pairs[j]
+			if keep(&p.Key, &p.Src, &p.Dst) {
+				c.Pairs = append(c.Pairs, *p)
+			}
+		}
+		out[i] = c
+	}
+	return out
 }
