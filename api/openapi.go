@@ -382,5 +382,6 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 			},
 		},
 	}
+	addConsoleDoc(doc) // console aggregate routes (openapi_console.go)
 	return json.MarshalIndent(doc, "", "  ")
 }

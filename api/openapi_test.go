@@ -165,6 +165,14 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"/api/v1/inventory/sources", "/api/v1/inventory/sources"},
 		{"/api/v1/exporters", "/api/v1/exporters"},
 		{"/api/v1/health", "/api/v1/health"},
+		// console aggregate routes
+		{"/api/v1/overview", "/api/v1/overview?since=1m&group=protocol"},
+		{"/api/v1/overview", "/api/v1/overview?since=1m"},
+		{"/api/v1/graph", "/api/v1/graph?since=1m"},
+		{"/api/v1/graph", "/api/v1/graph?since=1m&level=group&expand=hv1&top=2"},
+		{"/api/v1/capacity", "/api/v1/capacity?since=1m&kind=pair"},
+		{"/api/v1/capacity", "/api/v1/capacity?since=1m&capacity_bps=1000"},
+		{"/api/v1/pairs/{src}/{dst}", "/api/v1/pairs/web-1/db-1?since=1m"},
 	}
 	jsonRoutes := map[string]bool{}
 	for p, ops := range doc.Paths {

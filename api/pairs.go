@@ -200,29 +200,17 @@ func (s *Server) handlePairs(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	var f filter
-	for _, p := range []struct {
-		name string
-		dst  *string
-	}{{"vm", &f.vm}, {"tenant", &f.tenant}, {"host", &f.host}} {
-		v, _, err := q.get(p.name)
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		*p.dst = v
+	f, err := q.filter()
+	if err != nil {
+		writeError(c, err)
+		return
 	}
 	if err := q.finish(); err != nil {
 		writeError(c, err)
 		return
 	}
-	if s.deps.Store == nil {
-		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
-		return
-	}
-	windows, err := s.deps.Store.Windows(c.Request.Context(), from, to)
-	if err != nil {
-		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+	windows, ok := s.readWindows(c, from, to)
+	if !ok {
 		return
 	}
 
