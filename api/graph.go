@@ -65,23 +65,25 @@ type graphOther struct {
 }
 
 type graphOut struct {
-	From        time.Time   `json:"from"`
-	To          time.Time   `json:"to"`
-	Source      string      `json:"source"`
-	Group       string      `json:"group"`
-	Level       string      `json:"level"`
-	Metric      string      `json:"metric"`
-	Top         int         `json:"top"`
-	Expanded    []string    `json:"expanded"`
-	Windows     int         `json:"windows"`
-	CoveredFrom *time.Time  `json:"covered_from"`
-	CoveredTo   *time.Time  `json:"covered_to"`
-	TotalNodes  int         `json:"total_nodes"`
-	TotalEdges  int         `json:"total_edges"`
-	Groups      []string    `json:"groups"`
-	Nodes       []graphNode `json:"nodes"`
-	Edges       []graphEdge `json:"edges"`
-	Other       graphOther  `json:"other"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Source   string    `json:"source"`
+	Group    string    `json:"group"`
+	Level    string    `json:"level"`
+	Metric   string    `json:"metric"`
+	Top      int       `json:"top"`
+	Expanded []string  `json:"expanded"`
+	Windows  int       `json:"windows"`
+	// WindowSeconds is the aggregation window (0 when unknown).
+	WindowSeconds float64     `json:"window_seconds"`
+	CoveredFrom   *time.Time  `json:"covered_from"`
+	CoveredTo     *time.Time  `json:"covered_to"`
+	TotalNodes    int         `json:"total_nodes"`
+	TotalEdges    int         `json:"total_edges"`
+	Groups        []string    `json:"groups"`
+	Nodes         []graphNode `json:"nodes"`
+	Edges         []graphEdge `json:"edges"`
+	Other         graphOther  `json:"other"`
 }
 
 // lite is a pair's sums over the range (only what the graph needs).
@@ -147,7 +149,7 @@ func (s *Server) handleGraph(c *gin.Context) {
 		return
 	}
 	out := graphOut{From: from, To: to, Source: source, Group: group, Level: level, Metric: metric, Top: top,
-		Expanded: []string{}, Windows: len(windows), Groups: []string{}, Nodes: []graphNode{}, Edges: []graphEdge{}}
+		Expanded: []string{}, Windows: len(windows), WindowSeconds: s.windowSize(windows).Seconds(), Groups: []string{}, Nodes: []graphNode{}, Edges: []graphEdge{}}
 	var covered time.Duration
 	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(windows)
 	for g := range expand {

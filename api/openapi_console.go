@@ -108,7 +108,8 @@ func addConsoleDoc(doc obj) {
 		"group": str("grouping"), "level": str("level"), "metric": str("edge metric"), "top": integer("edge limit applied"),
 		"expanded": arrayOf(obj{"type": "string"}, "groups expanded"),
 		"windows":  integer("windows in the range"), "covered_from": nullTime("first window start"), "covered_to": nullTime("last window end"),
-		"total_nodes": integer("nodes at this level before the top N"), "total_edges": integer("edges before the top N"),
+		"window_seconds": num("the aggregation window; 0 when unknown"),
+		"total_nodes":    integer("nodes at this level before the top N"), "total_edges": integer("edges before the top N"),
 		"groups": arrayOf(obj{"type": "string"}, "every group seen"),
 		"nodes":  arrayOf(ref("GraphNode"), "nodes of the returned edges, and every group node"),
 		"edges":  arrayOf(ref("GraphEdge"), "top edges, heaviest first"),
@@ -116,7 +117,7 @@ func addConsoleDoc(doc obj) {
 			"edges": integer("how many"), "bytes": num("bytes"), "packets": num("packets"),
 			"bps": num("bit/s"), "pps": num("packets/s"), "flows": integer("flows"),
 		}, "edges", "bytes", "packets", "bps", "pps", "flows"),
-	}, "from", "to", "source", "group", "level", "metric", "top", "expanded", "windows", "covered_from", "covered_to",
+	}, "from", "to", "source", "group", "level", "metric", "top", "expanded", "windows", "window_seconds", "covered_from", "covered_to",
 		"total_nodes", "total_edges", "groups", "nodes", "edges", "other")
 
 	schemas["CapacityItem"] = object("One subject's capacity statistics over the range.", obj{
@@ -152,9 +153,10 @@ func addConsoleDoc(doc obj) {
 	schemas["PairDetailResponse"] = object("", obj{
 		"from": dateTime("range start"), "to": dateTime("range end"), "source": str("source applied"),
 		"windows": integer("windows in the range"), "covered_from": nullTime("first window start"), "covered_to": nullTime("last window end"),
-		"pair":      ref("Pair"),
-		"by_source": arrayOf(ref("PairSource"), "each export protocol on its own"),
-	}, "from", "to", "source", "windows", "covered_from", "covered_to", "pair", "by_source")
+		"window_seconds": num("the aggregation window (a series `step` must be a multiple of it); 0 when unknown"),
+		"pair":           ref("Pair"),
+		"by_source":      arrayOf(ref("PairSource"), "each export protocol on its own"),
+	}, "from", "to", "source", "windows", "window_seconds", "covered_from", "covered_to", "pair", "by_source")
 
 	paths["/api/v1/overview"] = obj{"get": obj{
 		"operationId": "overview",

@@ -28,14 +28,17 @@ type pairSourceOut struct {
 }
 
 type pairDetailOut struct {
-	From        time.Time       `json:"from"`
-	To          time.Time       `json:"to"`
-	Source      string          `json:"source"`
-	Windows     int             `json:"windows"`
-	CoveredFrom *time.Time      `json:"covered_from"`
-	CoveredTo   *time.Time      `json:"covered_to"`
-	Pair        pairOut         `json:"pair"`
-	BySource    []pairSourceOut `json:"by_source"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Source  string    `json:"source"`
+	Windows int       `json:"windows"`
+	// WindowSeconds is the aggregation window (what ?step= of the series
+	// must be a multiple of); 0 when unknown.
+	WindowSeconds float64         `json:"window_seconds"`
+	CoveredFrom   *time.Time      `json:"covered_from"`
+	CoveredTo     *time.Time      `json:"covered_to"`
+	Pair          pairOut         `json:"pair"`
+	BySource      []pairSourceOut `json:"by_source"`
 }
 
 func (s *Server) handlePair(c *gin.Context) {
@@ -59,7 +62,8 @@ func (s *Server) handlePair(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out := pairDetailOut{From: from, To: to, Source: source, Windows: len(windows), BySource: []pairSourceOut{}}
+	out := pairDetailOut{From: from, To: to, Source: source, Windows: len(windows), BySource: []pairSourceOut{},
+		WindowSeconds: s.windowSize(windows).Seconds()}
 	var covered time.Duration
 	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(windows)
 	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
