@@ -546,5 +546,6 @@ func ExampleServer_Routes() {
 	}
 	// Unordered output:
 	// GET /api/v1/pairs
+	// GET /api/v1/pairs/:src/:dst
 	// GET /api/v1/pairs/:src/:dst/series
 }

@@ -17,6 +17,9 @@ type Config struct {
 	WriteTimeout time.Duration `mapstructure:"write_timeout" yaml:"write_timeout"`
 	// MaxLimit is the largest accepted ?limit= for /api/v1/pairs.
 	MaxLimit int `mapstructure:"max_limit" yaml:"max_limit"`
+	// CapacityBPS is the link capacity (bit/s) the capacity-planning route
+	// computes runout dates against, unless ?capacity_bps= is given.
+	CapacityBPS float64 `mapstructure:"capacity_bps" yaml:"capacity_bps"`
 }
 
 // DefaultLimit is /api/v1/pairs's limit when none is given (capped by MaxLimit).
@@ -29,6 +32,7 @@ func DefaultConfig() Config {
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 30 * time.Second,
 		MaxLimit:     1000,
+		CapacityBPS:  10e9,
 	}
 }
 
@@ -48,6 +52,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxLimit < 1 {
 		errs = append(errs, fmt.Errorf("api.max_limit: must be >= 1, got %d", c.MaxLimit))
+	}
+	if !(c.CapacityBPS > 0) {
+		errs = append(errs, fmt.Errorf("api.capacity_bps: must be > 0, got %g", c.CapacityBPS))
 	}
 	return errors.Join(errs...)
 }

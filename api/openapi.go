@@ -385,5 +385,6 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		},
 	}
 	addAlertOpenAPI(paths, doc["components"].(obj)["schemas"].(obj), params)
+	addConsoleDoc(doc) // console aggregate routes (openapi_console.go)
 	return json.MarshalIndent(doc, "", "  ")
 }

@@ -171,6 +171,14 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"/api/v1/alerts", "/api/v1/alerts?state=resolved"},
 		{"/api/v1/alerts/rules", "/api/v1/alerts/rules"},
 		{"/api/v1/silences", "/api/v1/silences"},
+		// console aggregate routes
+		{"/api/v1/overview", "/api/v1/overview?since=1m&group=protocol"},
+		{"/api/v1/overview", "/api/v1/overview?since=1m"},
+		{"/api/v1/graph", "/api/v1/graph?since=1m"},
+		{"/api/v1/graph", "/api/v1/graph?since=1m&level=group&expand=hv1&top=2"},
+		{"/api/v1/capacity", "/api/v1/capacity?since=1m&kind=pair"},
+		{"/api/v1/capacity", "/api/v1/capacity?since=1m&capacity_bps=1000"},
+		{"/api/v1/pairs/{src}/{dst}", "/api/v1/pairs/web-1/db-1?since=1m"},
 	}
 	jsonRoutes := map[string]bool{}
 	for p, ops := range doc.Paths {

@@ -202,17 +202,10 @@ func (s *Server) handlePairs(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	var f filter
-	for _, p := range []struct {
-		name string
-		dst  *string
-	}{{"vm", &f.vm}, {"tenant", &f.tenant}, {"host", &f.host}} {
-		v, _, err := q.get(p.name)
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		*p.dst = v
+	f, err := q.filter()
+	if err != nil {
+		writeError(c, err)
+		return
 	}
 	if err := q.finish(); err != nil {
 		writeError(c, err)

@@ -158,6 +158,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/openapi.json", s.handleOpenAPI)
 	s.registerAlertRoutes(v1)
 	s.registerAdmin(v1)
+	// Console aggregate routes (overview.go, graph.go, capacity.go, pair.go).
+	v1.GET("/overview", s.handleOverview)
+	v1.GET("/graph", s.handleGraph)
+	v1.GET("/capacity", s.handleCapacity)
+	v1.GET("/pairs/:src/:dst", s.handlePair)
 	metrics := promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	e.GET("/metrics", gin.WrapH(metrics))
 	if deps.UI != nil {

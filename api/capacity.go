@@ -1,0 +1,315 @@
+package api
+
+import (
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vmflow/vmflow/aggregate"
+)
+
+// GET /api/v1/capacity: capacity planning per VM or per pair over a range
+// (7 or 30 days in the console; whatever the store holds: InfluxDB history
+// when enabled, memory otherwise). Each subject's traffic is cut into step
+// buckets (bit/s per bucket, 0 where it was silent within the covered
+// range); from those: peak, 95th percentile, mean, a least-squares trend
+// line, its forecast one range ahead, and the date the trend reaches the
+// capacity ("runout"). The biggest risers and fallers are the steepest
+// trends. State per subject: one float64 per bucket (two for a VM).
+
+var (
+	capacityKinds = []string{"vm", "pair"}
+	capacitySorts = []string{"runout", "peak", "p95", "growth"}
+)
+
+type capItem struct {
+	Subject         string     `json:"subject"`
+	VM              string     `json:"vm,omitempty"`
+	Src             string     `json:"src,omitempty"`
+	Dst             string     `json:"dst,omitempty"`
+	Host            string     `json:"host"`
+	Tenant          string     `json:"tenant"`
+	PeakBPS         float64    `json:"peak_bps"`
+	P95BPS          float64    `json:"p95_bps"`
+	MeanBPS         float64    `json:"mean_bps"`
+	TrendBPS        float64    `json:"trend_bps"`
+	SlopeBPSPerDay  float64    `json:"slope_bps_per_day"`
+	GrowthPctPerDay float64    `json:"growth_pct_per_day"`
+	ForecastBPS     float64    `json:"forecast_bps"`
+	Runout          *time.Time `json:"runout"`
+	Exceeded        bool       `json:"exceeded"`
+	BPS             []float64  `json:"bps"`
+}
+
+type capacityOut struct {
+	From        time.Time   `json:"from"`
+	To          time.Time   `json:"to"`
+	Kind        string      `json:"kind"`
+	Step        string      `json:"step"`
+	Source      string      `json:"source"`
+	Sort        string      `json:"sort"`
+	CapacityBPS float64     `json:"capacity_bps"`
+	ForecastAt  time.Time   `json:"forecast_at"`
+	Windows     int         `json:"windows"`
+	CoveredFrom *time.Time  `json:"covered_from"`
+	CoveredTo   *time.Time  `json:"covered_to"`
+	Times       []time.Time `json:"times"`
+	Total       int         `json:"total_subjects"`
+	Items       []capItem   `json:"items"`
+	Risers      []capItem   `json:"risers"`
+	Fallers     []capItem   `json:"fallers"`
+}
+
+// capSeries is one subject's bytes per bucket.
+type capSeries struct {
+	p      *aggregate.Pair // latest pair seen (names)
+	vmSide int             // kind=vm: 0 src, 1 dst of p
+	tx, rx []float64       // kind=vm: sent, received; kind=pair: tx only
+}
+
+func (s *Server) handleCapacity(c *gin.Context) {
+	q := newQuery(c)
+	var (
+		source, kind, sortKey string
+		top                   int
+		capBPS                float64
+		f                     consoleFilter
+	)
+	from, to, step, windows, ok := s.rangeWindows(c, q, 7*24*time.Hour, func() (err error) {
+		if source, err = q.source(); err != nil {
+			return err
+		}
+		if kind, err = q.enumParam("kind", capacityKinds, "vm"); err != nil {
+			return err
+		}
+		if sortKey, err = q.enumParam("sort", capacitySorts, "runout"); err != nil {
+			return err
+		}
+		if top, err = q.intParam("top", 20, 1, 500); err != nil {
+			return err
+		}
+		capBPS = s.cfg.CapacityBPS
+		if v, ok, err := q.get("capacity_bps"); err != nil {
+			return err
+		} else if ok {
+			x, perr := strconv.ParseFloat(v, 64)
+			if perr != nil || !(x > 0) || math.IsInf(x, 0) {
+				return badParam("capacity_bps", "must be a number > 0: %q", v)
+			}
+			capBPS = x
+		}
+		f, err = q.consoleFilter()
+		return err
+	})
+	if !ok {
+		return
+	}
+	out := capacityOut{From: from, To: to, Kind: kind, Step: step.String(), Source: source, Sort: sortKey, CapacityBPS: capBPS,
+		ForecastAt: to.Add(to.Sub(from)), Windows: len(windows), Times: []time.Time{},
+		Items: []capItem{}, Risers: []capItem{}, Fallers: []capItem{}}
+	out.CoveredFrom, out.CoveredTo, _ = coveredSpan(windows)
+
+	// Buckets: labels and durations, from the windows alone.
+	bk := newBucketer(step, windows)
+	idx := make([]int, len(windows))
+	var durs []time.Duration
+	for i, w := range windows {
+		l := bk.label(w)
+		if n := len(out.Times); n == 0 || !l.Equal(out.Times[n-1]) {
+			out.Times = append(out.Times, l)
+			durs = append(durs, 0)
+		}
+		idx[i] = len(out.Times) - 1
+		durs[idx[i]] = max(durs[idx[i]], bk.duration(l, w))
+	}
+	nb := len(out.Times)
+
+	series := map[endpointID]*capSeries{}
+	pairSeries := map[endpoints]*capSeries{}
+	getVM := func(k endpointID, p *aggregate.Pair, side int) *capSeries {
+		cs := series[k]
+		if cs == nil {
+			cs = &capSeries{tx: make([]float64, nb), rx: make([]float64, nb)}
+			series[k] = cs
+		}
+		cs.p, cs.vmSide = p, side
+		return cs
+	}
+	sel := newSelector(source)
+	sel.prepare(windows)
+	for wi, w := range windows {
+		i := idx[wi]
+		sel.each(w, func(p *aggregate.Pair) {
+			b, _, ok := f.values(p)
+			if !ok {
+				return
+			}
+			if kind == "pair" {
+				k := visitKey(p)
+				cs := pairSeries[k]
+				if cs == nil {
+					cs = &capSeries{tx: make([]float64, nb)}
+					pairSeries[k] = cs
+				}
+				cs.p = p
+				cs.tx[i] += b
+				return
+			}
+			if isVM(&p.Src, p.Key.Src) && (f.vm == "" || p.Src.VM == f.vm) {
+				getVM(visitID(&p.Src, p.Key.Src), p, 0).tx[i] += b
+			}
+			if isVM(&p.Dst, p.Key.Dst) && (f.vm == "" || p.Dst.VM == f.vm) {
+				getVM(visitID(&p.Dst, p.Key.Dst), p, 1).rx[i] += b
+			}
+		})
+	}
+
+	// Merge the tiers' keys of one subject by name, then compute.
+	merged := map[string]*capItem{}
+	vals := map[string][]float64{}
+	addSeries := func(name string, it capItem, bytes []float64) {
+		v := vals[name]
+		if v == nil {
+			v = make([]float64, nb)
+			vals[name] = v
+			cp := it
+			merged[name] = &cp
+		}
+		for i, b := range bytes {
+			v[i] += b
+		}
+	}
+	for _, cs := range pairSeries {
+		p := cs.p
+		src, dst := nodeName(&p.Src, p.Key.Src), nodeName(&p.Dst, p.Key.Dst)
+		addSeries(src+" → "+dst, capItem{Subject: src + " → " + dst, Src: src, Dst: dst, Host: p.Src.Host, Tenant: p.Src.Tenant}, cs.tx)
+	}
+	for _, cs := range series {
+		e, k := &cs.p.Src, cs.p.Key.Src
+		if cs.vmSide == 1 {
+			e, k = &cs.p.Dst, cs.p.Key.Dst
+		}
+		name := nodeName(e, k)
+		// The busier direction per bucket (a vNIC's capacity is per direction).
+		busier := make([]float64, nb)
+		for i := range busier {
+			busier[i] = max(cs.tx[i], cs.rx[i])
+		}
+		// Tiers of one VM rarely coexist; if they do, their busier sides add (an upper bound).
+		addSeries(name, capItem{Subject: name, VM: name, Host: e.Host, Tenant: e.Tenant}, busier)
+	}
+	items := make([]capItem, 0, len(merged))
+	for name, it := range merged {
+		bps := vals[name]
+		for i := range bps {
+			bps[i] = rate(bps[i]*8, durs[i])
+		}
+		capStats(it, bps, out.Times, to, out.ForecastAt, capBPS)
+		it.BPS = bps
+		items = append(items, *it)
+	}
+	out.Total = len(items)
+	less := func(key string) func(a, b *capItem) bool {
+		return func(a, b *capItem) bool {
+			var x, y float64
+			switch key {
+			case "peak":
+				x, y = a.PeakBPS, b.PeakBPS
+			case "p95":
+				x, y = a.P95BPS, b.P95BPS
+			case "growth":
+				x, y = a.SlopeBPSPerDay, b.SlopeBPSPerDay
+			case "fall":
+				x, y = -a.SlopeBPSPerDay, -b.SlopeBPSPerDay
+			case "runout": // soonest runout first, then highest peak
+				ra, rb := runoutKey(a), runoutKey(b)
+				if ra != rb {
+					return ra < rb
+				}
+				x, y = a.PeakBPS, b.PeakBPS
+			}
+			if x != y {
+				return x > y
+			}
+			return a.Subject < b.Subject
+		}
+	}
+	pick := func(key string, n int, keep func(*capItem) bool) []capItem {
+		l := less(key)
+		sort.Slice(items, func(i, j int) bool { return l(&items[i], &items[j]) })
+		res := []capItem{}
+		for i := range items {
+			if len(res) == n {
+				break
+			}
+			if keep == nil || keep(&items[i]) {
+				res = append(res, items[i])
+			}
+		}
+		return res
+	}
+	out.Risers = pick("growth", 5, func(it *capItem) bool { return it.SlopeBPSPerDay > 0 })
+	out.Fallers = pick("fall", 5, func(it *capItem) bool { return it.SlopeBPSPerDay < 0 })
+	out.Items = pick(sortKey, top, nil)
+	c.JSON(http.StatusOK, out)
+}
+
+func runoutKey(it *capItem) int64 {
+	if it.Runout == nil {
+		return math.MaxInt64
+	}
+	return it.Runout.UnixNano()
+}
+
+// maxRunout is how far ahead a runout date is still reported.
+const maxRunout = 10 * 365 * 24 * time.Hour
+
+// capStats fills peak, p95, mean, trend, forecast and runout from the
+// per-bucket rates (times are the bucket labels; now is the range end).
+func capStats(it *capItem, bps []float64, times []time.Time, now, forecastAt time.Time, capBPS float64) {
+	n := len(bps)
+	if n == 0 {
+		return
+	}
+	sorted := append([]float64(nil), bps...)
+	sort.Float64s(sorted)
+	it.PeakBPS = sorted[n-1]
+	it.P95BPS = sorted[int(math.Ceil(0.95*float64(n)))-1] // nearest rank
+	var sx, sy, sxx, sxy float64
+	for i, y := range bps {
+		x := times[i].Sub(now).Seconds()
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	fn := float64(n)
+	it.MeanBPS = sy / fn
+	var slope float64
+	if d := fn*sxx - sx*sx; n > 1 && d > 0 {
+		slope = (fn*sxy - sx*sy) / d
+	}
+	intercept := (sy - slope*sx) / fn // trend at now (x = 0)
+	it.TrendBPS = math.Max(0, intercept)
+	it.SlopeBPSPerDay = slope * 86400
+	if it.MeanBPS > 0 {
+		it.GrowthPctPerDay = 100 * it.SlopeBPSPerDay / it.MeanBPS
+	}
+	it.ForecastBPS = math.Max(0, intercept+slope*forecastAt.Sub(now).Seconds())
+	switch {
+	case intercept >= capBPS:
+		it.Exceeded = true
+		t := now
+		it.Runout = &t
+	case slope > 0:
+		secs := (capBPS - intercept) / slope
+		if secs <= maxRunout.Seconds() {
+			t := now.Add(time.Duration(secs * float64(time.Second))).UTC()
+			it.Runout = &t
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package api
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
+	"github.com/vmflow/vmflow/store"
+)
+
+// BenchmarkConsoleRoutes: the console's aggregate routes over one 10 s
+// window holding 200,000 active pairs among 10,000 VMs (100 hosts, 10
+// tenants). Cost grows with the pairs of the range's windows.
+func BenchmarkConsoleRoutes(b *testing.B) {
+	const pairs, vms = 200_000, 10_000
+	mem := store.NewMemory(store.MemoryConfig{Retention: time.Hour, MaxPairs: 2 * pairs}, nil)
+	w := &aggregate.Window{Start: T, End: T.Add(10 * time.Second)}
+	name := func(i int) aggregate.Endpoint {
+		return aggregate.Endpoint{VM: "vm-" + itoa(i), Host: "hv" + itoa(i%100), Tenant: "t" + itoa(i%10)}
+	}
+	for p := 0; p < pairs; p++ {
+		s, d := p%vms, (p*7+p/vms+1)%vms
+		st := aggregate.Stats{Bytes: float64(1000 + p%977), Packets: 10, Samples: 1, Flows: 1, TCPBytes: 1000, TCPPackets: 10}
+		w.Pairs = append(w.Pairs, aggregate.Pair{
+			Key: aggregate.PairKey{Src: aggregate.EndpointKey{VM: enrich.VMID(s + 1)}, Dst: aggregate.EndpointKey{VM: enrich.VMID(d + 1)}, Source: decoder.SourceSFlow},
+			Src: name(s), Dst: name(d), Stats: st,
+		})
+	}
+	mem.Write(w)
+	srv, err := New(DefaultConfig(), Deps{Store: mem, WindowSize: 10 * time.Second, Now: func() time.Time { return T.Add(10 * time.Second) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := srv.Handler()
+	for _, u := range []string{
+		"/api/v1/overview?since=10s", "/api/v1/graph?since=10s", "/api/v1/graph?since=10s&level=group",
+		"/api/v1/capacity?since=10s&kind=vm", "/api/v1/pairs?since=10s",
+	} {
+		b.Run(u, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", u, nil))
+				if rec.Code != 200 {
+					b.Fatal(rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b [20]byte
+	n := len(b)
+	for i > 0 {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+	}
+	return string(b[n:])
+}

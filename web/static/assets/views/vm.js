@@ -1,0 +1,104 @@
+// VM detail: its peers in and out (table + small graph), its series, its
+// interfaces and inventory record (source, host, tenant, labels, addresses
+// and where they came from, staleness), its alerts.
+import { fmt, getJSON, h, HTTPError, link, num, qs, rangeQuery, rangeSeconds, table } from "../lib.js";
+import { chartBox, render as draw, timeAxis, tooltip, valueAxis } from "../charts.js";
+import { fetchAlerts, section, severityBadge, subjectOf } from "./common.js";
+import { graphOption } from "./topology.js";
+import { nodeLabel } from "./overview.js";
+import { seriesStep } from "./pair.js";
+
+export const title = "VM detail";
+export const defaultSince = "1h";
+
+export async function render(ctx) {
+  const p = ctx.params;
+  const name = p.get("name") || "";
+  if (!name) {
+    ctx.mount(h("div", { class: "view" }, h("h1", {}, "VM detail"), h("p", {}, "Choose a VM on the ", link("topology", {}, "topology map", ctx.state), ".")));
+    return;
+  }
+  const rq = Object.assign(rangeQuery(p, defaultSince), { source: p.get("source") || "" });
+  const [inv, g, alerts] = await Promise.all([
+    getJSON("/api/v1/vms"),
+    getJSON("/api/v1/graph?" + qs(Object.assign({ vm: name, level: "vm", top: 200 }, rq))),
+    fetchAlerts({ vm: name }).catch(() => null),
+  ]);
+  const vm = inv.vms.find((v) => v.name === name || (v.uuid && v.uuid.toLowerCase() === name.toLowerCase()));
+  const vmName = vm ? vm.name : name;
+  let series = null;
+  try {
+    series = await getJSON("/api/v1/vms/" + encodeURIComponent(vmName) + "/series?" + qs(Object.assign({ step: seriesStep(rangeSeconds(p, defaultSince), g.window_seconds) }, rq)));
+  } catch (e) {
+    if (!(e instanceof HTTPError && e.status === 404)) throw e;
+  }
+  if (!ctx.alive()) return;
+  if (!vm && !series) {
+    ctx.mount(h("div", { class: "view vm" }, h("h1", {}, name), h("p", { id: "vm-unknown", class: "muted" }, name + " is not in the inventory and had no traffic in this range.")));
+    return;
+  }
+  const me = "vm:" + vmName;
+  const out = g.edges.filter((e) => e.src === me), inn = g.edges.filter((e) => e.dst === me);
+  const peerRow = (e, peerID) => {
+    const peer = nodeLabel(peerID);
+    const s = e.src === me ? vmName : peer, d = e.src === me ? peer : vmName;
+    return [h("td", {}, peerID.startsWith("vm:") ? link("vm", { name: peer }, peer, ctx.state) : h("span", { class: "ip" }, peer)),
+      num("td", e.bps, fmt.bps, { class: "num bps" }), num("td", e.pps, fmt.pps), num("td", e.bytes, fmt.bytes), h("td", {}, link("pair", { src: s, dst: d }, "detail", ctx.state))];
+  };
+  const pcols = [{ label: "Peer" }, { label: "Average", num: true }, { label: "Packets/s", num: true }, { label: "Bytes", num: true }, { label: "Pair" }];
+  const txSum = out.reduce((s, e) => s + e.bps, 0), rxSum = inn.reduce((s, e) => s + e.bps, 0);
+
+  const record = vm ? table("vm-record", "Inventory record", [{ label: "Field" }, { label: "Value" }], [
+    [h("th", { scope: "row" }, "Name"), vm.name], [h("th", { scope: "row" }, "UUID"), vm.uuid || "–"],
+    [h("th", { scope: "row" }, "Host"), vm.host || "–"], [h("th", { scope: "row" }, "Tenant"), (vm.tenant_name ? vm.tenant_name + " (" + vm.tenant + ")" : vm.tenant) || "–"],
+    [h("th", { scope: "row" }, "State"), vm.state || "–"], [h("th", { scope: "row" }, "Source"), h("td", { id: "vm-source" }, vm.source)],
+    [h("th", { scope: "row" }, "Stale"), h("td", { id: "vm-stale", class: vm.stale ? "bad" : "" }, vm.stale ? "yes: its source is unreachable" : "no")],
+    [h("th", { scope: "row" }, "vCPUs / memory"), (vm.vcpus || "–") + " / " + (vm.memory_kib ? fmt.bytes(vm.memory_kib * 1024) : "–")],
+    [h("th", { scope: "row" }, "Labels"), Object.entries(vm.labels || {}).map(([k, v]) => k + "=" + v).join(", ") || "–"],
+    [h("th", { scope: "row" }, "Migrated"), vm.prev_host ? "from " + vm.prev_host + " at " + fmt.time(vm.moved_at) : "–"],
+  ]) : h("p", { class: "muted", id: "vm-not-inventory" }, "Not in the inventory (seen in traffic only).");
+  const ifRows = vm ? vm.interfaces.map((i) => [i.mac, i.tap || "–", i.bridge || "–", i.ovs_port || "–", i.vni ? String(i.vni) : "–",
+    h("td", { class: "addrs" }, i.addrs.length ? i.addrs.map((a) => a.ip + " (" + a.source + (a.last_seen && !a.last_seen.startsWith("0001") ? ", " + fmt.ago(a.last_seen) : "") + ")").join(", ") : "–")]) : [];
+
+  const box = chartBox("vm", "Traffic sent and received by " + vmName + " in bit/s");
+  const peersBox = chartBox("vm-peers", "Peers of " + vmName + " (also in the tables)", "small-graph");
+  const mine = alerts || [];
+  const root = h("div", { class: "view vm" },
+    h("h1", { id: "vm-title" }, vmName),
+    h("div", { class: "kpis" },
+      h("div", { class: "kpi", id: "vm-tx" }, h("div", { class: "kpi-label" }, "Sent (average)"), num("div", txSum, fmt.bps, { class: "kpi-value" })),
+      h("div", { class: "kpi", id: "vm-rx" }, h("div", { class: "kpi-label" }, "Received (average)"), num("div", rxSum, fmt.bps, { class: "kpi-value" })),
+      h("div", { class: "kpi", id: "vm-peers-count" }, h("div", { class: "kpi-label" }, "Peers"), num("div", new Set(out.map((e) => e.dst).concat(inn.map((e) => e.src))).size, fmt.count, { class: "kpi-value" }))),
+    section("Alerts", "vm-alerts", alerts === null ? h("p", { class: "muted" }, "Alerting is not available.")
+      : mine.length ? h("ul", { id: "vm-alert-list" }, mine.map((a) => h("li", {}, severityBadge(a.severity), " ", a.rule, " · ", a.state, " · ", subjectOf(a).text, " · ", a.summary)))
+        : h("p", { class: "muted" }, "No alerts.")),
+    section("Series", "vm-series", box, h("p", { class: "muted note" }, series ? "One point per " + series.step + "; external peers included." : "No traffic in this range.")),
+    h("div", { class: "grid2" },
+      section("Sends to", "vm-out", table("vm-out-table", "Sends to", pcols, out.map((e) => peerRow(e, e.dst)), "Sent nothing in this range.")),
+      section("Receives from", "vm-in", table("vm-in-table", "Receives from", pcols, inn.map((e) => peerRow(e, e.src)), "Received nothing in this range."))),
+    section("Peers", "vm-peers-map", peersBox),
+    h("div", { class: "grid2" },
+      section("Inventory record", "vm-inventory", record),
+      section("Interfaces", "vm-interfaces", table("vm-ifaces", "Interfaces", [{ label: "MAC" }, { label: "Tap" }, { label: "Bridge" }, { label: "OVS port" }, { label: "VNI" }, { label: "Addresses (source)" }], ifRows, "No interfaces known."),
+        h("p", { class: "muted" }, "Port counters and resource metrics: not collected by this vmflow."))),
+  );
+  if (!ctx.mount(root)) return;
+  if (series) {
+    const pts = series.points;
+    draw("vm", box, {
+      legend: { top: 0 }, grid: { left: 80, right: 20, top: 30, bottom: 30 }, tooltip: tooltip(fmt.bps), xAxis: timeAxis(), yAxis: valueAxis(fmt.bps),
+      series: [
+        { name: "sent", type: "line", showSymbol: false, data: pts.map((x) => [x.time, x.tx_bps]) },
+        { name: "received", type: "line", showSymbol: false, data: pts.map((x) => [x.time, x.rx_bps]) },
+      ],
+    });
+  }
+  if (g.edges.length) {
+    const opt = graphOption(g, "bps", (e) => e.bps, () => false, () => false);
+    const inst = draw("vm-peers", peersBox, opt);
+    inst.on("click", (ev) => {
+      if (ev.dataType === "node" && ev.data.raw.kind === "vm" && ev.data.raw.name !== vmName) ctx.state.go("vm", { name: ev.data.raw.name });
+      if (ev.dataType === "edge") ctx.state.go("pair", { src: nodeLabel(ev.data.raw.src), dst: nodeLabel(ev.data.raw.dst) });
+    });
+  }
+}
