@@ -361,6 +361,9 @@ type scratch struct {
 	// per worker queue (template protocols): the chunk being built
 	heads, tails []*slot
 	counts       []int
+	// inline: the datagram being handled (a local would escape to the
+	// heap through the handler interface)
+	d Datagram
 }
 
 func (l *listener) newScratch(batch int) *scratch {
@@ -499,9 +502,10 @@ func (l *listener) handleInline(src batchSource, n int, local netip.AddrPort, no
 	var t tally
 	for j := 0; j < m; j++ {
 		data, from, _ := src.datagram(sc.acc[j].i)
-		d := Datagram{Proto: l.proto, From: from, Local: local, Data: data, Received: now}
-		t.handle(wh, cache, &d, base+uint64(j))
+		sc.d = Datagram{Proto: l.proto, From: from, Local: local, Data: data, Received: now}
+		t.handle(wh, cache, &sc.d, base+uint64(j))
 	}
+	sc.d.Data = nil
 	l.ctr.handled.Add(uint64(m))
 	t.count(l)
 }
