@@ -162,9 +162,9 @@ func procUserSys(t *testing.T, pid int) (user, sys time.Duration) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	require.NoError(t, err)
 	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // after "pid (comm) "
-	ut, _ := strconv.ParseUint(f[11], 10, 64)                 // field 14
-	st, _ := strconv.ParseUint(f[12], 10, 64)                 // field 15
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])                            // after "pid (comm) "
+	ut, _ := strconv.ParseUint(f[11], 10, 64)                                           // field 14
+	st, _ := strconv.ParseUint(f[12], 10, 64)                                           // field 15
 	return time.Duration(ut) * time.Second / 100, time.Duration(st) * time.Second / 100 // USER_HZ
 }
 
