@@ -210,3 +210,31 @@ func TestQueuePathSlowWorkers(t *testing.T) {
 	q.stop()
 	q.check(t)
 }
+
+// BenchmarkInlinePath is the inline listener's path (collector.*.inline):
+// a received batch handled on the reader, then the exporter state. One op
+// is one datagram; allocs/op must be 0.
+func BenchmarkInlinePath(b *testing.B) {
+	cfg := testConfig()
+	cfg.SFlow.Inline = true
+	q := newQueuePath(b, cfg, sflowCounter{})
+	q.stop() // the workers of newQueuePath are not used
+	wh := sflowCounter{}.NewWorker()
+	cache := newExporterCache(q.c.table)
+	push := func(k int) {
+		for j := 0; j < k; j++ {
+			q.seq++
+			binary.BigEndian.PutUint32(q.src.data[j][q.hdrs[j].SeqOffset:], q.seq)
+			binary.BigEndian.PutUint32(q.src.data[j][q.hdrs[j].SeqOffset+4:], q.seq/100)
+		}
+		q.l.handleInline(q.src, k, q.local, time.Now().UnixNano(), q.sc, wh, cache)
+	}
+	push(queuePathBatch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += queuePathBatch {
+		push(min(queuePathBatch, b.N-n))
+	}
+	b.StopTimer()
+	q.check(b)
+}

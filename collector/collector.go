@@ -222,6 +222,9 @@ type listener struct {
 	// that follows it is decoded (and sequence numbers are seen in order).
 	q  chan chunk
 	wq []chan chunk
+	// inline: the readers handle what they read (Inline, and for the
+	// template protocols the steering program attached)
+	inline bool
 
 	dropsMu   sync.Mutex
 	rcs       []syscall.RawConn
@@ -280,6 +283,11 @@ func (l *listener) bind(ctx context.Context) error {
 			return err
 		}
 		l.mreaders = append(l.mreaders, r)
+		if i == 0 && l.cfg.Inline {
+			// every datagram of an exporter address on one socket,
+			// so that the socket's reader sees them in order
+			l.inline = !l.proto.templated() || l.cfg.Sockets == 1 || steerByAddress(conn, l.cfg.Sockets) == nil
+		}
 		d, _ := socketDrops(r.rc)
 		l.dropsMu.Lock()
 		l.rcs = append(l.rcs, r.rc)
@@ -290,6 +298,15 @@ func (l *listener) bind(ctx context.Context) error {
 }
 
 func (l *listener) start() {
+	if l.inline {
+		for i, r := range l.mreaders {
+			local := l.conns[i].LocalAddr().(*net.UDPAddr).AddrPort()
+			wh := l.c.h.NewWorker()
+			l.readers.Add(1)
+			go l.readLoop(r, local, wh)
+		}
+		return
+	}
 	for i := range l.cfg.workers() {
 		wh := l.c.h.NewWorker()
 		l.workers.Add(1)
@@ -302,7 +319,7 @@ func (l *listener) start() {
 	for i, r := range l.mreaders {
 		local := l.conns[i].LocalAddr().(*net.UDPAddr).AddrPort()
 		l.readers.Add(1)
-		go l.readLoop(r, local)
+		go l.readLoop(r, local, nil)
 	}
 }
 
@@ -346,6 +363,9 @@ type scratch struct {
 	// per worker queue (template protocols): the chunk being built
 	heads, tails []*slot
 	counts       []int
+	// inline: the datagram being handled (a local would escape to the
+	// heap through the handler interface)
+	d Datagram
 }
 
 func (l *listener) newScratch(batch int) *scratch {
@@ -357,9 +377,15 @@ func (l *listener) newScratch(batch int) *scratch {
 	}
 }
 
-func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort) {
+// readLoop reads batches from one socket and queues them for the workers,
+// or with wh (inline) handles them itself.
+func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort, wh WorkerHandler) {
 	defer l.readers.Done()
 	sc := l.newScratch(len(r.segs))
+	var cache *exporterCache
+	if wh != nil {
+		cache = newExporterCache(l.c.table)
+	}
 	for {
 		n, err := r.read()
 		if err != nil {
@@ -373,31 +399,18 @@ func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort) {
 		if r.coalesced > 0 {
 			l.ctr.coalesced.Add(uint64(r.coalesced))
 		}
-		l.deliver(r, n, local, time.Now().UnixNano(), sc)
+		if wh != nil {
+			l.handleInline(r, n, local, time.Now().UnixNano(), sc, wh, cache)
+		} else {
+			l.deliver(r, n, local, time.Now().UnixNano(), sc)
+		}
 	}
 }
 
 // deliver filters a received batch, copies it into free slots and queues it
 // as one chunk; what does not fit is dropped newest first.
 func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int64, sc *scratch) {
-	acc := sc.acc
-	var bytes uint64
-	var truncated, notAllowed uint64
-	m := 0
-	for i := 0; i < n; i++ {
-		data, from, trunc := src.datagram(i)
-		bytes += uint64(len(data))
-		if trunc {
-			truncated++
-			continue
-		}
-		if !l.c.allowedFrom(from.Addr()) {
-			notAllowed++
-			continue
-		}
-		acc[m] = accepted{i, from}
-		m++
-	}
+	m, bytes, truncated, notAllowed := l.accept(src, n, sc)
 	// Slots first, so that the drops are counted before the datagrams
 	// show as received (a reader of Stats never sees one without the
 	// other's effect), and received before any of them can be handled.
@@ -408,17 +421,11 @@ func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int
 			l.ctr.queueFull.Add(uint64(m - ch.n)) // the newest
 		}
 	}
-	if truncated > 0 {
-		l.ctr.truncated.Add(truncated)
-	}
-	if notAllowed > 0 {
-		l.ctr.notAllowed.Add(notAllowed)
-	}
-	l.ctr.bytes.Add(bytes)
-	l.ctr.received.Add(uint64(n))
+	l.countReceived(n, bytes, truncated, notAllowed)
 	if ch.n == 0 {
 		return
 	}
+	acc := sc.acc
 	base := l.ctr.arrival.Add(uint64(ch.n)) - uint64(ch.n)
 	s := ch.head
 	for j := 0; j < ch.n; j++ {
@@ -449,6 +456,85 @@ func (l *listener) deliver(src batchSource, n int, local netip.AddrPort, now int
 			l.pool.put(part)
 			l.ctr.queueFull.Add(uint64(part.n))
 		}
+	}
+}
+
+// accept filters a received batch: the datagrams to handle go to sc.acc.
+func (l *listener) accept(src batchSource, n int, sc *scratch) (m int, bytes, truncated, notAllowed uint64) {
+	acc := sc.acc
+	for i := 0; i < n; i++ {
+		data, from, trunc := src.datagram(i)
+		bytes += uint64(len(data))
+		if trunc {
+			truncated++
+			continue
+		}
+		if !l.c.allowedFrom(from.Addr()) {
+			notAllowed++
+			continue
+		}
+		acc[m] = accepted{i, from}
+		m++
+	}
+	return m, bytes, truncated, notAllowed
+}
+
+func (l *listener) countReceived(n int, bytes, truncated, notAllowed uint64) {
+	if truncated > 0 {
+		l.ctr.truncated.Add(truncated)
+	}
+	if notAllowed > 0 {
+		l.ctr.notAllowed.Add(notAllowed)
+	}
+	l.ctr.bytes.Add(bytes)
+	l.ctr.received.Add(uint64(n))
+}
+
+// handleInline handles a received batch on the reader (Inline): the
+// datagrams are handled in arrival order straight from the receive
+// buffers.
+func (l *listener) handleInline(src batchSource, n int, local netip.AddrPort, now int64, sc *scratch, wh WorkerHandler, cache *exporterCache) {
+	m, bytes, truncated, notAllowed := l.accept(src, n, sc)
+	l.countReceived(n, bytes, truncated, notAllowed)
+	if m == 0 {
+		return
+	}
+	base := l.ctr.arrival.Add(uint64(m)) - uint64(m)
+	cache.sweep()
+	var t tally
+	for j := 0; j < m; j++ {
+		data, from, _ := src.datagram(sc.acc[j].i)
+		sc.d = Datagram{Proto: l.proto, From: from, Local: local, Data: data, Received: now}
+		t.handle(wh, cache, &sc.d, base+uint64(j))
+	}
+	sc.d.Data = nil
+	l.ctr.handled.Add(uint64(m))
+	t.count(l)
+}
+
+// tally counts what the handler made of a run of datagrams.
+type tally struct{ samples, decodeErrs, panics uint64 }
+
+func (t *tally) handle(wh WorkerHandler, cache *exporterCache, d *Datagram, arrival uint64) {
+	meta, err, panicked := safeHandle(wh, d)
+	switch {
+	case panicked:
+		t.panics++
+	case err != nil:
+		t.decodeErrs++
+	default:
+		t.samples += uint64(max(meta.Samples, 0))
+	}
+	cache.record(d, &meta, err != nil, arrival)
+}
+
+func (t *tally) count(l *listener) {
+	l.ctr.samples.Add(t.samples)
+	if t.decodeErrs > 0 {
+		l.ctr.decodeErrors.Add(t.decodeErrs)
+	}
+	if t.panics > 0 {
+		l.ctr.panics.Add(t.panics)
 	}
 }
 
@@ -507,31 +593,16 @@ func (l *listener) workLoop(wh WorkerHandler, q <-chan chunk) {
 
 func (l *listener) process(wh WorkerHandler, cache *exporterCache, ch chunk) {
 	cache.sweep()
-	var samples, decodeErrs, panics uint64
+	var t tally
 	s := ch.head
 	for i := 0; i < ch.n; i++ {
-		meta, err, panicked := safeHandle(wh, &s.d)
-		switch {
-		case panicked:
-			panics++
-		case err != nil:
-			decodeErrs++
-		default:
-			samples += uint64(max(meta.Samples, 0))
-		}
-		cache.record(&s.d, &meta, err != nil, s.arrival)
+		t.handle(wh, cache, &s.d, s.arrival)
 		s.release()
 		s = s.next
 	}
 	l.pool.put(ch)
 	l.ctr.handled.Add(uint64(ch.n))
-	l.ctr.samples.Add(samples)
-	if decodeErrs > 0 {
-		l.ctr.decodeErrors.Add(decodeErrs)
-	}
-	if panics > 0 {
-		l.ctr.panics.Add(panics)
-	}
+	t.count(l)
 }
 
 var errHandlerPanic = errors.New("handler panic")

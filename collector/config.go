@@ -38,6 +38,16 @@ type ListenerConfig struct {
 	// reader splits again; it saves kernel time per datagram at high
 	// rates. Kernels without it fall back to plain reads.
 	GRO bool `mapstructure:"gro" yaml:"gro"`
+	// Inline decodes on the reader goroutines, one per socket, straight
+	// from the receive buffers: no copy into the queue, no hand-over to a
+	// worker (Workers and QueueSize are then unused; a reader that falls
+	// behind leaves datagrams in its socket buffer, and what the kernel
+	// drops there is counted as socket drops). For IPFIX and NetFlow v9 a
+	// reuseport BPF program makes the kernel put every datagram of an
+	// exporter address on the same socket, so each exporter's datagrams
+	// are still decoded in order; where it cannot be attached the
+	// listener uses the worker queues.
+	Inline bool `mapstructure:"inline" yaml:"inline"`
 }
 
 // Config configures the collector.
@@ -79,12 +89,21 @@ func DefaultListenerConfig(listen string) ListenerConfig {
 	}
 }
 
+// inlineListener is the default of the template protocols: one datagram
+// per flow record at high rates, so the hand-over to a worker costs more
+// than the decoding (see Inline).
+func inlineListener(listen string) ListenerConfig {
+	lc := DefaultListenerConfig(listen)
+	lc.Inline = true
+	return lc
+}
+
 // DefaultConfig returns sFlow on :6343, IPFIX on :4739, NetFlow v9 on :2055.
 func DefaultConfig() Config {
 	return Config{
 		SFlow:           DefaultListenerConfig(":6343"),
-		IPFIX:           DefaultListenerConfig(":4739"),
-		NetFlow9:        DefaultListenerConfig(":2055"),
+		IPFIX:           inlineListener(":4739"),
+		NetFlow9:        inlineListener(":2055"),
 		ExporterTimeout: 15 * time.Minute,
 		MaxExporters:    10000,
 	}

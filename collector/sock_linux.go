@@ -144,7 +144,11 @@ func newMMsgReader(conn *net.UDPConn, batch, maxDatagram int, gro bool) (*mmsgRe
 		segs:  make([]rseg, segs),
 		max:   maxDatagram,
 	}
-	arena := make([]byte, batch*size)
+	// Buffers 64 KiB apart would all map to the same cache sets (the
+	// kernel writes, and the handler reads, the first bytes of each): an
+	// odd number of cache lines between them spreads them.
+	stride := size + 7*64
+	arena := make([]byte, batch*stride)
 	if gro {
 		r.ctrl = make([][]byte, batch)
 		carena := make([]byte, batch*64)
@@ -153,7 +157,7 @@ func newMMsgReader(conn *net.UDPConn, batch, maxDatagram int, gro bool) (*mmsgRe
 		}
 	}
 	for i := range r.hdrs {
-		r.bufs[i] = arena[i*size : (i+1)*size : (i+1)*size]
+		r.bufs[i] = arena[i*stride : i*stride+size : i*stride+size]
 		r.iovs[i].Base = &r.bufs[i][0]
 		r.iovs[i].SetLen(size)
 		r.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
@@ -175,7 +179,9 @@ func (r *mmsgReader) doRead(fd uintptr) bool {
 			h.hdr.SetControllen(len(r.ctrl[i]))
 		}
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])),
+	// MSG_DONTWAIT: the call never blocks (the netpoller waits), so it
+	// need not tell the scheduler it is in a system call.
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])),
 		uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 		return false // wait in the netpoller

@@ -4,6 +4,13 @@
 //
 //	vmflow-blast -pcap testdata/ovs-lab-1/ovs-sflow16.pcapng -port 6343 \
 //	    -target 127.0.0.1:6343 -samples-per-s 1000000 -duration 10s
+//
+// IPFIX from four exporters (127.0.0.1-4), templates first, 200,000 flow
+// records per second:
+//
+//	vmflow-blast -pcap testdata/ovs-lab-1/ovs-ipfix1.pcapng -port 4739 -ipfix \
+//	    -target 127.0.0.1:4739 -sockets 4 -sources 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4 \
+//	    -samples-per-s 200000 -duration 10s
 package main
 
 import (
@@ -14,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +49,8 @@ func run() error {
 		batch    = flag.Int("batch", 64, "messages per sendmmsg call")
 		rewrite  = flag.Bool("rewrite", true, "rewrite sFlow sequence numbers and uptime so the receiver sees no false gaps or restarts")
 		gso      = flag.Bool("gso", false, "send equal-size datagrams with UDP GSO (less sender CPU; the receiver still gets single datagrams)")
+		ipfix    = flag.Bool("ipfix", false, "IPFIX replay: each socket is an exporter that sends the template messages first, then loops over the data; sequence numbers and export times rewritten; -samples-per-s counts flow records")
+		sources  = flag.String("sources", "", "comma-separated local addresses to send from, socket i from the i-th (mod count); e.g. 127.0.0.1,127.0.0.2 for two exporters")
 	)
 	flag.Parse()
 	var payloads [][]byte
@@ -61,7 +71,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if *srate > 0 {
+	if *srate > 0 && !*ipfix {
 		avg := blast.AvgSamples(payloads)
 		if avg == 0 {
 			return errors.New("-samples-per-s: the payloads hold no sFlow samples")
@@ -73,9 +83,14 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var srcs []string
+	if *sources != "" {
+		srcs = strings.Split(*sources, ",")
+	}
 	res, err := blast.Run(ctx, blast.Config{
 		Target: *target, Sockets: *sockets, Batch: *batch, Rate: *rate, SampleRate: *srate,
-		Duration: *duration, Count: *count, RewriteSFlow: *rewrite, GSO: *gso,
+		Duration: *duration, Count: *count, RewriteSFlow: *rewrite && !*ipfix, GSO: *gso,
+		RewriteIPFIX: *ipfix, Sources: srcs,
 	}, payloads)
 	if err != nil {
 		return err

@@ -1,8 +1,9 @@
 // Package blast replays captured export datagrams (sFlow, IPFIX, NetFlow)
 // to a UDP target at a given rate or as fast as possible, with sendmmsg. It
-// rewrites sFlow sequence numbers and uptime so the receiver sees one
-// gap-free stream per sending socket. It backs cmd/vmflow-blast and the
-// collector's end-to-end benchmark.
+// rewrites sFlow sequence numbers and uptime, or IPFIX sequence numbers and
+// export times (sending the template messages first), so the receiver sees
+// one gap-free stream per sending socket. It backs cmd/vmflow-blast and the
+// end-to-end benchmarks.
 package blast
 
 import (
@@ -161,8 +162,8 @@ type Config struct {
 	// Rate is datagrams per second over all sockets; 0 sends as fast as
 	// possible.
 	Rate float64
-	// SampleRate paces by sFlow samples per second instead (overrides
-	// Rate).
+	// SampleRate paces by sFlow samples (with RewriteIPFIX: IPFIX flow
+	// records) per second instead (overrides Rate).
 	SampleRate float64
 	// Duration and Count bound the run (whichever comes first); with
 	// neither, every payload is sent once.
@@ -179,12 +180,24 @@ type Config struct {
 	// size, so the send order differs from the capture (sequence numbers
 	// are rewritten in send order).
 	GSO bool
+	// RewriteIPFIX replays IPFIX messages as one exporter per socket: the
+	// messages that carry templates or options data go first, once, and
+	// the others loop; each message's sequence number is rewritten (one
+	// counter per socket and observation domain, from 0, advanced by the
+	// message's data records) and its export time set to the send time.
+	// Every payload must be IPFIX.
+	RewriteIPFIX bool
+	// Sources are local addresses to send from, socket i from
+	// Sources[i % len(Sources)] (e.g. 127.0.0.1 ... 127.0.0.4: four
+	// exporters, since a collector tells exporters apart by address).
+	// Empty: the kernel picks.
+	Sources []string
 }
 
 // Result is what was sent.
 type Result struct {
 	Datagrams       uint64  `json:"datagrams"`
-	Samples         uint64  `json:"samples"` // sFlow samples in the datagrams sent
+	Samples         uint64  `json:"samples"` // sFlow samples (RewriteIPFIX: IPFIX flow records) in the datagrams sent
 	Bytes           uint64  `json:"bytes"`
 	Errors          uint64  `json:"errors"` // datagrams the kernel refused
 	Seconds         float64 `json:"seconds"`
@@ -226,9 +239,33 @@ func Run(ctx context.Context, cfg Config, payloads [][]byte) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("blast: target: %w", err)
 	}
+	var ipfix []IPFIXMessage
+	if cfg.RewriteIPFIX {
+		var ok bool
+		if ipfix, ok = AnalyzeIPFIX(payloads); !ok {
+			return Result{}, errors.New("blast: RewriteIPFIX: a payload is not a well-formed IPFIX message")
+		}
+		loop := 0
+		for _, m := range ipfix {
+			if !m.Setup {
+				loop++
+			}
+		}
+		if loop == 0 {
+			return Result{}, errors.New("blast: RewriteIPFIX: every message holds templates or options, none flow data")
+		}
+	}
 	senders := make([]*sender, cfg.Sockets)
 	for i := range senders {
-		conn, err := net.DialUDP("udp", nil, raddr)
+		var laddr *net.UDPAddr
+		if len(cfg.Sources) > 0 {
+			a, err := netip.ParseAddr(cfg.Sources[i%len(cfg.Sources)])
+			if err != nil {
+				return Result{}, fmt.Errorf("blast: source: %w", err)
+			}
+			laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+		}
+		conn, err := net.DialUDP("udp", laddr, raddr)
 		if err != nil {
 			for _, s := range senders[:i] {
 				s.conn.Close()
@@ -236,7 +273,7 @@ func Run(ctx context.Context, cfg Config, payloads [][]byte) (Result, error) {
 			return Result{}, fmt.Errorf("blast: %w", err)
 		}
 		_ = conn.SetWriteBuffer(4 << 20)
-		s := newSender(i, conn, cfg, payloads, raddr.IP.To4() == nil)
+		s := newSender(i, conn, cfg, payloads, ipfix, raddr.IP.To4() == nil)
 		if cfg.Count > 0 {
 			s.limited = true
 			s.count = cfg.Count / uint64(cfg.Sockets)
@@ -299,12 +336,19 @@ type seg struct {
 	seqOff  int // 0: not sFlow
 	samples uint64
 	stream  int
+	// IPFIX (RewriteIPFIX): what the message adds to its stream's
+	// sequence; seqOff is then the IPFIX sequence offset
+	ipfix   bool
+	records uint32
 }
 
 type sender struct {
-	conn    *net.UDPConn
-	write   func([]ipv4.Message) (int, error)
-	units   []unit
+	conn  *net.UDPConn
+	write func([]ipv4.Message) (int, error)
+	units []unit
+	// loop is the first unit sent again after the last one: the units
+	// before it (IPFIX templates) go once
+	loop    int
 	seqs    []uint32
 	msgs    []ipv4.Message
 	rewrite bool
@@ -318,8 +362,14 @@ type sender struct {
 // maxGSOSegments is the kernel's UDP_MAX_SEGMENTS on older kernels.
 const maxGSOSegments = 64
 
-func newSender(idx int, conn *net.UDPConn, cfg Config, payloads [][]byte, v6 bool) *sender {
-	s := &sender{conn: conn, rewrite: cfg.RewriteSFlow}
+func newSender(idx int, conn *net.UDPConn, cfg Config, payloads [][]byte, ipfix []IPFIXMessage, v6 bool) *sender {
+	s := &sender{conn: conn, rewrite: cfg.RewriteSFlow || ipfix != nil}
+	msgIndex := make(map[*byte]int, len(payloads)) // IPFIX: payload -> ipfix[i]
+	if ipfix != nil {
+		for i, p := range payloads {
+			msgIndex[&p[0]] = i
+		}
+	}
 	if v6 {
 		pc := ipv6.NewPacketConn(conn)
 		s.write = func(ms []ipv4.Message) (int, error) { return pc.WriteBatch(ms, 0) }
@@ -350,6 +400,38 @@ func newSender(idx int, conn *net.UDPConn, cfg Config, payloads [][]byte, v6 boo
 			s.seqs = append(s.seqs, 0)
 		}
 		return b, seg{seqOff: h.SeqOffset, samples: uint64(h.Samples), stream: st}
+	}
+	if ipfix != nil {
+		// one stream per observation domain; each message's data records
+		// advance it
+		domains := map[uint32]int{}
+		prep = func(p []byte) ([]byte, seg) {
+			b := append([]byte(nil), p...)
+			h, _ := ParseIPFIXHeader(b)
+			m := ipfix[msgIndex[&p[0]]]
+			st, seen := domains[h.Domain]
+			if !seen {
+				st = len(s.seqs)
+				domains[h.Domain] = st
+				s.seqs = append(s.seqs, 0)
+			}
+			sg := seg{seqOff: ipfixSeqOffset, stream: st, ipfix: true, records: uint32(m.Records)}
+			if !m.Setup {
+				sg.samples = uint64(m.FlowRecords)
+			}
+			return b, sg
+		}
+		var loop [][]byte
+		for i, p := range payloads {
+			if !ipfix[i].Setup {
+				loop = append(loop, p)
+				continue
+			}
+			b, sg := prep(p)
+			s.units = append(s.units, unit{buf: b, segs: []seg{sg}})
+		}
+		s.loop = len(s.units)
+		payloads = loop
 	}
 	if !cfg.GSO {
 		for _, p := range payloads {
@@ -441,6 +523,7 @@ func (s *sender) run(ctx context.Context, start time.Time) {
 			left = min(left, max(1, uint64(s.rate/perDgram/2000)))
 		}
 		uptime := uint32(1000 + time.Since(start).Milliseconds())
+		exportTime := uint32(time.Now().Unix())
 		k := 0
 		for k < len(s.msgs) && left > 0 {
 			u := &s.units[idx]
@@ -449,7 +532,13 @@ func (s *sender) run(ctx context.Context, start time.Time) {
 			var p pending
 			for j := range int(n) {
 				sg := &u.segs[j]
-				if sg.seqOff > 0 {
+				if sg.ipfix {
+					b := u.buf[sg.off:]
+					binary.BigEndian.PutUint32(b[sg.seqOff:], s.seqs[sg.stream])
+					binary.BigEndian.PutUint32(b[ipfixExportTimeOffset:], exportTime)
+					s.seqs[sg.stream] += sg.records
+					p.samples += sg.samples
+				} else if sg.seqOff > 0 {
 					if s.rewrite {
 						s.seqs[sg.stream]++
 						b := u.buf[sg.off:]
@@ -474,7 +563,7 @@ func (s *sender) run(ctx context.Context, start time.Time) {
 			k++
 			idx++
 			if idx == len(s.units) {
-				idx = 0
+				idx = s.loop
 			}
 		}
 		off := 0

@@ -109,3 +109,89 @@ func TestRunRewritesSequences(t *testing.T) {
 		assert.Equal(t, res.Bytes, bytes)
 	}
 }
+
+func TestAnalyzeIPFIXCapture(t *testing.T) {
+	ps, err := LoadPcap("../../testdata/ovs-lab-1/ovs-ipfix1.pcapng", 4739)
+	require.NoError(t, err)
+	ms, ok := AnalyzeIPFIX(ps)
+	require.True(t, ok)
+	setup, flows := 0, 0
+	next := ms[0].Header.Sequence // OVS starts at 1
+	for i, m := range ms {
+		if m.Setup {
+			setup++
+		} else {
+			flows += m.FlowRecords
+			assert.Equal(t, 1, m.FlowRecords, "OVS at sampling=1 sends one record per message (message %d)", i)
+		}
+		// OVS numbers the messages of all its domains with one counter:
+		// the capture has no gaps, so each message's sequence is the
+		// records before it.
+		require.Equal(t, next, m.Header.Sequence, "message %d", i)
+		next += uint32(m.Records)
+	}
+	assert.Equal(t, 20, setup, "18 template messages, the options template and its data")
+	assert.Equal(t, len(ms)-setup, flows)
+}
+
+// TestRunRewritesIPFIX: each socket is an exporter of its own (source
+// address) whose stream starts with the template messages and whose
+// sequence numbers count the data records sent before, without gaps.
+func TestRunRewritesIPFIX(t *testing.T) {
+	ps, err := LoadPcap("../../testdata/ovs-lab-1/ovs-ipfix1.pcapng", 4739)
+	require.NoError(t, err)
+	ms, _ := AnalyzeIPFIX(ps)
+	for _, gso := range []bool{false, true} {
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		require.NoError(t, err)
+		require.NoError(t, pc.SetReadBuffer(8<<20))
+		const count = 2001
+		t0 := time.Now().Unix()
+		res, err := Run(context.Background(), Config{
+			Target: pc.LocalAddr().String(), Sockets: 2, Batch: 8, Rate: 50000, Count: count,
+			RewriteIPFIX: true, GSO: gso, Sources: []string{"127.0.0.1", "127.0.0.2"},
+		}, ps)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(count), res.Datagrams)
+		type stream struct {
+			addr   netip.Addr
+			domain uint32
+		}
+		next := map[stream]uint32{}
+		msgs := map[netip.Addr]int{}
+		var flows uint64
+		buf := make([]byte, 65536)
+		require.NoError(t, pc.SetReadDeadline(time.Now().Add(5*time.Second)))
+		for i := 0; i < count; i++ {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			require.NoError(t, err)
+			h, ok := ParseIPFIXHeader(buf[:n])
+			require.True(t, ok)
+			got, _ := AnalyzeIPFIX([][]byte{buf[:n]})
+			m := got[0]
+			a := from.Addr()
+			if msgs[a] < 18 {
+				assert.True(t, m.Setup, "%s: message %d must carry templates", a, msgs[a])
+			}
+			msgs[a]++
+			k := stream{a, h.Domain}
+			require.Equal(t, next[k], h.Sequence, "%v message %d", k, msgs[a])
+			assert.GreaterOrEqual(t, int64(h.ExportTime), t0)
+			if !m.Setup {
+				// a data message is one of the capture's: count its records
+				for _, c := range ms {
+					if !c.Setup && c.Header.Length == h.Length {
+						next[k] += uint32(c.Records)
+						flows += uint64(c.FlowRecords)
+						break
+					}
+				}
+			} else {
+				next[k] += uint32(m.Records)
+			}
+		}
+		pc.Close()
+		assert.Len(t, msgs, 2, "one exporter per socket")
+		assert.Equal(t, res.Samples, flows)
+	}
+}

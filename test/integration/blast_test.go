@@ -100,21 +100,7 @@ func TestBlast(t *testing.T) {
 // drain waits until the collector handled or dropped everything sent, or
 // nothing moved for a second.
 func drain(a *app.App, sent uint64) collector.ListenerStats {
-	var st collector.ListenerStats
-	last, lastChange := uint64(0), time.Now()
-	for {
-		st = a.Collector().Stats()[collector.ProtoSFlow]
-		done := st.Handled + st.DroppedQueueFull + st.SocketDrops
-		if done >= sent && st.Queued == 0 {
-			return st
-		}
-		if done != last {
-			last, lastChange = done, time.Now()
-		} else if time.Since(lastChange) > time.Second {
-			return st
-		}
-		time.Sleep(time.Millisecond)
-	}
+	return drainProto(a, collector.ProtoSFlow, sent)
 }
 
 func cpuTime() time.Duration {
