@@ -83,10 +83,10 @@ export async function getJSON(url, opts) {
 }
 
 // optionalJSON is getJSON that answers null when the route does not exist
-// (404/501): for APIs another component adds (alerts).
+// (404/501) or is switched off (503, alert.enabled=false): for alerts.
 export async function optionalJSON(url) {
   try { return await getJSON(url); } catch (e) {
-    if (e.status === 404 || e.status === 501) return null;
+    if (e.status === 404 || e.status === 501 || e.status === 503) return null;
     throw e;
   }
 }
