@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/store"
 )
 
 // Shared parts of the console's aggregate routes (overview, graph,
@@ -49,12 +50,18 @@ func (q *query) filter() (filter, error) {
 
 // readWindows reads the range from the store, answering the request
 // itself (503 without a store, 500 on a store error) when it fails.
-func (s *Server) readWindows(c *gin.Context, from, to time.Time) ([]*aggregate.Window, bool) {
+func (s *Server) readWindows(c *gin.Context, from, to time.Time, keep store.Match) ([]*aggregate.Window, bool) {
 	if s.deps.Store == nil {
 		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
 		return nil, false
 	}
-	windows, err := s.deps.Store.Windows(c.Request.Context(), from, to)
+	var windows []*aggregate.Window
+	var err error
+	if keep != nil {
+		windows, err = s.windowsWhere(c.Request.Context(), from, to, keep)
+	} else {
+		windows, err = s.deps.Store.Windows(c.Request.Context(), from, to)
+	}
 	if err != nil {
 		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
 		return nil, false
@@ -174,7 +181,7 @@ func autoStep(from, to time.Time, windowSize time.Duration) time.Duration {
 // window), then the route's own parameters (parse), reads the windows and
 // checks the step against the window size learnt from them when it is not
 // configured. It answers the request itself and returns ok=false on error.
-func (s *Server) stepWindows(c *gin.Context, q *query, def time.Duration, parse func() error) (from, to time.Time, step time.Duration, windows []*aggregate.Window, ok bool) {
+func (s *Server) stepWindows(c *gin.Context, q *query, def time.Duration, parse func() error, keep store.Match) (from, to time.Time, step time.Duration, windows []*aggregate.Window, ok bool) {
 	var err error
 	if from, to, err = q.timeRange(s.deps.Now(), def); err != nil {
 		writeError(c, err)
@@ -194,7 +201,7 @@ func (s *Server) stepWindows(c *gin.Context, q *query, def time.Duration, parse 
 		writeError(c, err)
 		return
 	}
-	if windows, ok = s.readWindows(c, from, to); !ok {
+	if windows, ok = s.readWindows(c, from, to, keep); !ok {
 		return
 	}
 	if step > 0 && s.deps.WindowSize <= 0 {
@@ -209,7 +216,7 @@ func (s *Server) stepWindows(c *gin.Context, q *query, def time.Duration, parse 
 
 // rangeWindows is stepWindows with an automatic step when none is given.
 func (s *Server) rangeWindows(c *gin.Context, q *query, def time.Duration, parse func() error) (from, to time.Time, step time.Duration, windows []*aggregate.Window, ok bool) {
-	from, to, step, windows, ok = s.stepWindows(c, q, def, parse)
+	from, to, step, windows, ok = s.stepWindows(c, q, def, parse, nil)
 	if ok && step == 0 {
 		step = autoStep(from, to, s.windowSize(windows))
 	}

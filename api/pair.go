@@ -58,7 +58,7 @@ func (s *Server) handlePair(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	windows, ok := s.readWindows(c, from, to)
+	windows, ok := s.readWindows(c, from, to, nil)
 	if !ok {
 		return
 	}

@@ -224,9 +224,8 @@ func (s *Server) handlePairs(c *gin.Context) {
 		c.JSON(http.StatusOK, out)
 		return
 	}
-	windows, err := s.deps.Store.Windows(c.Request.Context(), from, to)
-	if err != nil {
-		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+	windows, ok := s.readWindows(c, from, to, nil)
+	if !ok {
 		return
 	}
 	out.Windows = len(windows)

@@ -97,39 +97,11 @@ func stepString(step, windowSize time.Duration) string {
 // checks the step against the window size. It answers the request itself
 // and returns ok=false on any error.
 func (s *Server) seriesWindows(c *gin.Context, q *query, keep store.Match) (from, to time.Time, step time.Duration, source string, windows []*aggregate.Window, ok bool) {
-	var err error
-	if from, to, err = q.timeRange(s.deps.Now(), time.Hour); err != nil {
-		writeError(c, err)
-		return
-	}
-	if step, err = q.step(from, to, s.deps.WindowSize); err != nil {
-		writeError(c, err)
-		return
-	}
-	if source, err = q.source(); err != nil {
-		writeError(c, err)
-		return
-	}
-	if err = q.finish(); err != nil {
-		writeError(c, err)
-		return
-	}
-	if s.deps.Store == nil {
-		c.JSON(http.StatusServiceUnavailable, errorBody{Error: "no store configured"})
-		return
-	}
-	if windows, err = s.windowsWhere(c.Request.Context(), from, to, keep); err != nil {
-		c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
-		return
-	}
-	if step > 0 && s.deps.WindowSize <= 0 {
-		// Window size learnt from the data.
-		if err = checkStep(step, s.windowSize(windows)); err != nil {
-			writeError(c, err)
-			return
-		}
-	}
-	return from, to, step, source, windows, true
+	from, to, step, windows, ok = s.stepWindows(c, q, time.Hour, func() (err error) {
+		source, err = q.source()
+		return err
+	}, keep)
+	return from, to, step, source, windows, ok
 }
 
 func (s *Server) handleSeries(c *gin.Context) {

@@ -9,7 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"github.com/vmflow/vmflow/internal/testenv/bin"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,61 +38,21 @@ type Server struct {
 }
 
 // Binary returns the path of influxd, or "" when it cannot be found.
-func Binary() string {
-	if p, err := exec.LookPath("influxd"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			gopath = strings.TrimSpace(string(out))
-		}
-	}
-	if gopath == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			gopath = filepath.Join(home, "go")
-		}
-	}
-	for _, gp := range filepath.SplitList(gopath) {
-		p := filepath.Join(gp, "bin", "influxd")
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	return ""
-}
+func Binary() string { return bin.Find("influxd") }
 
 // Require returns the influxd path, skipping the test when it is missing
 // (failing it when VMFLOW_INTEGRATION=1).
 func Require(t testing.TB) string {
 	t.Helper()
-	bin := Binary()
-	if bin == "" {
-		msg := "influxd not found on PATH or in $(go env GOPATH)/bin; install it with: go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10"
-		if os.Getenv("VMFLOW_INTEGRATION") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("influxd: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return bin.Require(t, "influxd", "go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10")
 }
 
 // Start starts influxd in a temporary directory and waits until it answers
 // /ping. It is stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := Require(t)
-	s, err := launch(t, bin, t.TempDir())
+	exe := Require(t)
+	s, err := launch(t, exe, t.TempDir())
 	t.Cleanup(s.Stop)
 	if err != nil {
 		t.Fatalf("influxd: %v", err)
@@ -112,7 +72,7 @@ var shared struct {
 // TestMain after m.Run. Tests that stop or restart influxd must use Start.
 func Shared(t testing.TB) *Server {
 	t.Helper()
-	bin := Require(t)
+	exe := Require(t)
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.s == nil && shared.err == nil {
@@ -121,7 +81,7 @@ func Shared(t testing.TB) *Server {
 			shared.err = err
 		} else {
 			shared.dir = dir
-			shared.s, shared.err = launch(t, bin, dir)
+			shared.s, shared.err = launch(t, exe, dir)
 		}
 	}
 	if shared.err != nil {
@@ -143,16 +103,16 @@ func StopShared() {
 	shared.s, shared.dir, shared.err = nil, "", nil
 }
 
-func launch(t testing.TB, bin, dir string) (*Server, error) {
+func launch(t testing.TB, exe, dir string) (*Server, error) {
 	s := &Server{
 		t:        t,
-		bin:      bin,
+		bin:      exe,
 		dir:      dir,
 		conf:     filepath.Join(dir, "influxdb.conf"),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", bin.FreePort(t)),
 		logPath:  filepath.Join(dir, "influxd.log"),
 	}
-	rpc := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	rpc := fmt.Sprintf("127.0.0.1:%d", bin.FreePort(t))
 	conf := fmt.Sprintf(`reporting-disabled = true
 bind-address = %q
 
