@@ -70,6 +70,7 @@ type nameCache struct {
 // API; the API sees the alerts under Engine.mu).
 type evalState struct {
 	seq                         uint64
+	short                       bool // this window is shorter than the configured one
 	sels                        map[string]*selection
 	best                        map[uint64]int32    // logical pair → best precision (auto)
 	rev                         map[uint64]int32    // (src, dst, source) → pair index, pairs with SYN-ACK or RST
@@ -527,6 +528,11 @@ func (e *Engine) evalWindow(w *aggregate.Window, exps []collector.ExporterStatus
 	if secs <= 0 {
 		secs = 1
 	}
+	// A window cut short (the first after a start, the last at a stop)
+	// holds a fraction of every count: it may fire or keep alerts but
+	// never resolves or drops them, and baselines do not learn it, so
+	// a restart neither ends a firing alert nor skews a baseline.
+	st.short = e.deps.Window > 0 && w.End.Sub(w.Start) < e.deps.Window*9/10
 	rules := e.rules
 	needVM, needRev := false, false
 	revMin := math.Inf(1) // pairs with more SYNs than this need their answers
@@ -606,12 +612,14 @@ func (e *Engine) step(r *Rule, c *cond, now time.Time) {
 	a.baseline = c.base
 	if c.fire {
 		a.count++
-	} else if a.state == StatePending {
+	} else if a.state == StatePending && !e.st.short {
 		a.count = 0
 	}
 	if a.state == StatePending {
 		if !c.fire {
-			e.drop(a)
+			if !e.st.short {
+				e.drop(a)
+			}
 			return
 		}
 		if a.count >= r.forN {
@@ -621,7 +629,9 @@ func (e *Engine) step(r *Rule, c *cond, now time.Time) {
 		return
 	}
 	if !c.hold && !c.fire {
-		a.seen = 0 // resolved by sweep
+		if !e.st.short {
+			a.seen = 0 // resolved by sweep
+		}
 		return
 	}
 	if r.below {
@@ -641,7 +651,7 @@ func (e *Engine) drop(a *active) {
 func (e *Engine) sweep(r *Rule, now time.Time) []AlertView {
 	var out []AlertView
 	for _, a := range e.byRule[r.Name()] {
-		if a.seen == e.st.seq {
+		if a.seen == e.st.seq || e.st.short {
 			continue
 		}
 		if a.state == StatePending {
@@ -716,6 +726,9 @@ func (r *Rule) threshold(v float64) cond {
 // to do for the alert state (no alert and no anomaly).
 func (e *Engine) baseline(r *Rule, fp uint64, v float64, now time.Time, c *cond) bool {
 	st := e.st
+	if st.short {
+		return false // neither learned nor judged (a short window's counts are partial)
+	}
 	b := st.series.get(fp)
 	if b == nil {
 		if st.series.len() >= e.cfg.MaxSeries {
@@ -937,6 +950,20 @@ func delta(now, prev uint64) float64 {
 
 func (e *Engine) evalExporters(r *Rule, now time.Time, secs float64) {
 	winLen := time.Duration(secs * float64(time.Second))
+	// Silence is per exporter (protocol and agent), over all its
+	// observation domains / sub-agents: OVS, for one, sends a datagram or
+	// two on IPFIX domain 0 at start and then only on its configured
+	// domain, which is no silence.
+	var latest map[string]time.Time
+	if r.signal == "silent_windows" {
+		latest = map[string]time.Time{}
+		for _, s := range e.st.exps {
+			k := s.Protocol + "/" + s.Agent
+			if s.Datagrams > 0 && s.LastSeen.After(latest[k]) {
+				latest[k] = s.LastSeen
+			}
+		}
+	}
 	for _, s := range e.st.exps {
 		var v float64
 		switch r.signal {
@@ -947,16 +974,22 @@ func (e *Engine) evalExporters(r *Rule, now time.Time, secs float64) {
 		case "decode_errors":
 			v = s.dErr
 		case "silent_windows":
-			if s.LastSeen.IsZero() || s.Datagrams == 0 {
-				continue
+			k := s.Protocol + "/" + s.Agent
+			last, ok := latest[k]
+			if !ok || last.IsZero() || !s.LastSeen.Equal(last) {
+				continue // never sent, or another domain of the exporter is the latest
 			}
-			v = math.Floor(float64(now.Sub(s.LastSeen)) / float64(winLen))
+			delete(latest, k) // once per exporter
+			v = math.Floor(float64(now.Sub(last)) / float64(winLen))
 			if v < 0 {
 				v = 0
 			}
 		}
 		c := r.threshold(v)
 		c.fp = combine(r.nameHash, hashString(s.Key))
+		if r.signal == "silent_windows" {
+			c.fp = combine(r.nameHash, hashString(s.Protocol+"/"+s.Agent))
+		}
 		if r.kind == KindExpSilent {
 			c.fire, c.hold = v >= r.thr, v >= r.thr
 		}
