@@ -633,3 +633,25 @@ rules:
 	require.Len(t, s, 1, "both domains quiet: one alert for the exporter")
 	assert.Equal(t, "10.9.0.1", s[0].Labels["exporter"])
 }
+
+// auto for TCP-flag rules: OVS's IPFIX records carry no per-flow flags, so
+// a pair's SYNs come from its sFlow samples even when IPFIX has the pair.
+func TestAutoTCPFlagsFromSFlowWhenIPFIXHasNone(t *testing.T) {
+	f := newFixture(t, "rules:\n  - name: fail\n    kind: failing_connections\n    severity: P2\n    threshold: 10\n", nil)
+	s := pair(1, 2, 1000)
+	s.Stats.SYN = 48 // 3 samples × 16
+	i := s
+	i.Key.Source = decoder.SourceIPFIX
+	i.Stats.SYN = 0 // no tcpControlBits
+	f.e.Evaluate(window(0, s, i))
+	got := f.firing("fail")
+	require.Len(t, got, 1)
+	assert.Equal(t, 48.0, got[0].Value)
+	// An IPFIX exporter that reports flags is preferred again.
+	i.Stats.SYN, i.Stats.SYNACK = 2, 0
+	r := pair(2, 1, 1000)
+	r.Key.Source = decoder.SourceIPFIX
+	r.Stats.SYNACK = 2
+	f.e.Evaluate(window(1, s, i, r))
+	assert.Empty(t, f.firing("fail"))
+}

@@ -159,7 +159,31 @@ func endpointName(ep *aggregate.Endpoint, k aggregate.EndpointKey) string {
 	return "(non-ip)"
 }
 
-func precision(s decoder.Source) int32 { return int32(aggregate.Precision(s)) }
+func precision(p *aggregate.Pair) int32 { return int32(aggregate.Precision(p.Key.Source)) }
+
+// selectAutoTCP is "auto" for the rules that read TCP flags (SYN,
+// SYN-ACK, RST): per pair the most precise protocol that reports flags.
+// Flow records without any flag on TCP traffic (OVS's IPFIX has no
+// per-flow tcpControlBits, only exporter-wide totals) rank below sFlow
+// packet samples, whose headers always carry them.
+const selectAutoTCP = "auto+tcp"
+
+func tcpPrecision(p *aggregate.Pair) int32 {
+	s := &p.Stats
+	if p.Key.Source != decoder.SourceSFlow && s.TCPPackets > 0 && s.SYN+s.SYNACK+s.RST+s.FIN == 0 {
+		return int32(aggregate.Precision(p.Key.Source))
+	}
+	return int32(aggregate.Precision(p.Key.Source)) + 10
+}
+
+// tcpFlagSignal: the pair signals made of TCP flag counts.
+func tcpFlagSignal(sig string) bool {
+	switch sig {
+	case "syn", "synack", "syn_unanswered", "rst", "rst_in":
+		return true
+	}
+	return false
+}
 
 // prepare builds the selections the rules need.
 func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev bool, revMin float64) {
@@ -208,6 +232,7 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 	}
 	single := mask&(mask-1) == 0
 	for name := range want {
+		tcp := name == selectAutoTCP
 		sel := st.sels[name]
 		if sel == nil {
 			sel = &selection{name: name}
@@ -222,11 +247,15 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 		case aggregate.SelectNetFlow9:
 			src = decoder.SourceNetFlow9
 		}
+		prec := precision
+		if tcp {
+			prec = tcpPrecision
+		}
 		if src == 0 && !single {
 			clear(st.best)
 			for i := range w.Pairs {
 				k := combine(epKey(w.Pairs[i].Key.Src), epKey(w.Pairs[i].Key.Dst))
-				if p := precision(w.Pairs[i].Key.Source); p > st.best[k] {
+				if p := prec(&w.Pairs[i]); p > st.best[k] {
 					st.best[k] = p
 				}
 			}
@@ -236,7 +265,7 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 			if src != 0 && p.Key.Source != src {
 				continue
 			}
-			if src == 0 && !single && precision(p.Key.Source) != st.best[combine(epKey(p.Key.Src), epKey(p.Key.Dst))] {
+			if src == 0 && !single && prec(p) != st.best[combine(epKey(p.Key.Src), epKey(p.Key.Dst))] {
 				continue
 			}
 			v := pview{i: int32(i), src: st.ident(p.Key.Src, &p.Src), dst: st.ident(p.Key.Dst, &p.Dst)}
@@ -356,10 +385,14 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 }
 
 func (e *Engine) sourceOf(r *Rule) string {
-	if r.source != "" {
-		return r.source
+	s := r.source
+	if s == "" {
+		s = e.cfg.Source
 	}
-	return e.cfg.Source
+	if s == aggregate.SelectAuto && r.subject == subjectPair && tcpFlagSignal(r.signal) {
+		return selectAutoTCP
+	}
+	return s
 }
 
 // pairSignal is a pair's value of a signal.
