@@ -3,7 +3,10 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -436,4 +439,142 @@ func TestAlertsLab(t *testing.T) {
 		},
 		end: func(t *testing.T) { require.NoError(t, lab.EnableSFlow(hv, sflowAlertOpts(a))) },
 	}.run(t, a)
+}
+
+// postSilence creates a silence through the API and returns its ID.
+func postSilence(t *testing.T, a *app.App, body string) string {
+	t.Helper()
+	resp, err := http.Post("http://"+a.APIAddr()+"/api/v1/silences", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		Silence alert.Silence `json:"silence"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	require.NoError(t, json.Unmarshal(b, &out))
+	return out.Silence.ID
+}
+
+func byFingerprint(as []alert.AlertView, rule string) map[string]alert.AlertView {
+	m := map[string]alert.AlertView{}
+	for _, x := range as {
+		if rule == "" || x.Rule == rule {
+			m[x.Fingerprint] = x
+		}
+	}
+	return m
+}
+
+// TestAlertsSurviveRestart (issue 7 point 3): vmflow learns the lab's
+// steady traffic, two alerts fire (failing connections and the new peer
+// of the same connection attempts) and one is silenced; vmflow stops and
+// a new one starts on the same ports and state file
+// (alert.snapshot_file). After the restart: the same two alerts, firing
+// since the same time, the silence still in force, no alert for a peer
+// learned before, a new peer alerts at once (no new learning period) and
+// a burst on a learned pair fires within two windows (no new warm-up).
+func TestAlertsSurviveRestart(t *testing.T) {
+	lab := ovslab.New(t, ovslab.Options{Hosts: []ovslab.HostOptions{{VMs: 4}}})
+	if _, err := exec.LookPath("hping3"); err != nil {
+		if os.Getenv(ovslab.IntegrationEnv) == "1" {
+			t.Fatalf("hping3 missing (scripts/install-deps.sh)")
+		}
+		t.Skip("hping3 missing (scripts/install-deps.sh)")
+	}
+	vm1, vm2, vm3, vm4 := lab.VM("vm1"), lab.VM("vm2"), lab.VM("vm3"), lab.VM("vm4")
+	hv := lab.Hosts()[0]
+	rules := patchedRules(t, map[string]map[string]any{
+		"pair-traffic-anomaly": {"warmup": 8},
+		"vm-tx-anomaly":        {"warmup": 8},
+		"new-peer":             {"learning": "12s", "hold": 2},
+	})
+	snap := filepath.Join(t.TempDir(), "alert-state.json.gz")
+	inv := writeInventory(t, lab)
+	env := []string{"VMFLOW_ALERT_RULES_FILE=" + rules, "VMFLOW_ALERT_SNAPSHOT_FILE=" + snap}
+	a1 := startVMFlow(t, inv, alertWindow, env...)
+	exportAlertLab(t, lab, a1)
+	defer func() {
+		if t.Failed() {
+			lab.Diagnostics()
+		}
+	}()
+
+	iperfServer(t, lab, vm2, 5201)
+	startBG(t, vm1, "iperf3", "-c", vm2.IP.String(), "-p", "5201", "-t", "0", "-b", "2M")
+	startBG(t, vm3, "ping", "-q", "-i", "0.2", vm4.IP.String())
+	for metricSum(t, a1, "vmflow_alert_windows_total") < 12 {
+		time.Sleep(alertWindow / 2)
+	}
+	require.Empty(t, apiAlerts(t, a1, nil), "steady traffic")
+
+	// vm3 tries vm2:7777, whose SYNs the bridge drops: failing connections,
+	// and vm3 → vm2 is a new peer.
+	_, err := lab.Ofctl(hv, "add-flow", hv.Bridge, "priority=200,tcp,nw_dst="+vm2.IP.String()+",tp_dst=7777,actions=drop")
+	require.NoError(t, err)
+	startBG(t, vm3, "hping3", "-q", "-S", "-p", "7777", "-i", "u10000", vm2.IP.String())
+	subj := labels("src", "vm3", "dst", "vm2")
+	failing := waitForAlert(t, a1, "failing-connections", alert.StateFiring, 20*time.Second, subj)
+	peer := waitForAlert(t, a1, "new-peer", alert.StateFiring, 20*time.Second, subj)
+	sid := postSilence(t, a1, `{"matchers":[{"name":"rule","value":"failing-connections"}],"endsAt":"`+
+		time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`","createdBy":"test","comment":"known: port 7777 is filtered"}`)
+	time.Sleep(alertWindow)
+	before := apiAlerts(t, a1, nil)
+	series := metricSum(t, a1, "vmflow_alert_baseline_series")
+	peers := metricSum(t, a1, "vmflow_alert_peer_memory_entries")
+	sflowPort, ipfixPort := a1.ListenPort(collector.ProtoSFlow), a1.ListenPort(collector.ProtoIPFIX)
+	require.NotZero(t, series)
+	t.Logf("before the restart: %d alerts, %.0f baseline series, %.0f peer memory entries:%s", len(before), series, peers, describeAlerts(before))
+
+	stopped := time.Now()
+	a1.Stop()
+	st, err := os.Stat(snap)
+	require.NoError(t, err, "state file written at stop")
+	a2 := startVMFlow(t, inv, alertWindow, append(env,
+		"VMFLOW_COLLECTOR_SFLOW_LISTEN=:"+strconv.Itoa(sflowPort), "VMFLOW_COLLECTOR_IPFIX_LISTEN=:"+strconv.Itoa(ipfixPort))...)
+	t.Logf("restart took %s; state file %d bytes", time.Since(stopped).Round(time.Millisecond), st.Size())
+
+	// Restored before any window: baselines, peer memory, silence, alerts.
+	assert.Equal(t, series, metricSum(t, a2, "vmflow_alert_baseline_series"), "baseline series restored")
+	assert.Equal(t, peers, metricSum(t, a2, "vmflow_alert_peer_memory_entries"), "peer memory restored")
+	var sl struct {
+		Silences []alert.Silence `json:"silences"`
+	}
+	getJSON(t, a2, "/api/v1/silences", nil, &sl)
+	require.Len(t, sl.Silences, 1)
+	assert.Equal(t, sid, sl.Silences[0].ID)
+	assert.Equal(t, "active", sl.Silences[0].State)
+
+	// Three windows of the same traffic after the restart: the same alerts.
+	w0 := metricSum(t, a2, "vmflow_alert_windows_total")
+	for metricSum(t, a2, "vmflow_alert_windows_total")-w0 < 3 {
+		time.Sleep(alertWindow / 2)
+	}
+	after := apiAlerts(t, a2, nil)
+	t.Logf("after the restart:%s", describeAlerts(after))
+	for _, want := range []alert.AlertView{failing, peer} {
+		got, ok := byFingerprint(after, want.Rule)[want.Fingerprint]
+		require.True(t, ok, "alert %s %s lost in the restart", want.Rule, want.Fingerprint)
+		assert.Equal(t, alert.StateFiring, got.State, want.Rule)
+		assert.True(t, want.StartsAt.Equal(got.StartsAt), "%s firing since %s, not %s", want.Rule, want.StartsAt, got.StartsAt)
+	}
+	assert.True(t, byFingerprint(after, "")[failing.Fingerprint].Silenced, "the silence still applies")
+	assert.Len(t, byFingerprint(after, "new-peer"), 1, "no new-peer alert for peers learned before the restart")
+	assert.Len(t, byFingerprint(after, "failing-connections"), 1)
+
+	// A new peer after the restart alerts at once: vm4's learning period
+	// (12 s, long over) was not restarted.
+	startBG(t, vm4, "ping", "-q", "-c", "5", "-i", "0.2", vm1.IP.String())
+	np := waitForAlert(t, a2, "new-peer", alert.StateFiring, 3*alertWindow+3*time.Second, labels("src", "vm4", "dst", "vm1"))
+	t.Logf("new peer after the restart: %s", np.Annotations["summary"])
+
+	// A burst on the learned pair vm1 → vm2 fires within two windows: its
+	// baseline (warm-up 8 windows) was not re-learned.
+	iperfServer(t, lab, vm2, 5301)
+	t0 := alignToWindow()
+	startBG(t, vm1, "iperf3", "-c", vm2.IP.String(), "-p", "5301", "-t", "20", "-b", "60M")
+	burst := waitForAlert(t, a2, "pair-traffic-anomaly", alert.StateFiring, 4*alertWindow+3*time.Second, labels("src", "vm1", "dst", "vm2"))
+	n := windowsBetween(t0, burst.StartsAt)
+	t.Logf("burst after the restart: fired after %d windows: %s", n, burst.Annotations["summary"])
+	assert.LessOrEqual(t, n, 2)
 }
