@@ -123,6 +123,10 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 			}
 			x.AlertDispatcher = a.notifier
 		}
+		if a.influx != nil {
+			// alert transitions to the influx `alert` measurement (Grafana annotations)
+			x.AlertDispatcher = newAlertHistory(a.influx, x.AlertDispatcher)
+		}
 		a.alerts, err = alert.New(cfg.Alert, alert.Deps{Registerer: a.reg, Gatherer: a.reg, Logger: log, Window: cfg.Aggregate.Window,
 			Exporters:  func() []collector.ExporterStatus { return a.col.Exporters() },
 			Dispatcher: x.AlertDispatcher})
