@@ -219,7 +219,7 @@ func TestDashboardQueries(t *testing.T) {
 	// fired and resolved, an exporter alert firing.
 	at := base.Add(5 * time.Minute)
 	vmAlert := AlertEvent{Time: at, State: "firing", Fingerprint: "f1", Rule: "pair-traffic-anomaly", Kind: "baseline", Severity: "P2",
-		Labels: map[string]string{"vm": "web-1", "tenant": "acme", "host": "hv1", "src": "web-1", "dst": "db-1", "team": "web"},
+		Labels:  map[string]string{"vm": "web-1", "tenant": "acme", "host": "hv1", "src": "web-1", "dst": "db-1", "team": "web"},
 		Summary: "bps web-1 → db-1 33.5M outside baseline 2.11M", Value: 33.5e6, Peak: 40e6, Threshold: "12.1M", StartsAt: at}
 	resolved := vmAlert
 	resolved.State, resolved.Time = "resolved", at.Add(time.Minute)
