@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmflow/vmflow/aggregate"
@@ -123,24 +122,4 @@ func seriesHeap(n int) float64 {
 	runtime.ReadMemStats(&ms1)
 	runtime.KeepAlive(e)
 	return float64(ms1.HeapAlloc-ms0.HeapAlloc) / float64(n)
-}
-
-// BenchmarkSketchMemory: heap bytes of one per-VM distinct-port sketch
-// (HyperLogLog, 2^10 one-byte registers), measured over 10,000 VMs.
-func BenchmarkSketchMemory(b *testing.B) {
-	var per float64
-	for i := 0; i < b.N; i++ {
-		runtime.GC()
-		var ms0, ms1 runtime.MemStats
-		runtime.ReadMemStats(&ms0)
-		sk := make([]*hyperloglog.Sketch, benchVMs)
-		for j := range sk {
-			sk[j], _ = hyperloglog.NewSketch(hllPrecision, false)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&ms1)
-		runtime.KeepAlive(sk)
-		per = float64(ms1.HeapAlloc-ms0.HeapAlloc) / benchVMs
-	}
-	b.ReportMetric(per, "B/VM")
 }

@@ -8,17 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
-
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/collector"
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/internal/hashmix"
 )
-
-// hllPrecision: 2^10 registers of one byte = 1 KiB per sketch, standard
-// error 1.04/√1024 ≈ 3.3%.
-const hllPrecision = 10
 
 // baseState is one dynamic-baseline series: EWMA of the level and of the
 // absolute deviation, windows learned, last update (unix s). 16 bytes,
@@ -44,21 +38,18 @@ type vmAgg struct {
 	txP, rxP         float64
 	flows, flowBytes float64
 	peers, sources   int32
-	portsUB          int32 // upper bound of distinct destination ports
 	pair             int32 // a pair where the VM is the source (or -1)
 	rpair            int32 // a pair where it is the destination (or -1)
 	ident            uint64
-	dstPorts         float64
-	sketch           *hyperloglog.Sketch
+	dstPorts         float64 // distinct (protocol, destination port): aggregate's per-VM sketch
 }
 
 // selection is the window's pairs seen through one export protocol.
 type selection struct {
 	name     string
 	pairs    []pview
-	vms      []vmAgg  // by VMID
-	touched  []uint32 // VMIDs with traffic
-	sketches int
+	vms     []vmAgg  // by VMID
+	touched []uint32 // VMIDs with traffic
 }
 
 type nameCache struct {
@@ -294,8 +285,7 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 		}
 		a := &sel.vms[id]
 		if a.seen != seq {
-			sk := a.sketch
-			*a = vmAgg{seen: seq, pair: -1, rpair: -1, sketch: sk}
+			*a = vmAgg{seen: seq, pair: -1, rpair: -1}
 			sel.touched = append(sel.touched, id)
 		}
 		return a
@@ -310,11 +300,6 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 			a.flows += float64(p.Stats.Flows)
 			a.flowBytes += p.Stats.Bytes
 			a.peers++
-			for j := range p.Stats.TopPorts {
-				if p.Stats.TopPorts[j].Port != 0 {
-					a.portsUB++
-				}
-			}
 			if a.pair < 0 {
 				a.pair, a.ident = pv.i, pv.src
 			}
@@ -332,54 +317,26 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 			}
 		}
 	}
-	// Distinct destination ports: only VMs whose upper bound reaches the
-	// lowest ports threshold get a sketch.
-	minPorts := int32(math.MaxInt32)
-	for _, r := range e.rules {
-		if r.signal == "dst_ports" && r.subject == subjectVM && e.sourceOf(r) == sel.name {
-			if t := int32(math.Min(r.clr, r.thr)); t < minPorts {
-				minPorts = t
-			}
-		}
+	// Distinct destination ports: counted by the aggregator over every
+	// distinct flow of the window, per source VM and protocol; auto takes
+	// the protocol that saw the most (IPFIX 1-in-1 sees every flow).
+	var want decoder.Source
+	switch sel.name {
+	case aggregate.SelectSFlow:
+		want = decoder.SourceSFlow
+	case aggregate.SelectIPFIX:
+		want = decoder.SourceIPFIX
+	case aggregate.SelectNetFlow9:
+		want = decoder.SourceNetFlow9
 	}
-	if minPorts == math.MaxInt32 {
-		return
-	}
-	var cand []uint32
-	for _, id := range sel.touched {
-		a := &sel.vms[id]
-		a.dstPorts = float64(a.portsUB)
-		if a.portsUB >= minPorts && a.portsUB > 0 {
-			if a.sketch == nil {
-				a.sketch, _ = hyperloglog.NewSketch(hllPrecision, false)
-				sel.sketches++
-			} else {
-				a.sketch.Reset()
-			}
-			cand = append(cand, id)
-		}
-	}
-	if len(cand) == 0 {
-		return
-	}
-	for k := range sel.pairs {
-		p := &w.Pairs[sel.pairs[k].i]
-		id := uint32(p.Key.Src.VM)
-		if id == 0 || sel.vms[id].portsUB < minPorts {
+	for i := range w.DstPorts {
+		dp := &w.DstPorts[i]
+		id := uint32(dp.VM)
+		if want != 0 && dp.Source != want || int(id) >= len(sel.vms) {
 			continue
 		}
-		sk := sel.vms[id].sketch
-		for j := range p.Stats.TopPorts {
-			if tp := p.Stats.TopPorts[j]; tp.Port != 0 {
-				sk.InsertHash(hashmix.Mix64(uint64(tp.Proto)<<16 | uint64(tp.Port)))
-			}
-		}
-	}
-	for _, id := range cand {
-		a := &sel.vms[id]
-		a.dstPorts = float64(a.sketch.Estimate())
-		if a.dstPorts > float64(a.portsUB) {
-			a.dstPorts = float64(a.portsUB)
+		if a := &sel.vms[id]; a.seen == seq && float64(dp.Ports) > a.dstPorts {
+			a.dstPorts = float64(dp.Ports)
 		}
 	}
 }

@@ -48,9 +48,22 @@ var labRuleOverrides = map[string]map[string]any{
 	"exporter-silent":      {"windows": 1},
 }
 
+// labExtraRules are added to the default pack in TestAlertsLab: a port
+// scan detector by distinct destination ports (not in the default pack:
+// a busy server's replies go to many ephemeral ports).
+const labExtraRules = `
+  - name: scan-fan-out-ports
+    kind: fan_out
+    by: ports
+    severity: P1
+    threshold: 200
+    clear: 50
+`
+
 // patchedRules writes the default rule pack with overrides (rule name →
-// key → value) to a file and returns its path.
-func patchedRules(t *testing.T, overrides map[string]map[string]any) string {
+// key → value) and extra rules (YAML list items) to a file and returns
+// its path.
+func patchedRules(t *testing.T, overrides map[string]map[string]any, extra ...string) string {
 	t.Helper()
 	var doc yaml.Node
 	require.NoError(t, yaml.Unmarshal(alert.DefaultRules, &doc))
@@ -91,6 +104,7 @@ func patchedRules(t *testing.T, overrides map[string]map[string]any) string {
 	}
 	b, err := yaml.Marshal(&doc)
 	require.NoError(t, err)
+	b = append(b, strings.Join(extra, "")...)
 	_, err = alert.ParseRules(b)
 	require.NoError(t, err)
 	p := filepath.Join(t.TempDir(), "rules.yaml")
@@ -343,7 +357,7 @@ func TestAlertsLab(t *testing.T) {
 			t.Skipf("%s missing (scripts/install-deps.sh)", b)
 		}
 	}
-	rules := patchedRules(t, labRuleOverrides)
+	rules := patchedRules(t, labRuleOverrides, labExtraRules)
 	a := startVMFlow(t, writeInventory(t, lab), alertWindow, "VMFLOW_ALERT_RULES_FILE="+rules)
 	exportAlertLab(t, lab, a)
 	vm1, vm2, vm3, vm4, vm5 := lab.VM("vm1"), lab.VM("vm2"), lab.VM("vm3"), lab.VM("vm4"), lab.VM("vm5")
@@ -368,7 +382,7 @@ func TestAlertsLab(t *testing.T) {
 	getJSON(t, a, "/api/v1/alerts/rules", nil, &rs)
 	def, err := alert.ParseRules(alert.DefaultRules)
 	require.NoError(t, err)
-	require.Len(t, rs.Rules, len(def))
+	require.Len(t, rs.Rules, len(def)+1)
 	require.Empty(t, rs.Error)
 	for _, r := range rs.Rules {
 		assert.False(t, r.LastEval.IsZero(), "rule %s never evaluated", r.Name)
@@ -426,7 +440,15 @@ func TestAlertsLab(t *testing.T) {
 			scan = startBG(t, vm5, "nmap", append([]string{"-sS", "-n", "-Pn", "--send-ip", "--max-retries", "0",
 				"--min-rate", "1200", "--max-rate", "1500", "-p", "1-1500"}, targets...)...)
 		},
-		end: func(t *testing.T) { scan.wait(t, 60*time.Second) },
+		end: func(t *testing.T) {
+			// The same scan by distinct destination ports: the
+			// aggregator counts them over every flow of the window (the
+			// pairs' top-8 ports would give at most 4 × 8 = 32).
+			ports := waitForAlert(t, a, "scan-fan-out-ports", alert.StateFiring, 3*alertWindow, labels("vm", "vm5"))
+			t.Logf("scan: %s %s %q, peak %.0f", ports.Severity, ports.Rule, ports.Annotations["summary"], ports.Peak)
+			assert.Greater(t, ports.Peak, 200.0)
+			scan.wait(t, 60*time.Second)
+		},
 	}.run(t, a)
 
 	// (e) the bridge's sFlow export is removed (IPFIX goes on).
