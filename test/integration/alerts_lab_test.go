@@ -102,9 +102,13 @@ func patchedRules(t *testing.T, overrides map[string]map[string]any, extra ...st
 	for name := range overrides {
 		require.True(t, done[name], "override of rule %q: no such rule in the default pack", name)
 	}
+	for _, x := range extra {
+		var more yaml.Node
+		require.NoError(t, yaml.Unmarshal([]byte(x), &more))
+		rules.Content = append(rules.Content, more.Content[0].Content...)
+	}
 	b, err := yaml.Marshal(&doc)
 	require.NoError(t, err)
-	b = append(b, strings.Join(extra, "")...)
 	_, err = alert.ParseRules(b)
 	require.NoError(t, err)
 	p := filepath.Join(t.TempDir(), "rules.yaml")
@@ -389,7 +393,7 @@ func TestAlertsLab(t *testing.T) {
 		assert.Zero(t, r.Firing+r.Pending, "rule %s", r.Name)
 	}
 	require.Empty(t, apiAlerts(t, a, nil))
-	t.Logf("steady: %.0f windows, %d rules of the default pack evaluated, no alert; baseline series %.0f, peer memory %.0f",
+	t.Logf("steady: %.0f windows, %d rules (the default pack and scan-fan-out-ports) evaluated, no alert; baseline series %.0f, peer memory %.0f",
 		metricSum(t, a, "vmflow_alert_windows_total")-w0, len(rs.Rules),
 		metricSum(t, a, "vmflow_alert_baseline_series"), metricSum(t, a, "vmflow_alert_peer_memory_entries"))
 
