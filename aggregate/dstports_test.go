@@ -3,8 +3,8 @@ package aggregate
 import (
 	"fmt"
 	"testing"
-	"unsafe"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -46,8 +46,8 @@ type vmAgg struct {
 
 // selection is the window's pairs seen through one export protocol.
 type selection struct {
-	name     string
-	pairs    []pview
+	name    string
+	pairs   []pview
 	vms     []vmAgg  // by VMID
 	touched []uint32 // VMIDs with traffic
 }
