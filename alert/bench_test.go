@@ -9,6 +9,8 @@ import (
 
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
 )
 
 const (
@@ -32,6 +34,7 @@ func benchWindows() [2]*aggregate.Window {
 				p.Stats.TopPorts[1] = aggregate.PortCount{Proto: 6, Port: uint16(1024 + j), Bytes: 1}
 				w.Pairs = append(w.Pairs, p)
 			}
+			w.DstPorts = append(w.DstPorts, aggregate.VMPorts{VM: enrich.VMID(i), Source: decoder.SourceSFlow, Ports: benchPeers + 1})
 		}
 		ws[k] = w
 	}

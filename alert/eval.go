@@ -63,16 +63,18 @@ type evalState struct {
 	seq                         uint64
 	short                       bool // this window is shorter than the configured one
 	sels                        map[string]*selection
-	best                        map[uint64]int32    // logical pair → best precision (auto)
-	rev                         map[uint64]int32    // (src, dst, source) → pair index, pairs with SYN-ACK or RST
-	revWant                     map[uint64]struct{} // reverse pairs asked for
-	names                       []nameCache         // by VMID
+	use                         map[string]*selection // this window's selection of each source name (auto+tcp may be auto's)
+	best                        map[uint64]int32      // logical pair → best precision (auto)
+	rev                         map[uint64]int32      // (src, dst, source) → pair index, pairs with SYN-ACK or RST
+	revWant                     map[uint64]struct{}   // reverse pairs asked for
+	names                       []nameCache           // by VMID
 	series                      *seriesStore
 	peers                       map[uint64]uint32 // (rule, vm, peer) → last seen (unix s)
 	vmFirst                     map[uint64]uint32 // (rule, vm) → first seen (unix s)
 	exps                        map[string]*expState
 	self                        map[string]float64
 	absent                      map[uint64]bool // required pairs seen at least once
+	expLatest                   map[string]time.Time
 	seriesDropped, peersDropped uint64
 }
 
@@ -84,11 +86,13 @@ type expState struct {
 	Lost, Errors             uint64    `json:"-"`
 	dDatagrams, dLost, dErr  float64
 	primed                   bool
+	agentKey                 string // Protocol + "/" + Agent: the exporter, over its domains
 }
 
 func newEvalState() *evalState {
 	return &evalState{
 		sels:    map[string]*selection{},
+		use:     map[string]*selection{},
 		best:    map[uint64]int32{},
 		rev:     map[uint64]int32{},
 		revWant: map[uint64]struct{}{},
@@ -187,9 +191,21 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 		sel.pairs = sel.pairs[:0]
 		sel.touched = sel.touched[:0]
 	}
-	want := map[string]bool{}
+	want, wantVM := map[string]bool{}, map[string]bool{}
 	for _, r := range rules {
-		want[e.sourceOf(r)] = true
+		if r.Spec.Disabled {
+			continue
+		}
+		n := e.sourceOf(r)
+		want[n] = true
+		wantVM[n] = wantVM[n] || r.subject == subjectVM
+	}
+	// A window of one protocol: auto+tcp is auto.
+	single := mask&(mask-1) == 0
+	aliasTCP := single && want[selectAutoTCP]
+	if aliasTCP {
+		delete(want, selectAutoTCP)
+		want[aggregate.SelectAuto] = true
 	}
 	// Reverse lookup (SYN-ACK and RST answers come on the reverse pair).
 	// Only pairs that could reach a threshold look their reverse up, and
@@ -221,7 +237,6 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 			}
 		}
 	}
-	single := mask&(mask-1) == 0
 	for name := range want {
 		tcp := name == selectAutoTCP
 		sel := st.sels[name]
@@ -268,9 +283,16 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 			}
 			sel.pairs = append(sel.pairs, v)
 		}
-		if needVM {
+		if needVM && wantVM[name] {
 			e.aggregateVMs(w, sel)
 		}
+	}
+	clear(st.use)
+	for name := range want {
+		st.use[name] = st.sels[name]
+	}
+	if aliasTCP {
+		st.use[selectAutoTCP] = st.sels[aggregate.SelectAuto]
 	}
 }
 
@@ -553,7 +575,7 @@ func (e *Engine) evalWindow(w *aggregate.Window, exps []collector.ExporterStatus
 			continue
 		}
 		t0 := time.Now()
-		sel := st.sels[e.sourceOf(r)]
+		sel := st.use[e.sourceOf(r)]
 		switch {
 		case r.kind == KindNewPeer:
 			e.evalNewPeer(r, w, sel, now)
@@ -912,6 +934,9 @@ func (e *Engine) updateExporters(now time.Time, rows []collector.ExporterStatus,
 			s = &expState{Key: key}
 			st.exps[key] = s
 		}
+		if s.Protocol != x.Protocol || s.Agent != id || s.agentKey == "" {
+			s.agentKey = x.Protocol + "/" + id
+		}
 		s.Protocol, s.Agent, s.Address = x.Protocol, id, x.Address
 		if s.primed {
 			s.dDatagrams = delta(x.Datagrams, s.Datagrams)
@@ -944,13 +969,19 @@ func (e *Engine) evalExporters(r *Rule, now time.Time, secs float64) {
 	// observation domains / sub-agents: OVS, for one, sends a datagram or
 	// two on IPFIX domain 0 at start and then only on its configured
 	// domain, which is no silence.
-	var latest map[string]time.Time
+	latest := e.st.expLatest
 	if r.signal == "silent_windows" {
-		latest = map[string]time.Time{}
+		if latest == nil {
+			latest = map[string]time.Time{}
+			e.st.expLatest = latest
+		}
+		clear(latest)
 		for _, s := range e.st.exps {
-			k := s.Protocol + "/" + s.Agent
-			if s.Datagrams > 0 && s.LastSeen.After(latest[k]) {
-				latest[k] = s.LastSeen
+			if s.agentKey == "" {
+				s.agentKey = s.Protocol + "/" + s.Agent
+			}
+			if s.Datagrams > 0 && s.LastSeen.After(latest[s.agentKey]) {
+				latest[s.agentKey] = s.LastSeen
 			}
 		}
 	}
@@ -964,12 +995,11 @@ func (e *Engine) evalExporters(r *Rule, now time.Time, secs float64) {
 		case "decode_errors":
 			v = s.dErr
 		case "silent_windows":
-			k := s.Protocol + "/" + s.Agent
-			last, ok := latest[k]
+			last, ok := latest[s.agentKey]
 			if !ok || last.IsZero() || !s.LastSeen.Equal(last) {
 				continue // never sent, or another domain of the exporter is the latest
 			}
-			delete(latest, k) // once per exporter
+			delete(latest, s.agentKey) // once per exporter
 			v = math.Floor(float64(now.Sub(last)) / float64(winLen))
 			if v < 0 {
 				v = 0
@@ -978,7 +1008,7 @@ func (e *Engine) evalExporters(r *Rule, now time.Time, secs float64) {
 		c := r.threshold(v)
 		c.fp = combine(r.nameHash, hashString(s.Key))
 		if r.signal == "silent_windows" {
-			c.fp = combine(r.nameHash, hashString(s.Protocol+"/"+s.Agent))
+			c.fp = combine(r.nameHash, hashString(s.agentKey))
 		}
 		if r.kind == KindExpSilent {
 			c.fire, c.hold = v >= r.thr, v >= r.thr
