@@ -12,12 +12,12 @@ import (
 // to the influx `alert` measurement, then hands the evaluation on to next
 // (the notifier, or nil).
 type alertHistory struct {
-	w      *influx.Writer
+	w      interface{ WriteAlerts([]influx.AlertEvent) } // *influx.Writer
 	next   notify.Dispatcher
 	firing map[string]bool // fingerprints firing after the last evaluation
 }
 
-func newAlertHistory(w *influx.Writer, next notify.Dispatcher) *alertHistory {
+func newAlertHistory(w interface{ WriteAlerts([]influx.AlertEvent) }, next notify.Dispatcher) *alertHistory {
 	return &alertHistory{w: w, next: next, firing: map[string]bool{}}
 }
 

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"github.com/vmflow/vmflow/alert/notify"
-
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmflow/vmflow/alert/notify"
 	"github.com/vmflow/vmflow/cmd/vmflow/internal/cfgload"
 )
 
