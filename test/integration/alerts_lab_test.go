@@ -25,6 +25,7 @@ import (
 	"github.com/vmflow/vmflow/alert"
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/internal/testenv/influxd"
 	"github.com/vmflow/vmflow/internal/testenv/ovslab"
 )
 
@@ -517,7 +518,11 @@ func TestAlertsSurviveRestart(t *testing.T) {
 	})
 	snap := filepath.Join(t.TempDir(), "alert-state.json.gz")
 	inv := writeInventory(t, lab)
-	env := []string{"VMFLOW_ALERT_RULES_FILE=" + rules, "VMFLOW_ALERT_SNAPSHOT_FILE=" + snap}
+	srv := influxd.Start(t)
+	srv.CreateDatabase(t, "vmflow")
+	env := []string{"VMFLOW_ALERT_RULES_FILE=" + rules, "VMFLOW_ALERT_SNAPSHOT_FILE=" + snap,
+		"VMFLOW_INFLUX_ENABLED=true", "VMFLOW_INFLUX_URL=" + srv.URL(), "VMFLOW_INFLUX_BUCKET=vmflow/autogen",
+		"VMFLOW_INFLUX_SPOOL_DIR=" + t.TempDir(), "VMFLOW_INFLUX_FLUSH_INTERVAL=100ms"}
 	a1 := startVMFlow(t, inv, alertWindow, env...)
 	exportAlertLab(t, lab, a1)
 	defer func() {
@@ -603,4 +608,43 @@ func TestAlertsSurviveRestart(t *testing.T) {
 	n := windowsBetween(t0, burst.StartsAt)
 	t.Logf("burst after the restart: fired after %d windows: %s", n, burst.Annotations["summary"])
 	assert.LessOrEqual(t, n, 2)
+
+	// InfluxDB's alert measurement: one firing point per alert, the ones
+	// from before the restart not doubled, at the alerts' start times.
+	type point struct{ rule, vm, state string }
+	var got map[point][]string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		raw, err := srv.Query("vmflow", `SELECT "summary" FROM "alert" GROUP BY "rule", "vm", "state", "fingerprint"`)
+		require.NoError(t, err)
+		var res struct {
+			Results []struct {
+				Series []struct {
+					Tags   map[string]string `json:"tags"`
+					Values [][]any           `json:"values"`
+				} `json:"series"`
+			} `json:"results"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &res), string(raw))
+		got = map[point][]string{}
+		for _, r := range res.Results {
+			for _, sr := range r.Series {
+				k := point{sr.Tags["rule"], sr.Tags["vm"], sr.Tags["state"]}
+				for _, v := range sr.Values {
+					got[k] = append(got[k], fmt.Sprint(v[0]))
+				}
+			}
+		}
+		if len(got[point{"pair-traffic-anomaly", "vm1", "firing"}]) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("influx alert points: %v", got)
+	ts := func(x alert.AlertView) []string { return []string{x.StartsAt.UTC().Format(time.RFC3339)} }
+	assert.Equal(t, ts(failing), got[point{"failing-connections", "vm3", "firing"}], "one firing point, at its start")
+	assert.Equal(t, ts(peer), got[point{"new-peer", "vm3", "firing"}])
+	assert.Equal(t, ts(np), got[point{"new-peer", "vm4", "firing"}])
+	assert.Equal(t, ts(burst), got[point{"pair-traffic-anomaly", "vm1", "firing"}])
+	assert.Empty(t, got[point{"failing-connections", "vm3", "resolved"}], "the restart resolved nothing")
 }
