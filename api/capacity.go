@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/store"
 )
 
 // GET /api/v1/capacity: capacity planning per VM or per pair over a range
@@ -79,7 +80,7 @@ func (s *Server) handleCapacity(c *gin.Context) {
 		capBPS                float64
 		f                     consoleFilter
 	)
-	from, to, step, windows, ok := s.rangeWindows(c, q, 7*24*time.Hour, func() (err error) {
+	from, to, step, v, ok := s.rangeView(c, q, 7*24*time.Hour, &source, func() (err error) {
 		if source, err = q.source(); err != nil {
 			return err
 		}
@@ -108,6 +109,7 @@ func (s *Server) handleCapacity(c *gin.Context) {
 	if !ok {
 		return
 	}
+	windows := v.ws
 	out := capacityOut{From: from, To: to, Kind: kind, Step: step.String(), Source: source, Sort: sortKey, CapacityBPS: capBPS,
 		ForecastAt: to.Add(to.Sub(from)), Windows: len(windows), Times: []time.Time{},
 		Items: []capItem{}, Risers: []capItem{}, Fallers: []capItem{}}
@@ -128,44 +130,62 @@ func (s *Server) handleCapacity(c *gin.Context) {
 	}
 	nb := len(out.Times)
 
-	series := map[endpointID]*capSeries{}
-	pairSeries := map[endpoints]*capSeries{}
-	getVM := func(k endpointID, p *aggregate.Pair, side int) *capSeries {
-		cs := series[k]
-		if cs == nil {
-			cs = &capSeries{tx: make([]float64, nb), rx: make([]float64, nb)}
-			series[k] = cs
-		}
-		cs.p, cs.vmSide = p, side
-		return cs
+	// Per subject (a pair group, or a VM endpoint per direction): bytes
+	// per bucket in one flat array, and the entry that names it.
+	nSub := v.groups()
+	if kind == "vm" {
+		nSub = v.endpoints()
 	}
-	sel := newSelector(source)
-	sel.prepare(windows)
-	for wi, w := range windows {
+	tx := make([]float64, nSub*nb)
+	var rx []float64
+	if kind == "vm" {
+		rx = make([]float64, nSub*nb)
+	}
+	name := make([]uint32, nSub) // 1 + the latest entry naming the subject
+	side := make([]uint8, nSub)  // kind=vm: 0 src, 1 dst of that entry
+	var vmSide []uint8           // kind=vm, per entry: bit 0 src, bit 1 dst is a VM (and the ?vm= one); 0 not asked yet
+	if kind == "vm" {
+		vmSide = make([]uint8, v.entries())
+	}
+	ef := newEntryFilter(&f, v)
+	var st aggregate.Stats
+	for wi := range windows {
 		i := idx[wi]
-		sel.each(w, func(p *aggregate.Pair) {
-			b, _, ok := f.values(p)
+		err := v.each(c, wi, func(r *store.Row) {
+			b, _, _, ok := ef.values(wi, r, &st, false)
 			if !ok {
 				return
 			}
 			if kind == "pair" {
-				k := visitKey(p)
-				cs := pairSeries[k]
-				if cs == nil {
-					cs = &capSeries{tx: make([]float64, nb)}
-					pairSeries[k] = cs
-				}
-				cs.p = p
-				cs.tx[i] += b
+				tx[int(r.Group)*nb+i] += b
+				name[r.Group] = r.Entry + 1
 				return
 			}
-			if isVM(&p.Src, p.Key.Src) && (f.vm == "" || p.Src.VM == f.vm) {
-				getVM(visitID(&p.Src, p.Key.Src), p, 0).tx[i] += b
+			m := vmSide[r.Entry]
+			if m == 0 {
+				key, src, dst := v.entry(r.Entry)
+				m = 4
+				if isVM(src, key.Src) && (f.vm == "" || src.VM == f.vm) {
+					m |= 1
+				}
+				if isVM(dst, key.Dst) && (f.vm == "" || dst.VM == f.vm) {
+					m |= 2
+				}
+				vmSide[r.Entry] = m
 			}
-			if isVM(&p.Dst, p.Key.Dst) && (f.vm == "" || p.Dst.VM == f.vm) {
-				getVM(visitID(&p.Dst, p.Key.Dst), p, 1).rx[i] += b
+			if m&1 != 0 {
+				tx[int(r.Src)*nb+i] += b
+				name[r.Src], side[r.Src] = r.Entry+1, 0
+			}
+			if m&2 != 0 {
+				rx[int(r.Dst)*nb+i] += b
+				name[r.Dst], side[r.Dst] = r.Entry+1, 1
 			}
 		})
+		if err != nil {
+			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+			return
+		}
 	}
 
 	// Merge the tiers' keys of one subject by name, then compute.
@@ -183,24 +203,28 @@ func (s *Server) handleCapacity(c *gin.Context) {
 			v[i] += b
 		}
 	}
-	for _, cs := range pairSeries {
-		p := cs.p
-		src, dst := nodeName(&p.Src, p.Key.Src), nodeName(&p.Dst, p.Key.Dst)
-		addSeries(src+" → "+dst, capItem{Subject: src + " → " + dst, Src: src, Dst: dst, Host: p.Src.Host, Tenant: p.Src.Tenant}, cs.tx)
-	}
-	for _, cs := range series {
-		e, k := &cs.p.Src, cs.p.Key.Src
-		if cs.vmSide == 1 {
-			e, k = &cs.p.Dst, cs.p.Key.Dst
+	for sub, e := range name {
+		if e == 0 {
+			continue
 		}
-		name := nodeName(e, k)
+		key, src, dst := v.entry(e - 1)
+		if kind == "pair" {
+			sn, dn := nodeName(src, key.Src), nodeName(dst, key.Dst)
+			addSeries(sn+" → "+dn, capItem{Subject: sn + " → " + dn, Src: sn, Dst: dn, Host: src.Host, Tenant: src.Tenant}, tx[sub*nb:(sub+1)*nb])
+			continue
+		}
+		en, k := src, key.Src
+		if side[sub] == 1 {
+			en, k = dst, key.Dst
+		}
+		nm := nodeName(en, k)
 		// The busier direction per bucket (a vNIC's capacity is per direction).
 		busier := make([]float64, nb)
 		for i := range busier {
-			busier[i] = max(cs.tx[i], cs.rx[i])
+			busier[i] = max(tx[sub*nb+i], rx[sub*nb+i])
 		}
 		// Tiers of one VM rarely coexist; if they do, their busier sides add (an upper bound).
-		addSeries(name, capItem{Subject: name, VM: name, Host: e.Host, Tenant: e.Tenant}, busier)
+		addSeries(nm, capItem{Subject: nm, VM: nm, Host: en.Host, Tenant: en.Tenant}, busier)
 	}
 	items := make([]capItem, 0, len(merged))
 	for name, it := range merged {

@@ -37,7 +37,11 @@ func BenchmarkConsoleRoutes(b *testing.B) {
 	h := srv.Handler()
 	for _, u := range []string{
 		"/api/v1/overview?since=10s", "/api/v1/graph?since=10s", "/api/v1/graph?since=10s&level=group",
-		"/api/v1/capacity?since=10s&kind=vm", "/api/v1/pairs?since=10s",
+		"/api/v1/overview?since=10s&group=protocol", "/api/v1/overview?since=10s&tenant=t3",
+		"/api/v1/graph?since=10s&vm=vm-1", "/api/v1/graph?since=10s&level=group&group=tenant&expand=t1",
+		"/api/v1/capacity?since=10s&kind=vm", "/api/v1/capacity?since=10s&kind=pair", "/api/v1/pairs?since=10s",
+		"/api/v1/pairs/vm-0/vm-1?since=10s", "/api/v1/pairs/vm-0/vm-1/series?since=10s", "/api/v1/vms/vm-1/series?since=10s",
+		"/api/v1/vms", "/api/v1/exporters", "/api/v1/health",
 	} {
 		b.Run(u, func(b *testing.B) {
 			b.ReportAllocs()

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/store"
 )
 
 // GET /api/v1/graph: who talks to whom over a range, as nodes and weighted
@@ -86,14 +87,6 @@ type graphOut struct {
 	Other         graphOther  `json:"other"`
 }
 
-// lite is a pair's sums over the range (only what the graph needs).
-type lite struct {
-	p           *aggregate.Pair // latest
-	last        time.Time
-	bytes, pkts float64
-	flows       uint64
-}
-
 type gnode struct {
 	graphNode
 	bytesOut, bytesIn, pktsOut, pktsIn, internal float64
@@ -116,7 +109,7 @@ func (s *Server) handleGraph(c *gin.Context) {
 		expand                       map[string]bool
 		f                            consoleFilter
 	)
-	from, to, _, windows, ok := s.rangeWindows(c, q, 5*time.Minute, func() (err error) {
+	from, to, _, v, ok := s.rangeView(c, q, 5*time.Minute, &source, func() (err error) {
 		if source, err = q.source(); err != nil {
 			return err
 		}
@@ -149,43 +142,63 @@ func (s *Server) handleGraph(c *gin.Context) {
 		return
 	}
 	out := graphOut{From: from, To: to, Source: source, Group: group, Level: level, Metric: metric, Top: top,
-		Expanded: []string{}, Windows: len(windows), WindowSeconds: s.windowSize(windows).Seconds(), Groups: []string{}, Nodes: []graphNode{}, Edges: []graphEdge{}}
+		Expanded: []string{}, Windows: len(v.ws), WindowSeconds: s.windowSize(v.ws).Seconds(), Groups: []string{}, Nodes: []graphNode{}, Edges: []graphEdge{}}
 	var covered time.Duration
-	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(windows)
+	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(v.ws)
 	for g := range expand {
 		out.Expanded = append(out.Expanded, g)
 	}
 	sort.Strings(out.Expanded)
 
-	// Pass 1: sum each directed pair over the range.
-	pairs := map[endpoints]*lite{}
-	sel := newSelector(source)
-	sel.prepare(windows)
-	for _, w := range windows {
-		sel.each(w, func(p *aggregate.Pair) {
-			b, pk, ok := f.values(p)
+	// Pass 1: sum each directed pair (group) over the range; latest[g] is
+	// 1 + the entry of its latest row (names), 0: no traffic.
+	nG := v.groups()
+	gB, gP := make([]float64, nG), make([]float64, nG)
+	gF := make([]uint64, nG)
+	latest := make([]uint32, nG)
+	latestSrc, latestDst := make([]uint32, nG), make([]uint32, nG)
+	ef := newEntryFilter(&f, v)
+	var st aggregate.Stats
+	for wi := range v.ws {
+		err := v.each(c, wi, func(r *store.Row) {
+			b, pk, _, ok := ef.values(wi, r, &st, false)
 			if !ok {
 				return
 			}
-			k := visitKey(p)
-			a := pairs[k]
-			if a == nil {
-				a = &lite{}
-				pairs[k] = a
-			}
-			a.bytes += b
-			a.pkts += pk
-			a.flows += p.Stats.Flows
-			if a.p == nil || !w.End.Before(a.last) {
-				a.p, a.last = p, w.End
-			}
+			g := r.Group
+			gB[g] += b
+			gP[g] += pk
+			gF[g] += r.Flows
+			latest[g], latestSrc[g], latestDst[g] = r.Entry+1, r.Src, r.Dst
 		})
+		if err != nil {
+			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+			return
+		}
 	}
 
-	// Pass 2: map pairs to nodes and edges.
-	nodes := map[string]*gnode{}
+	// Pass 2: map pairs to nodes and edges. A node is decided once per
+	// endpoint (its id string built once) unless its group is collapsed
+	// (then by the group's name).
+	var nodes []*gnode
+	byID := map[string]int32{}
 	groupsSeen := map[string]struct{}{}
-	nodeOf := func(e *aggregate.Endpoint, k aggregate.EndpointKey) *gnode {
+	epNode := make([]int32, v.endpoints())
+	epMember := make([]int32, v.endpoints()) // 1 + the group node it was counted in
+	for i := range epNode {
+		epNode[i] = -1
+	}
+	merged := false // two endpoints share a node (same name)
+	node := func(id string, mk func() *gnode) int32 {
+		n, ok := byID[id]
+		if !ok {
+			n = int32(len(nodes))
+			byID[id] = n
+			nodes = append(nodes, mk())
+		}
+		return n
+	}
+	nodeOf := func(e *aggregate.Endpoint, k aggregate.EndpointKey, ep uint32) int32 {
 		g := e.Host
 		if group == "tenant" {
 			g = e.Tenant
@@ -196,58 +209,88 @@ func (s *Server) handleGraph(c *gin.Context) {
 				g = "unknown"
 			}
 		}
-		groupsSeen[g] = struct{}{}
-		name := nodeName(e, k)
-		var id string
-		collapsed := level == "group" && !expand[g]
-		switch {
-		case collapsed:
-			id = "group:" + g
-		case isVM(e, k):
-			id = "vm:" + name
-		default:
-			id = "ip:" + name
+		if _, ok := groupsSeen[g]; !ok {
+			groupsSeen[g] = struct{}{}
 		}
-		n := nodes[id]
-		if n == nil {
-			n = &gnode{graphNode: graphNode{ID: id, Name: name, Kind: "vm", Group: g, Host: e.Host, Tenant: e.Tenant}}
-			switch {
-			case collapsed:
-				n.Kind, n.Name, n.Host, n.Tenant = "group", g, "", ""
-				n.members = map[string]struct{}{}
-			case !isVM(e, k):
-				n.Kind = "ip"
+		if level == "group" && !expand[g] {
+			n := node("group:"+g, func() *gnode {
+				return &gnode{graphNode: graphNode{ID: "group:" + g, Name: g, Kind: "group", Group: g}, members: map[string]struct{}{}}
+			})
+			if epMember[ep] != n+1 {
+				epMember[ep] = n + 1
+				if m := nodes[n].members; len(m) < maxPeersCounted {
+					m[nodeName(e, k)] = struct{}{}
+				}
 			}
-			nodes[id] = n
+			return n
 		}
-		if n.members != nil && len(n.members) < maxPeersCounted {
-			n.members[name] = struct{}{}
+		if n := epNode[ep]; n >= 0 {
+			return n
 		}
+		name := nodeName(e, k)
+		id, kind := "vm:"+name, "vm"
+		if !isVM(e, k) {
+			id, kind = "ip:"+name, "ip"
+		}
+		before := len(nodes)
+		n := node(id, func() *gnode {
+			return &gnode{graphNode: graphNode{ID: id, Name: name, Kind: kind, Group: g, Host: e.Host, Tenant: e.Tenant}}
+		})
+		merged = merged || len(nodes) == before
+		epNode[ep] = n
 		return n
 	}
-	edges := map[edgeKey]*eacc{}
-	for _, a := range pairs {
-		p := a.p
-		sn, dn := nodeOf(&p.Src, p.Key.Src), nodeOf(&p.Dst, p.Key.Dst)
-		sn.bytesOut += a.bytes
-		sn.pktsOut += a.pkts
-		dn.bytesIn += a.bytes
-		dn.pktsIn += a.pkts
+	type edge struct {
+		src, dst int32
+		eacc
+	}
+	var edges []edge
+	var edgeIdx map[uint64]int32
+	var gSrc, gDst []int32
+	for g := range latest {
+		if latest[g] == 0 {
+			continue
+		}
+		key, src, dst := v.entry(latest[g] - 1)
+		sn, dn := nodeOf(src, key.Src, latestSrc[g]), nodeOf(dst, key.Dst, latestDst[g])
+		gSrc, gDst = append(gSrc, sn), append(gDst, dn)
+		a, b := nodes[sn], nodes[dn]
+		a.bytesOut += gB[g]
+		a.pktsOut += gP[g]
+		b.bytesIn += gB[g]
+		b.pktsIn += gP[g]
 		if sn == dn {
-			sn.internal += a.bytes
-			if sn.Kind == "group" {
-				continue // traffic inside a collapsed group: shown on the node
+			a.internal += gB[g]
+		}
+	}
+	// Edges: one per pair while no two endpoints share a node and no group
+	// is collapsed (the common vm level), else summed per node pair.
+	oneToOne := !merged && level == "vm"
+	if !oneToOne {
+		edgeIdx = map[uint64]int32{}
+	}
+	k := 0
+	for g := range latest {
+		if latest[g] == 0 {
+			continue
+		}
+		sn, dn := gSrc[k], gDst[k]
+		k++
+		if sn == dn && nodes[sn].Kind == "group" {
+			continue // traffic inside a collapsed group: shown on the node
+		}
+		if !oneToOne {
+			ek := uint64(sn)<<32 | uint64(uint32(dn))
+			if i, ok := edgeIdx[ek]; ok {
+				e := &edges[i]
+				e.bytes += gB[g]
+				e.pkts += gP[g]
+				e.flows += gF[g]
+				continue
 			}
+			edgeIdx[ek] = int32(len(edges))
 		}
-		k := edgeKey{sn.ID, dn.ID}
-		e := edges[k]
-		if e == nil {
-			e = &eacc{}
-			edges[k] = e
-		}
-		e.bytes += a.bytes
-		e.pkts += a.pkts
-		e.flows += a.flows
+		edges = append(edges, edge{src: sn, dst: dn, eacc: eacc{bytes: gB[g], pkts: gP[g], flows: gF[g]}})
 	}
 	out.TotalNodes, out.TotalEdges = len(nodes), len(edges)
 	for g := range groupsSeen {
@@ -266,8 +309,9 @@ func (s *Server) handleGraph(c *gin.Context) {
 		return e.bytes
 	}
 	h := &edgeHeap{}
-	for k, e := range edges {
-		it := edgeItem{k: k, e: e, w: weight(e)}
+	for i := range edges {
+		e := &edges[i]
+		it := edgeItem{k: edgeKey{nodes[e.src].ID, nodes[e.dst].ID}, e: &e.eacc, w: weight(&e.eacc), i: int32(i)}
 		if h.Len() < top {
 			heap.Push(h, it)
 		} else if it.less((*h)[0]) {
@@ -277,9 +321,11 @@ func (s *Server) handleGraph(c *gin.Context) {
 			heap.Fix(h, 0)
 		}
 	}
-	kept := make(map[edgeKey]bool, h.Len())
+	kept := make([]bool, len(edges))
+	want := make([]bool, len(nodes))
 	for _, it := range *h {
-		kept[it.k] = true
+		kept[it.i] = true
+		want[edges[it.i].src], want[edges[it.i].dst] = true, true
 		e := it.e
 		out.Edges = append(out.Edges, graphEdge{Src: it.k.src, Dst: it.k.dst, Bytes: e.bytes, Packets: e.pkts,
 			BPS: rate(e.bytes*8, covered), PPS: rate(e.pkts, covered), Flows: e.flows})
@@ -295,8 +341,9 @@ func (s *Server) handleGraph(c *gin.Context) {
 		}
 		return a.Dst < b.Dst
 	})
-	for k, e := range edges {
-		if !kept[k] {
+	for i := range edges {
+		if !kept[i] {
+			e := &edges[i]
 			out.Other.Edges++
 			out.Other.Bytes += e.bytes
 			out.Other.Packets += e.pkts
@@ -307,12 +354,8 @@ func (s *Server) handleGraph(c *gin.Context) {
 
 	// Nodes: those of the kept edges, and every group node (a collapsed
 	// group's internal traffic has no edge).
-	want := map[string]bool{}
-	for _, e := range out.Edges {
-		want[e.Src], want[e.Dst] = true, true
-	}
-	for id, n := range nodes {
-		if !want[id] && n.Kind != "group" {
+	for i, n := range nodes {
+		if !want[i] && n.Kind != "group" {
 			continue
 		}
 		n.BPSOut, n.BPSIn = rate(n.bytesOut*8, covered), rate(n.bytesIn*8, covered)
@@ -350,6 +393,7 @@ type edgeItem struct {
 	k edgeKey
 	e *eacc
 	w float64
+	i int32 // index in the route's edges
 }
 
 func (a edgeItem) less(b edgeItem) bool {

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/store"
 )
 
 // GET /api/v1/overview: the whole cloud's traffic over a range, as step
@@ -72,30 +73,19 @@ type overviewOut struct {
 	ActiveVMs   int             `json:"active_vms"`
 }
 
-// talker accumulates one endpoint's traffic in one direction.
+// talker is one endpoint's traffic in one direction.
 type talker struct {
 	name         string
 	vm           bool
 	host, tenant string
 	bytes, pkts  float64
-	peers        map[endpointID]struct{}
-}
-
-func (t *talker) add(e *aggregate.Endpoint, k aggregate.EndpointKey, peer endpointID, b, p float64) {
-	if t.name == "" {
-		t.name, t.vm, t.host, t.tenant = nodeName(e, k), isVM(e, k), e.Host, e.Tenant
-	}
-	t.bytes += b
-	t.pkts += p
-	if len(t.peers) < maxPeersCounted {
-		t.peers[peer] = struct{}{}
-	}
+	peers        int // distinct peers (pairs with traffic in the range)
 }
 
 // maxPeersCounted caps the distinct peers counted per talker (memory bound).
 const maxPeersCounted = 10_000
 
-func groupKey(group string, p *aggregate.Pair) string {
+func groupKey(group string, src, dst *aggregate.Endpoint) string {
 	pick := func(a, b string) string {
 		if a != "" {
 			return a
@@ -107,9 +97,9 @@ func groupKey(group string, p *aggregate.Pair) string {
 	}
 	switch group {
 	case "host":
-		return pick(p.Src.Host, p.Dst.Host)
+		return pick(src.Host, dst.Host)
 	default:
-		return pick(p.Src.Tenant, p.Dst.Tenant)
+		return pick(src.Tenant, dst.Tenant)
 	}
 }
 
@@ -120,7 +110,7 @@ func (s *Server) handleOverview(c *gin.Context) {
 		top           int
 		f             consoleFilter
 	)
-	from, to, step, windows, ok := s.rangeWindows(c, q, time.Hour, func() (err error) {
+	from, to, step, v, ok := s.rangeView(c, q, time.Hour, &source, func() (err error) {
 		if source, err = q.source(); err != nil {
 			return err
 		}
@@ -136,26 +126,43 @@ func (s *Server) handleOverview(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out := overviewOut{From: from, To: to, Step: step.String(), Source: source, Group: group, Windows: len(windows),
+	out := overviewOut{From: from, To: to, Step: step.String(), Source: source, Group: group, Windows: len(v.ws),
 		Times: []time.Time{}, Groups: []overviewGroup{}, Talkers: []talkerOut{}, Listeners: []talkerOut{}}
 	var covered time.Duration
-	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(windows)
+	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(v.ws)
 
-	sel := newSelector(source)
-	sel.prepare(windows)
-	bk := newBucketer(step, windows)
+	bk := newBucketer(step, v.ws)
+	// Groups by dense index: the protocols, or the tenants/hosts met
+	// (decided once per entry).
 	type gacc struct {
+		key         string
 		bytes, pkts float64
 		b, p        []float64 // per point: bytes, packets
 	}
-	groups := map[string]*gacc{}
-	var durs []time.Duration
-	addGroup := func(key string, i int, b, p float64) {
-		g := groups[key]
-		if g == nil {
-			g = &gacc{}
-			groups[key] = g
+	var groups []*gacc
+	gidx := map[string]int32{}
+	groupOf := func(key string) int32 {
+		i, ok := gidx[key]
+		if !ok {
+			i = int32(len(groups))
+			gidx[key] = i
+			groups = append(groups, &gacc{key: key})
 		}
+		return i
+	}
+	var entGroup []int32
+	if group == "protocol" {
+		for _, k := range protocolNames {
+			groupOf(k)
+		}
+	} else {
+		entGroup = make([]int32, v.entries())
+		for i := range entGroup {
+			entGroup[i] = -1
+		}
+	}
+	addGroup := func(gi int32, i int, b, p float64) {
+		g := groups[gi]
 		for len(g.b) <= i {
 			g.b, g.p = append(g.b, 0), append(g.p, 0)
 		}
@@ -164,18 +171,21 @@ func (s *Server) handleOverview(c *gin.Context) {
 		g.bytes += b
 		g.pkts += p
 	}
-	tx := map[endpointID]*talker{}
-	rx := map[endpointID]*talker{}
-	get := func(m map[endpointID]*talker, k endpointID) *talker {
-		t := m[k]
-		if t == nil {
-			t = &talker{peers: map[endpointID]struct{}{}}
-			m[k] = t
-		}
-		return t
+	// Talkers (tx) and listeners (rx) by dense endpoint id; first[]: the
+	// entry that named the endpoint (the first counted row), -1: unseen.
+	nEP := v.endpoints()
+	txB, txP, rxB, rxP := make([]float64, nEP), make([]float64, nEP), make([]float64, nEP), make([]float64, nEP)
+	txFirst, rxFirst := make([]int32, nEP), make([]int32, nEP)
+	for i := range txFirst {
+		txFirst[i], rxFirst[i] = -1, -1
 	}
-	last := len(windows) - 1
-	for wi, w := range windows {
+	txPeers, rxPeers := make([]int32, nEP), make([]int32, nEP)
+	counted := make([]bool, v.groups())
+	ef := newEntryFilter(&f, v)
+	var durs []time.Duration
+	var st aggregate.Stats
+	last := len(v.ws) - 1
+	for wi, w := range v.ws {
 		l := bk.label(w)
 		if n := len(out.Times); n == 0 || !l.Equal(out.Times[n-1]) {
 			out.Times = append(out.Times, l)
@@ -184,40 +194,61 @@ func (s *Server) handleOverview(c *gin.Context) {
 		i := len(out.Times) - 1
 		durs[i] = max(durs[i], bk.duration(l, w))
 		var nowB, nowP float64
-		sel.each(w, func(p *aggregate.Pair) {
-			b, pk, ok := f.values(p)
+		err := v.each(c, wi, func(r *store.Row) {
+			b, pk, decoded, ok := ef.values(wi, r, &st, group == "protocol")
 			if !ok {
 				return
 			}
 			out.Totals.Bytes += b
 			out.Totals.Packets += pk
-			out.Totals.Flows += p.Stats.Flows
+			out.Totals.Flows += r.Flows
 			if wi == last {
 				nowB += b
 				nowP += pk
 				out.Now.Pairs++
 			}
 			if group == "protocol" {
-				st := &p.Stats
-				for _, x := range [...]struct {
-					k    string
-					b, p float64
-				}{{"tcp", st.TCPBytes, st.TCPPackets}, {"udp", st.UDPBytes, st.UDPPackets},
-					{"icmp", st.ICMPBytes, st.ICMPPackets}, {"other", st.OtherBytes, st.OtherPackets}} {
-					if (f.proto == "" || f.proto == x.k) && (x.b != 0 || x.p != 0) {
+				if !decoded {
+					v.stats(wi, r, &st)
+				}
+				for pi, x := range [...][2]float64{{st.TCPBytes, st.TCPPackets}, {st.UDPBytes, st.UDPPackets},
+					{st.ICMPBytes, st.ICMPPackets}, {st.OtherBytes, st.OtherPackets}} {
+					if (f.proto == "" || f.proto == protocolNames[pi]) && (x[0] != 0 || x[1] != 0) {
 						if f.port >= 0 && st.Bytes > 0 { // port filter: prorate
-							x.b, x.p = x.b*b/st.Bytes, x.p*b/st.Bytes
+							x[0], x[1] = x[0]*b/st.Bytes, x[1]*b/st.Bytes
 						}
-						addGroup(x.k, i, x.b, x.p)
+						addGroup(int32(pi), i, x[0], x[1])
 					}
 				}
 			} else {
-				addGroup(groupKey(group, p), i, b, pk)
+				gi := entGroup[r.Entry]
+				if gi < 0 {
+					_, src, dst := v.entry(r.Entry)
+					gi = groupOf(groupKey(group, src, dst))
+					entGroup[r.Entry] = gi
+				}
+				addGroup(gi, i, b, pk)
 			}
-			sk, dk := visitID(&p.Src, p.Key.Src), visitID(&p.Dst, p.Key.Dst)
-			get(tx, sk).add(&p.Src, p.Key.Src, dk, b, pk)
-			get(rx, dk).add(&p.Dst, p.Key.Dst, sk, b, pk)
+			txB[r.Src] += b
+			txP[r.Src] += pk
+			rxB[r.Dst] += b
+			rxP[r.Dst] += pk
+			if txFirst[r.Src] < 0 {
+				txFirst[r.Src] = int32(r.Entry)
+			}
+			if rxFirst[r.Dst] < 0 {
+				rxFirst[r.Dst] = int32(r.Entry)
+			}
+			if !counted[r.Group] {
+				counted[r.Group] = true
+				txPeers[r.Src]++
+				rxPeers[r.Dst]++
+			}
 		})
+		if err != nil {
+			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+			return
+		}
 		if wi == last {
 			d := w.End.Sub(w.Start)
 			out.Now.BPS, out.Now.PPS = rate(nowB*8, d), rate(nowP, d)
@@ -228,27 +259,26 @@ func (s *Server) handleOverview(c *gin.Context) {
 	out.Totals.BPS, out.Totals.PPS = rate(out.Totals.Bytes*8, covered), rate(out.Totals.Packets, covered)
 
 	// Groups: top N by bytes, the rest summed into "other".
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := groups[keys[i]], groups[keys[j]]
+	sort.Slice(groups, func(i, j int) bool {
+		a, b := groups[i], groups[j]
 		if a.bytes != b.bytes {
 			return a.bytes > b.bytes
 		}
-		return keys[i] < keys[j]
+		return a.key < b.key
 	})
 	n := len(out.Times)
 	mk := func(key string) overviewGroup {
 		return overviewGroup{Key: key, BPS: make([]float64, n), PPS: make([]float64, n)}
 	}
 	var other *overviewGroup
-	for gi, k := range keys {
-		g := groups[k]
+	gi := 0
+	for _, g := range groups {
+		if g.b == nil {
+			continue // a protocol never seen
+		}
 		var og *overviewGroup
-		if gi < top && !(k == OtherKey && group != "protocol") {
-			out.Groups = append(out.Groups, mk(k))
+		if gi < top && !(g.key == OtherKey && group != "protocol") {
+			out.Groups = append(out.Groups, mk(g.key))
 			og = &out.Groups[len(out.Groups)-1]
 		} else {
 			if other == nil {
@@ -257,6 +287,7 @@ func (s *Server) handleOverview(c *gin.Context) {
 			}
 			og = other
 		}
+		gi++
 		og.Bytes += g.bytes
 		og.Packets += g.pkts
 		for i := range g.b {
@@ -267,10 +298,27 @@ func (s *Server) handleOverview(c *gin.Context) {
 	if other != nil {
 		out.Groups = append(out.Groups, *other)
 	}
+	talkers := func(first []int32, b, p []float64, peers []int32, dst bool) []*talker {
+		var ts []*talker
+		for ep, e := range first {
+			if e < 0 {
+				continue
+			}
+			key, src, dstE := v.entry(uint32(e))
+			en, k := src, key.Src
+			if dst {
+				en, k = dstE, key.Dst
+			}
+			ts = append(ts, &talker{name: nodeName(en, k), vm: isVM(en, k), host: en.Host, tenant: en.Tenant,
+				bytes: b[ep], pkts: p[ep], peers: int(min(peers[ep], maxPeersCounted))})
+		}
+		return ts
+	}
+	tx, rx := talkers(txFirst, txB, txP, txPeers, false), talkers(rxFirst, rxB, rxP, rxPeers, true)
 	out.Talkers = topTalkers(tx, top, covered)
 	out.Listeners = topTalkers(rx, top, covered)
 	vms := map[string]struct{}{}
-	for _, m := range []map[endpointID]*talker{tx, rx} {
+	for _, m := range [][]*talker{tx, rx} {
 		for _, t := range m {
 			if t.vm {
 				vms[t.name] = struct{}{}
@@ -283,7 +331,7 @@ func (s *Server) handleOverview(c *gin.Context) {
 
 // topTalkers merges the accumulators of one endpoint (memory ids and
 // history names) by name and returns the top n by bytes.
-func topTalkers(m map[endpointID]*talker, n int, covered time.Duration) []talkerOut {
+func topTalkers(m []*talker, n int, covered time.Duration) []talkerOut {
 	byName := make(map[string]*talkerOut, len(m))
 	peers := make(map[string]int, len(m))
 	for _, t := range m {
@@ -294,7 +342,7 @@ func topTalkers(m map[endpointID]*talker, n int, covered time.Duration) []talker
 		}
 		o.Bytes += t.bytes
 		o.Packets += t.pkts
-		peers[t.name] += len(t.peers) // ids of one endpoint's tiers rarely coexist; an upper bound if they do
+		peers[t.name] += t.peers // ids of one endpoint's tiers rarely coexist; an upper bound if they do
 	}
 	out := make([]talkerOut, 0, len(byName))
 	for name, o := range byName {
