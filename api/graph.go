@@ -182,6 +182,7 @@ func (s *Server) handleGraph(c *gin.Context) {
 	// (then by the group's name).
 	var nodes []*gnode
 	byID := map[string]int32{}
+	groupNode := map[string]int32{} // group name → its collapsed node
 	groupsSeen := map[string]struct{}{}
 	epNode := make([]int32, v.endpoints())
 	epMember := make([]int32, v.endpoints()) // 1 + the group node it was counted in
@@ -213,9 +214,13 @@ func (s *Server) handleGraph(c *gin.Context) {
 			groupsSeen[g] = struct{}{}
 		}
 		if level == "group" && !expand[g] {
-			n := node("group:"+g, func() *gnode {
-				return &gnode{graphNode: graphNode{ID: "group:" + g, Name: g, Kind: "group", Group: g}, members: map[string]struct{}{}}
-			})
+			n, ok := groupNode[g]
+			if !ok {
+				n = node("group:"+g, func() *gnode {
+					return &gnode{graphNode: graphNode{ID: "group:" + g, Name: g, Kind: "group", Group: g}, members: map[string]struct{}{}}
+				})
+				groupNode[g] = n
+			}
 			if epMember[ep] != n+1 {
 				epMember[ep] = n + 1
 				if m := nodes[n].members; len(m) < maxPeersCounted {
@@ -244,9 +249,15 @@ func (s *Server) handleGraph(c *gin.Context) {
 		src, dst int32
 		eacc
 	}
-	var edges []edge
+	nPairs := 0
+	for _, l := range latest {
+		if l != 0 {
+			nPairs++
+		}
+	}
+	edges := make([]edge, 0, nPairs)
 	var edgeIdx map[uint64]int32
-	var gSrc, gDst []int32
+	gSrc, gDst := make([]int32, 0, nPairs), make([]int32, 0, nPairs)
 	for g := range latest {
 		if latest[g] == 0 {
 			continue

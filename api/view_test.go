@@ -125,3 +125,25 @@ func cloudWindows(n, pairs, vms int) []*aggregate.Window {
 	}
 	return out
 }
+
+// TestSubjectCmp: comparing a pair's subject without building it orders
+// like the built strings.
+func TestSubjectCmp(t *testing.T) {
+	names := []string{"", "a", "ab", "a b", "a →", "b", "vm-1", "vm-10", "vm-1 x", "é", "\x01"}
+	for _, s1 := range names {
+		for _, d1 := range names {
+			for _, s2 := range names {
+				for _, d2 := range names {
+					a, b := [3]string{s1, pairSep, d1}, [3]string{s2 + pairSep + d2}
+					want := 0
+					if x, y := s1+pairSep+d1, s2+pairSep+d2; x < y {
+						want = -1
+					} else if x > y {
+						want = 1
+					}
+					require.Equal(t, want, partsCmp(a, b), "%q %q / %q %q", s1, d1, s2, d2)
+				}
+			}
+		}
+	}
+}
