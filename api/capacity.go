@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/aggregate"
-	"github.com/vmflow/vmflow/store"
 )
 
 // GET /api/v1/capacity: capacity planning per VM or per pair over a range
@@ -129,55 +128,56 @@ func (s *Server) handleCapacity(c *gin.Context) {
 	if kind == "vm" {
 		nSub = v.endpoints()
 	}
-	tx := make([]float64, nSub*nb)
-	var rx []float64
-	if kind == "vm" {
-		rx = make([]float64, nSub*nb)
-	}
-	name := make([]uint32, nSub) // 1 + the latest entry naming the subject
-	side := make([]uint8, nSub)  // kind=vm: 0 src, 1 dst of that entry
-	var vmSide []uint8           // kind=vm, per entry: bit 0 src, bit 1 dst is a VM (and the ?vm= one); 0 not asked yet
-	if kind == "vm" {
-		vmSide = make([]uint8, v.entries())
-	}
 	ef := newEntryFilter(&f, v)
-	var st aggregate.Stats
+	acc := groupAcc(v, ef.skip())
+	acc.A = make([]int32, v.entries())
+	acc.ABytes = make([]float64, nSub*nb)
+	if kind == "vm" {
+		acc.B = make([]int32, v.entries())
+		acc.BBytes = make([]float64, nSub*nb)
+	}
+	for e := range acc.A {
+		g, se, de := v.entryIDs(uint32(e))
+		if kind == "pair" {
+			acc.A[e] = int32(int(g) * nb)
+			continue
+		}
+		acc.A[e], acc.B[e] = -1, -1
+		key, src, dst := v.entry(uint32(e))
+		if isVM(src, key.Src) && (f.vm == "" || src.VM == f.vm) {
+			acc.A[e] = int32(int(se) * nb)
+		}
+		if isVM(dst, key.Dst) && (f.vm == "" || dst.VM == f.vm) {
+			acc.B[e] = int32(int(de) * nb)
+		}
+	}
 	for wi := range windows {
-		i := idx[wi]
-		err := v.each(c, wi, func(r *store.Row) {
-			b, _, _, ok := ef.values(wi, r, &st, false)
-			if !ok {
-				return
-			}
-			if kind == "pair" {
-				tx[int(r.Group)*nb+i] += b
-				name[r.Group] = r.Entry + 1
-				return
-			}
-			m := vmSide[r.Entry]
-			if m == 0 {
-				key, src, dst := v.entry(r.Entry)
-				m = 4
-				if isVM(src, key.Src) && (f.vm == "" || src.VM == f.vm) {
-					m |= 1
-				}
-				if isVM(dst, key.Dst) && (f.vm == "" || dst.VM == f.vm) {
-					m |= 2
-				}
-				vmSide[r.Entry] = m
-			}
-			if m&1 != 0 {
-				tx[int(r.Src)*nb+i] += b
-				name[r.Src], side[r.Src] = r.Entry+1, 0
-			}
-			if m&2 != 0 {
-				rx[int(r.Dst)*nb+i] += b
-				name[r.Dst], side[r.Dst] = r.Entry+1, 1
-			}
-		})
-		if err != nil {
+		acc.Off = idx[wi]
+		if err := v.accumulate(c, wi, &acc, ef); err != nil {
 			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
 			return
+		}
+	}
+	tx, rx := acc.ABytes, acc.BBytes
+	// The subjects met, each named after its latest row's entry.
+	name := make([]uint32, nSub) // 1 + the entry naming the subject
+	side := make([]uint8, nSub)  // kind=vm: 0 src, 1 dst of that entry
+	nameSeg := make([]int32, nSub)
+	for g, l := range acc.GroupLatest {
+		if l == 0 {
+			continue
+		}
+		if kind == "pair" {
+			name[g] = l
+			continue
+		}
+		seg := acc.GroupSeg[g]
+		se, de := v.groupEndpoints(uint32(g))
+		if acc.A[l-1] >= 0 && (name[se] == 0 || seg > nameSeg[se]) {
+			name[se], side[se], nameSeg[se] = l, 0, seg
+		}
+		if acc.B[l-1] >= 0 && (name[de] == 0 || seg > nameSeg[de]) {
+			name[de], side[de], nameSeg[de] = l, 1, seg
 		}
 	}
 

@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/aggregate"
-	"github.com/vmflow/vmflow/store"
 )
 
 // GET /api/v1/graph: who talks to whom over a range, as nodes and weighted
@@ -152,30 +151,15 @@ func (s *Server) handleGraph(c *gin.Context) {
 
 	// Pass 1: sum each directed pair (group) over the range; latest[g] is
 	// 1 + the entry of its latest row (names), 0: no traffic.
-	nG := v.groups()
-	gB, gP := make([]float64, nG), make([]float64, nG)
-	gF := make([]uint64, nG)
-	latest := make([]uint32, nG)
-	latestSrc, latestDst := make([]uint32, nG), make([]uint32, nG)
 	ef := newEntryFilter(&f, v)
-	var st aggregate.Stats
+	acc := groupAcc(v, ef.skip())
 	for wi := range v.ws {
-		err := v.each(c, wi, func(r *store.Row) {
-			b, pk, _, ok := ef.values(wi, r, &st, false)
-			if !ok {
-				return
-			}
-			g := r.Group
-			gB[g] += b
-			gP[g] += pk
-			gF[g] += r.Flows
-			latest[g], latestSrc[g], latestDst[g] = r.Entry+1, r.Src, r.Dst
-		})
-		if err != nil {
+		if err := v.accumulate(c, wi, &acc, ef); err != nil {
 			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
 			return
 		}
 	}
+	gB, gP, gF, latest := acc.GroupBytes, acc.GroupPackets, acc.GroupFlows, acc.GroupLatest
 
 	// Pass 2: map pairs to nodes and edges. A node is decided once per
 	// endpoint (its id string built once) unless its group is collapsed
@@ -263,7 +247,8 @@ func (s *Server) handleGraph(c *gin.Context) {
 			continue
 		}
 		key, src, dst := v.entry(latest[g] - 1)
-		sn, dn := nodeOf(src, key.Src, latestSrc[g]), nodeOf(dst, key.Dst, latestDst[g])
+		se, de := v.groupEndpoints(uint32(g))
+		sn, dn := nodeOf(src, key.Src, se), nodeOf(dst, key.Dst, de)
 		gSrc, gDst = append(gSrc, sn), append(gDst, dn)
 		a, b := nodes[sn], nodes[dn]
 		a.bytesOut += gB[g]

@@ -131,13 +131,28 @@ func (s *Server) handleOverview(c *gin.Context) {
 	var covered time.Duration
 	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(v.ws)
 
+	// Points: each window's index, labels and durations.
 	bk := newBucketer(step, v.ws)
-	// Groups by dense index: the protocols, or the tenants/hosts met
-	// (decided once per entry).
+	pt := make([]int, len(v.ws))
+	var durs []time.Duration
+	for wi, w := range v.ws {
+		l := bk.label(w)
+		if n := len(out.Times); n == 0 || !l.Equal(out.Times[n-1]) {
+			out.Times = append(out.Times, l)
+			durs = append(durs, 0)
+		}
+		pt[wi] = len(out.Times) - 1
+		durs[pt[wi]] = max(durs[pt[wi]], bk.duration(l, w))
+	}
+	nPt := len(out.Times)
+
+	// Groups (stacks) by dense index: the protocols, or the tenants/hosts
+	// of the entries (decided once per entry).
 	type gacc struct {
 		key         string
 		bytes, pkts float64
 		b, p        []float64 // per point: bytes, packets
+		seen        bool
 	}
 	var groups []*gacc
 	gidx := map[string]int32{}
@@ -146,114 +161,108 @@ func (s *Server) handleOverview(c *gin.Context) {
 		if !ok {
 			i = int32(len(groups))
 			gidx[key] = i
-			groups = append(groups, &gacc{key: key})
+			groups = append(groups, &gacc{key: key, b: make([]float64, nPt), p: make([]float64, nPt)})
 		}
 		return i
 	}
-	var entGroup []int32
+	ef := newEntryFilter(&f, v)
+	acc := groupAcc(v, ef.skip())
 	if group == "protocol" {
 		for _, k := range protocolNames {
 			groupOf(k)
 		}
+		acc.Proto = &[4][2]float64{}
 	} else {
-		entGroup = make([]int32, v.entries())
-		for i := range entGroup {
-			entGroup[i] = -1
+		acc.A = make([]int32, v.entries())
+		for e := range acc.A {
+			if acc.Skip != nil && acc.Skip[e] {
+				continue
+			}
+			_, src, dst := v.entry(uint32(e))
+			acc.A[e] = groupOf(groupKey(group, src, dst))
 		}
 	}
-	addGroup := func(gi int32, i int, b, p float64) {
-		g := groups[gi]
-		for len(g.b) <= i {
-			g.b, g.p = append(g.b, 0), append(g.p, 0)
-		}
-		g.b[i] += b
-		g.p[i] += p
-		g.bytes += b
-		g.pkts += p
-	}
-	// Talkers (tx) and listeners (rx) by dense endpoint id; first[]: the
-	// entry that named the endpoint (the first counted row), -1: unseen.
-	nEP := v.endpoints()
-	txB, txP, rxB, rxP := make([]float64, nEP), make([]float64, nEP), make([]float64, nEP), make([]float64, nEP)
-	txFirst, rxFirst := make([]int32, nEP), make([]int32, nEP)
-	for i := range txFirst {
-		txFirst[i], rxFirst[i] = -1, -1
-	}
-	txPeers, rxPeers := make([]int32, nEP), make([]int32, nEP)
-	counted := make([]bool, v.groups())
-	ef := newEntryFilter(&f, v)
-	var durs []time.Duration
-	var st aggregate.Stats
+	nCls := len(groups)
+	acc.ABytes, acc.APackets = make([]float64, nCls*nPt), make([]float64, nCls*nPt)
 	last := len(v.ws) - 1
 	for wi, w := range v.ws {
-		l := bk.label(w)
-		if n := len(out.Times); n == 0 || !l.Equal(out.Times[n-1]) {
-			out.Times = append(out.Times, l)
-			durs = append(durs, 0)
+		acc.Off = pt[wi] * nCls
+		if acc.Proto != nil {
+			*acc.Proto = [4][2]float64{}
 		}
-		i := len(out.Times) - 1
-		durs[i] = max(durs[i], bk.duration(l, w))
-		var nowB, nowP float64
-		err := v.each(c, wi, func(r *store.Row) {
-			b, pk, decoded, ok := ef.values(wi, r, &st, group == "protocol")
-			if !ok {
-				return
-			}
-			out.Totals.Bytes += b
-			out.Totals.Packets += pk
-			out.Totals.Flows += r.Flows
-			if wi == last {
-				nowB += b
-				nowP += pk
-				out.Now.Pairs++
-			}
-			if group == "protocol" {
-				if !decoded {
-					v.stats(wi, r, &st)
-				}
-				for pi, x := range [...][2]float64{{st.TCPBytes, st.TCPPackets}, {st.UDPBytes, st.UDPPackets},
-					{st.ICMPBytes, st.ICMPPackets}, {st.OtherBytes, st.OtherPackets}} {
-					if (f.proto == "" || f.proto == protocolNames[pi]) && (x[0] != 0 || x[1] != 0) {
-						if f.port >= 0 && st.Bytes > 0 { // port filter: prorate
-							x[0], x[1] = x[0]*b/st.Bytes, x[1]*b/st.Bytes
-						}
-						addGroup(int32(pi), i, x[0], x[1])
-					}
-				}
-			} else {
-				gi := entGroup[r.Entry]
-				if gi < 0 {
-					_, src, dst := v.entry(r.Entry)
-					gi = groupOf(groupKey(group, src, dst))
-					entGroup[r.Entry] = gi
-				}
-				addGroup(gi, i, b, pk)
-			}
-			txB[r.Src] += b
-			txP[r.Src] += pk
-			rxB[r.Dst] += b
-			rxP[r.Dst] += pk
-			if txFirst[r.Src] < 0 {
-				txFirst[r.Src] = int32(r.Entry)
-			}
-			if rxFirst[r.Dst] < 0 {
-				rxFirst[r.Dst] = int32(r.Entry)
-			}
-			if !counted[r.Group] {
-				counted[r.Group] = true
-				txPeers[r.Src]++
-				rxPeers[r.Dst]++
-			}
-		})
-		if err != nil {
+		var before store.Acc
+		if wi == last { // the latest window on its own: "now"
+			before = acc
+			acc.Rows, acc.Bytes, acc.Packets = 0, 0, 0
+		}
+		if err := v.accumulate(c, wi, &acc, ef); err != nil {
 			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
 			return
 		}
+		if acc.Proto != nil {
+			for pi, x := range acc.Proto {
+				acc.ABytes[pi+acc.Off] += x[0]
+				acc.APackets[pi+acc.Off] += x[1]
+			}
+		}
 		if wi == last {
 			d := w.End.Sub(w.Start)
-			out.Now.BPS, out.Now.PPS = rate(nowB*8, d), rate(nowP, d)
+			out.Now.BPS, out.Now.PPS = rate(acc.Bytes*8, d), rate(acc.Packets, d)
+			out.Now.Pairs = acc.Rows
 			end := w.End
 			out.Now.Time = &end
+			acc.Rows += before.Rows
+			acc.Bytes += before.Bytes
+			acc.Packets += before.Packets
+		}
+	}
+	out.Totals.Bytes, out.Totals.Packets, out.Totals.Flows = acc.Bytes, acc.Packets, acc.Flows
+	for gi, g := range groups {
+		for i := 0; i < nPt; i++ {
+			b, p := acc.ABytes[i*nCls+gi], acc.APackets[i*nCls+gi]
+			g.b[i], g.p[i] = b, p
+			g.bytes += b
+			g.pkts += p
+			g.seen = g.seen || b != 0 || p != 0
+		}
+	}
+	if group != "protocol" {
+		// A tenant or host is shown once it had a counted row (with
+		// traffic, or the latest of its pair's).
+		for _, l := range acc.GroupLatest {
+			if l != 0 {
+				groups[acc.A[l-1]].seen = true
+			}
+		}
+	}
+
+	// Talkers (tx) and listeners (rx) by dense endpoint id, from the
+	// groups; named after the entry of their latest row (its segment).
+	nEP := v.endpoints()
+	txB, txP, rxB, rxP := make([]float64, nEP), make([]float64, nEP), make([]float64, nEP), make([]float64, nEP)
+	txName, rxName := make([]int32, nEP), make([]int32, nEP)
+	txSeg, rxSeg := make([]int32, nEP), make([]int32, nEP)
+	for i := range txName {
+		txName[i], rxName[i] = -1, -1
+	}
+	txPeers, rxPeers := make([]int32, nEP), make([]int32, nEP)
+	for g, l := range acc.GroupLatest {
+		if l == 0 {
+			continue
+		}
+		s, d := v.groupEndpoints(uint32(g))
+		b, p, seg := acc.GroupBytes[g], acc.GroupPackets[g], acc.GroupSeg[g]
+		txB[s] += b
+		txP[s] += p
+		rxB[d] += b
+		rxP[d] += p
+		txPeers[s]++
+		rxPeers[d]++
+		if txName[s] < 0 || seg > txSeg[s] {
+			txName[s], txSeg[s] = int32(l-1), seg
+		}
+		if rxName[d] < 0 || seg > rxSeg[d] {
+			rxName[d], rxSeg[d] = int32(l-1), seg
 		}
 	}
 	out.Totals.BPS, out.Totals.PPS = rate(out.Totals.Bytes*8, covered), rate(out.Totals.Packets, covered)
@@ -273,8 +282,8 @@ func (s *Server) handleOverview(c *gin.Context) {
 	var other *overviewGroup
 	gi := 0
 	for _, g := range groups {
-		if g.b == nil {
-			continue // a protocol never seen
+		if !g.seen {
+			continue // a protocol (or a filtered-out group) never seen
 		}
 		var og *overviewGroup
 		if gi < top && !(g.key == OtherKey && group != "protocol") {
@@ -314,7 +323,7 @@ func (s *Server) handleOverview(c *gin.Context) {
 		}
 		return ts
 	}
-	tx, rx := talkers(txFirst, txB, txP, txPeers, false), talkers(rxFirst, rxB, rxP, rxPeers, true)
+	tx, rx := talkers(txName, txB, txP, txPeers, false), talkers(rxName, rxB, rxP, rxPeers, true)
 	out.Talkers = topTalkers(tx, top, covered)
 	out.Listeners = topTalkers(rx, top, covered)
 	vms := map[string]struct{}{}

@@ -31,8 +31,106 @@ type rangeView struct {
 
 	rows   [][]store.Row     // history: the counted rows per window
 	pairs  []*aggregate.Pair // history: entry → pair
+	ids    [][3]uint32       // history: entry → group, src, dst
+	gEP    [][2]uint32       // history: group → src, dst
 	nGroup int
 	nEP    int
+}
+
+// entryIDs returns entry e's group and endpoint ids.
+func (v *rangeView) entryIDs(e uint32) (group, src, dst uint32) {
+	if v.sc != nil {
+		return v.sc.EntryIDs(e)
+	}
+	x := v.ids[e]
+	return x[0], x[1], x[2]
+}
+
+// groupEndpoints returns group g's endpoint ids.
+func (v *rangeView) groupEndpoints(g uint32) (src, dst uint32) {
+	if v.sc != nil {
+		return v.sc.GroupEndpoints(g)
+	}
+	return v.gEP[g][0], v.gEP[g][1]
+}
+
+// accumulate adds window i's counted rows to a, as store.Scan.Accumulate
+// does (its tight loop when the filter needs only the hot columns), with
+// the console filter's protocol and port parts applied (a row's bytes and
+// packets are what consoleFilter.values counts; the protocol split keeps
+// the filtered protocol only, prorated to the port's bytes).
+func (v *rangeView) accumulate(c *gin.Context, i int, a *store.Acc, ef *entryFilter) error {
+	if v.sc != nil && !ef.needStats {
+		return v.sc.Accumulate(c.Request.Context(), i, a)
+	}
+	f := ef.f
+	var st aggregate.Stats
+	return v.each(c, i, func(r *store.Row) {
+		if a.Skip != nil && a.Skip[r.Entry] {
+			return
+		}
+		b, pk := r.Bytes, r.Packets
+		decoded := false
+		if ef.needStats {
+			v.stats(i, r, &st)
+			decoded = true
+			var ok bool
+			if b, pk, ok = f.statValues(&st); !ok {
+				return
+			}
+		}
+		a.Rows++
+		a.Bytes += b
+		a.Packets += pk
+		a.Flows += r.Flows
+		g := r.Group
+		if a.GroupBytes != nil {
+			a.GroupBytes[g] += b
+			a.GroupPackets[g] += pk
+			a.GroupFlows[g] += r.Flows
+			a.GroupLatest[g] = r.Entry + 1
+			a.GroupSeg[g] = int32(i)
+		}
+		if a.A != nil {
+			if x := a.A[r.Entry]; x >= 0 {
+				a.ABytes[int(x)+a.Off] += b
+				if a.APackets != nil {
+					a.APackets[int(x)+a.Off] += pk
+				}
+			}
+		}
+		if a.B != nil {
+			if x := a.B[r.Entry]; x >= 0 {
+				a.BBytes[int(x)+a.Off] += b
+				if a.BPackets != nil {
+					a.BPackets[int(x)+a.Off] += pk
+				}
+			}
+		}
+		if a.Proto != nil {
+			if !decoded {
+				v.stats(i, r, &st)
+			}
+			for pi, x := range [...][2]float64{{st.TCPBytes, st.TCPPackets}, {st.UDPBytes, st.UDPPackets},
+				{st.ICMPBytes, st.ICMPPackets}, {st.OtherBytes, st.OtherPackets}} {
+				if f.proto != "" && f.proto != protocolNames[pi] {
+					continue
+				}
+				if f.port >= 0 && st.Bytes > 0 { // port filter: prorate
+					x[0], x[1] = x[0]*b/st.Bytes, x[1]*b/st.Bytes
+				}
+				a.Proto[pi][0] += x[0]
+				a.Proto[pi][1] += x[1]
+			}
+		}
+	})
+}
+
+// groupAcc is a store.Acc summing per group (graph, overview, capacity).
+func groupAcc(v *rangeView, skip []bool) store.Acc {
+	n := v.groups()
+	return store.Acc{Skip: skip, GroupBytes: make([]float64, n), GroupPackets: make([]float64, n), GroupFlows: make([]uint64, n),
+		GroupLatest: make([]uint32, n), GroupSeg: make([]int32, n)}
 }
 
 func (v *rangeView) entries() int {
@@ -138,62 +236,43 @@ func windowView(ws []*aggregate.Window, source string) *rangeView {
 				g = uint32(len(groups))
 				groups[k] = g
 			}
-			v.rows[wi] = append(v.rows[wi], store.Row{Entry: uint32(len(v.pairs)), Group: g, Src: ep(k.src), Dst: ep(k.dst),
+			sid, did := ep(k.src), ep(k.dst)
+			if !ok {
+				v.gEP = append(v.gEP, [2]uint32{sid, did})
+			}
+			v.rows[wi] = append(v.rows[wi], store.Row{Entry: uint32(len(v.pairs)), Group: g, Src: sid, Dst: did,
 				Bytes: p.Stats.Bytes, Packets: p.Stats.Packets, Samples: p.Stats.Samples, Flows: p.Stats.Flows, Windows: 1})
 			v.pairs = append(v.pairs, p)
+			v.ids = append(v.ids, [3]uint32{g, sid, did})
 		})
 	}
 	v.nGroup, v.nEP = len(groups), len(eps)
 	return v
 }
 
-// entryFilter decides the console filter's endpoint part once per entry.
+// entryFilter is the console filter over a rangeView: its endpoint part
+// decided once per entry (skip), its protocol and port parts per row.
 type entryFilter struct {
-	f     *consoleFilter
-	v     *rangeView
-	cache []uint8 // 0 not asked, 1 yes, 2 no
+	f *consoleFilter
+	v *rangeView
 	// needStats: the filter needs more than the hot columns (protocol, port).
 	needStats bool
 }
 
 func newEntryFilter(f *consoleFilter, v *rangeView) *entryFilter {
-	ef := &entryFilter{f: f, v: v, needStats: f.proto != "" || f.port >= 0}
-	if f.filter != (filter{}) {
-		ef.cache = make([]uint8, v.entries())
-	}
-	return ef
+	return &entryFilter{f: f, v: v, needStats: f.proto != "" || f.port >= 0}
 }
 
-func (ef *entryFilter) match(e uint32) bool {
-	if ef.cache == nil {
-		return true
+// skip is the per-entry store.Acc.Skip of the filter's endpoint part
+// (nil: no endpoint filter).
+func (ef *entryFilter) skip() []bool {
+	if ef.f.filter == (filter{}) {
+		return nil
 	}
-	switch ef.cache[e] {
-	case 1:
-		return true
-	case 2:
-		return false
+	sk := make([]bool, ef.v.entries())
+	for e := range sk {
+		_, src, dst := ef.v.entry(uint32(e))
+		sk[e] = !ef.f.matchEndpoints(src, dst)
 	}
-	_, src, dst := ef.v.entry(e)
-	if ef.f.matchEndpoints(src, dst) {
-		ef.cache[e] = 1
-		return true
-	}
-	ef.cache[e] = 2
-	return false
-}
-
-// values is consoleFilter.values for a row: what it counts for, ok=false
-// when it does not match. st is filled when the statistics had to be
-// decoded (decoded reports it).
-func (ef *entryFilter) values(i int, r *store.Row, st *aggregate.Stats, decode bool) (b, pk float64, decoded, ok bool) {
-	if !ef.match(r.Entry) {
-		return 0, 0, false, false
-	}
-	if !ef.needStats && !decode {
-		return r.Bytes, r.Packets, false, true
-	}
-	ef.v.stats(i, r, st)
-	b, pk, ok = ef.f.statValues(st)
-	return b, pk, true, ok
+	return sk
 }

@@ -41,6 +41,10 @@ func TestConsoleFastPathSameAnswer(t *testing.T) {
 		"/api/v1/graph?since=1m&protocol=udp", "/api/v1/graph?since=1m&level=group&expand=hv1,hv2",
 		"/api/v1/capacity?since=1m", "/api/v1/capacity?since=1m&kind=pair", "/api/v1/capacity?since=1m&kind=vm&vm=web-1",
 		"/api/v1/capacity?since=1m&kind=pair&sort=peak&top=2", "/api/v1/capacity?since=1m&kind=pair&step=20s&sort=growth",
+		"/api/v1/overview?since=1m&group=protocol&protocol=udp", "/api/v1/overview?since=1m&group=protocol&port=443&host=hv1",
+		"/api/v1/overview?since=1m&group=host&protocol=tcp&port=442", "/api/v1/graph?since=1m&port=441&level=group",
+		"/api/v1/capacity?since=1m&kind=pair&tenant=t2&protocol=tcp", "/api/v1/capacity?since=1m&kind=vm&port=443",
+		"/api/v1/overview?since=45s&step=20s", "/api/v1/graph?since=25s&host=hv2&metric=pps",
 	}
 	fill := map[string]func(*store.Memory){
 		"fixture": func(m *store.Memory) {

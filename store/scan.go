@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
+	"math/bits"
 	"time"
 
 	"github.com/vmflow/vmflow/aggregate"
@@ -156,3 +159,126 @@ func (sc *Scan) Each(ctx context.Context, i int, fn func(r *Row)) error {
 
 // Stats decodes every statistic of row k of segment i.
 func (sc *Scan) Stats(i, k int, st *aggregate.Stats) { sc.s.segs[i].stats(k, st) }
+
+// Acc is what Scan.Accumulate adds a segment's counted rows to. Every
+// slice is optional (nil: not accumulated); per-entry slices are indexed
+// by entry id (Scan.Entries long), per-group ones by group id.
+type Acc struct {
+	Skip []bool // per entry: its rows are not counted at all (a filter)
+
+	// Per group over the range: sums, and 1 + the entry of the group's
+	// latest counted row (its names) with the segment it was in.
+	GroupBytes, GroupPackets []float64
+	GroupFlows               []uint64
+	GroupLatest              []uint32
+	GroupSeg                 []int32
+
+	// Per entry, up to two targets: a row of entry e adds its bytes and
+	// packets at A[e]+Off of ABytes/APackets (when A[e] >= 0), and at
+	// B[e]+Off of BBytes/BPackets.
+	A, B             []int32
+	Off              int
+	ABytes, APackets []float64
+	BBytes, BPackets []float64
+	Proto            *[4][2]float64 // per protocol (tcp, udp, icmp, other): bytes, packets
+
+	Rows           int // counted rows
+	Bytes, Packets float64
+	Flows          uint64
+}
+
+// Accumulate adds the counted rows of segment i to a in one tight loop
+// over the segment's columns (the protocol split reads only those fields
+// of the cold part).
+func (sc *Scan) Accumulate(ctx context.Context, i int, a *Acc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	seg := sc.s.segs[i]
+	d := sc.s.d
+	entGroup, entSource := d.entGroup, d.entSource
+	for k, e := range seg.ents {
+		src := entSource[e]
+		g := entGroup[e]
+		if sc.single {
+			if src != sc.want {
+				continue
+			}
+		} else if sc.chosen[g] != src+1 {
+			continue
+		}
+		if a.Skip != nil && a.Skip[e] {
+			continue
+		}
+		b, p := seg.bytes[k], seg.packets[k]
+		a.Rows++
+		a.Bytes += b
+		a.Packets += p
+		a.Flows += seg.flows[k]
+		if a.GroupBytes != nil {
+			a.GroupBytes[g] += b
+			a.GroupPackets[g] += p
+			a.GroupFlows[g] += seg.flows[k]
+			a.GroupLatest[g] = e + 1
+			a.GroupSeg[g] = int32(i)
+		}
+		if a.A != nil {
+			if x := a.A[e]; x >= 0 {
+				a.ABytes[int(x)+a.Off] += b
+				if a.APackets != nil {
+					a.APackets[int(x)+a.Off] += p
+				}
+			}
+		}
+		if a.B != nil {
+			if x := a.B[e]; x >= 0 {
+				a.BBytes[int(x)+a.Off] += b
+				if a.BPackets != nil {
+					a.BPackets[int(x)+a.Off] += p
+				}
+			}
+		}
+		if a.Proto != nil {
+			seg.protoSplit(k, a.Proto)
+		}
+	}
+	return nil
+}
+
+// GroupEndpoints returns the dense endpoint ids of group g.
+func (sc *Scan) GroupEndpoints(g uint32) (src, dst uint32) {
+	e := sc.s.d.groupRep[g]
+	return sc.s.d.entSrc[e], sc.s.d.entDst[e]
+}
+
+// protoSplit adds row k's per-protocol bytes and packets (cold fields 4..11,
+// see coldFields) to out, reading only those fields.
+func (s *segment) protoSplit(k int, out *[4][2]float64) {
+	b := s.cold[s.off[k]:s.off[k+1]]
+	mask, n := binary.Uvarint(b)
+	if mask&0xff0 == 0 {
+		return
+	}
+	b = b[n:]
+	for f := 4; f < 12; f++ {
+		if mask&(1<<f) == 0 {
+			continue
+		}
+		pos := bits.OnesCount64(mask&(1<<f-1)) * 8
+		if pos+8 > len(b) {
+			return
+		}
+		v := math.Float64frombits(binary.LittleEndian.Uint64(b[pos:]))
+		if f < 8 {
+			out[f-4][1] += v
+		} else {
+			out[f-8][0] += v
+		}
+	}
+}
+
+// EntryIDs returns entry e's group and dense endpoint ids.
+func (sc *Scan) EntryIDs(e uint32) (group, src, dst uint32) {
+	d := sc.s.d
+	return d.entGroup[e], d.entSrc[e], d.entDst[e]
+}
