@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/configs"
 	"github.com/vmflow/vmflow/internal/synth"
 )
 
@@ -206,6 +207,11 @@ func startDemo(ctx context.Context, cfg synth.Config, o demoOptions, log *slog.L
 	if err := writeInventory(c, inv); err != nil {
 		return nil, err
 	}
+	// The demo's alert rules (configs/demo-rules.yaml), sized for its cloud.
+	rules := filepath.Join(o.Dir, "demo-rules.yaml")
+	if err := os.WriteFile(rules, configs.DemoRules, 0o644); err != nil {
+		return nil, fmt.Errorf("demo rules: %w", err)
+	}
 	env := append([]string{
 		"VMFLOW_COLLECTOR_SFLOW_LISTEN=127.0.0.1:0",
 		"VMFLOW_COLLECTOR_IPFIX_LISTEN=127.0.0.1:0",
@@ -214,6 +220,7 @@ func startDemo(ctx context.Context, cfg synth.Config, o demoOptions, log *slog.L
 		"VMFLOW_ENRICH_STATIC_RELOAD=0s",
 		"VMFLOW_ENRICH_STATIC_FILE=" + inv,
 		"VMFLOW_AGGREGATE_WINDOW=" + o.Window.String(),
+		"VMFLOW_ALERT_RULES_FILE=" + rules,
 	}, o.Environ...)
 	env = append(env, "VMFLOW_API_LISTEN="+o.Listen)
 	acfg, _, err := app.Load("", env)
