@@ -2,10 +2,10 @@ package web_test
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
