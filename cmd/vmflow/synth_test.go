@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/internal/synth"
 )
@@ -41,7 +42,7 @@ func getAPI(t *testing.T, addr, path string, out any) {
 // IPFIX from half, nothing lost, no decode errors); the console answers.
 func TestDemo(t *testing.T) {
 	cfg := synth.DemoConfig()
-	d, err := startDemo(context.Background(), cfg, demoOptions{Listen: "127.0.0.1:0", Window: 2 * time.Second, Dir: t.TempDir()},
+	d, err := app.StartDemo(context.Background(), cfg, app.DemoOptions{Listen: "127.0.0.1:0", Window: 2 * time.Second, Dir: t.TempDir()},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	t.Cleanup(d.Stop)
@@ -208,7 +209,7 @@ func TestSynthCommand(t *testing.T) {
 // overview has traffic in several tenants, the map has edges and the
 // alerts list has a firing alert.
 func TestDemoConsoleWithin30s(t *testing.T) {
-	d, err := startDemo(context.Background(), synth.DemoConfig(), demoOptions{Listen: "127.0.0.1:0", Window: 10 * time.Second, Dir: t.TempDir()},
+	d, err := app.StartDemo(context.Background(), synth.DemoConfig(), app.DemoOptions{Listen: "127.0.0.1:0", Window: 10 * time.Second, Dir: t.TempDir()},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	t.Cleanup(d.Stop)
