@@ -53,7 +53,10 @@ func TestConsoleLab(t *testing.T) {
 		var wg sync.WaitGroup
 		var e1, e2 error
 		wg.Add(2)
-		go func() { defer wg.Done(); tcp, e1 = lab.IperfTCP(vm1, vm3, ovslab.IperfOptions{Duration: 4 * time.Second, Bitrate: "20M", Port: 5201}) }()
+		go func() {
+			defer wg.Done()
+			tcp, e1 = lab.IperfTCP(vm1, vm3, ovslab.IperfOptions{Duration: 4 * time.Second, Bitrate: "20M", Port: 5201})
+		}()
 		go func() {
 			defer wg.Done()
 			_, e2 = lab.IperfUDP(vm4, vm2, ovslab.IperfOptions{Duration: 4 * time.Second, Bitrate: "8M", Length: 1000, Port: 5202})
