@@ -199,6 +199,11 @@ func TestConsoleAlertsDemo(t *testing.T) {
 		}
 		break
 	}
+	// The detail views list numeric fields they do not know yet (a later
+	// vmflow's latency, connection or resource measurements).
+	var extra [][]any
+	b.eval(`import("/assets/views/common.js").then(m => m.extraFields({bytes: 1, src: {vm: "a"}, latency: {p50_us: 12, note: "x"}, rtt_ms: 3, top_ports: [1]}, new Set(["bytes", "src", "top_ports"])))`, &extra)
+	assert.Equal(t, [][]any{{"latency.p50_us", 12.0}, {"rtt_ms", 3.0}}, extra)
 	b.checkOrigin()
 	raw, _ := json.Marshal(e.d.Gen.Stats())
 	t.Logf("generator: %s", raw)
