@@ -64,13 +64,6 @@ type capacityOut struct {
 	Fallers     []capItem   `json:"fallers"`
 }
 
-// capSeries is one subject's bytes per bucket.
-type capSeries struct {
-	p      *aggregate.Pair // latest pair seen (names)
-	vmSide int             // kind=vm: 0 src, 1 dst of p
-	tx, rx []float64       // kind=vm: sent, received; kind=pair: tx only
-}
-
 func (s *Server) handleCapacity(c *gin.Context) {
 	q := newQuery(c)
 	var (
@@ -79,7 +72,7 @@ func (s *Server) handleCapacity(c *gin.Context) {
 		capBPS                float64
 		f                     consoleFilter
 	)
-	from, to, step, windows, ok := s.rangeWindows(c, q, 7*24*time.Hour, func() (err error) {
+	from, to, step, v, ok := s.rangeView(c, q, 7*24*time.Hour, &source, func() (err error) {
 		if source, err = q.source(); err != nil {
 			return err
 		}
@@ -108,6 +101,7 @@ func (s *Server) handleCapacity(c *gin.Context) {
 	if !ok {
 		return
 	}
+	windows := v.ws
 	out := capacityOut{From: from, To: to, Kind: kind, Step: step.String(), Source: source, Sort: sortKey, CapacityBPS: capBPS,
 		ForecastAt: to.Add(to.Sub(from)), Windows: len(windows), Times: []time.Time{},
 		Items: []capItem{}, Risers: []capItem{}, Fallers: []capItem{}}
@@ -128,134 +122,251 @@ func (s *Server) handleCapacity(c *gin.Context) {
 	}
 	nb := len(out.Times)
 
-	series := map[endpointID]*capSeries{}
-	pairSeries := map[endpoints]*capSeries{}
-	getVM := func(k endpointID, p *aggregate.Pair, side int) *capSeries {
-		cs := series[k]
-		if cs == nil {
-			cs = &capSeries{tx: make([]float64, nb), rx: make([]float64, nb)}
-			series[k] = cs
-		}
-		cs.p, cs.vmSide = p, side
-		return cs
+	// Per subject (a pair group, or a VM endpoint per direction): bytes
+	// per bucket in one flat array, and the entry that names it.
+	nSub := v.groups()
+	if kind == "vm" {
+		nSub = v.endpoints()
 	}
-	sel := newSelector(source)
-	sel.prepare(windows)
-	for wi, w := range windows {
-		i := idx[wi]
-		sel.each(w, func(p *aggregate.Pair) {
-			b, _, ok := f.values(p)
-			if !ok {
-				return
-			}
-			if kind == "pair" {
-				k := visitKey(p)
-				cs := pairSeries[k]
-				if cs == nil {
-					cs = &capSeries{tx: make([]float64, nb)}
-					pairSeries[k] = cs
-				}
-				cs.p = p
-				cs.tx[i] += b
-				return
-			}
-			if isVM(&p.Src, p.Key.Src) && (f.vm == "" || p.Src.VM == f.vm) {
-				getVM(visitID(&p.Src, p.Key.Src), p, 0).tx[i] += b
-			}
-			if isVM(&p.Dst, p.Key.Dst) && (f.vm == "" || p.Dst.VM == f.vm) {
-				getVM(visitID(&p.Dst, p.Key.Dst), p, 1).rx[i] += b
-			}
-		})
+	ef := newEntryFilter(&f, v)
+	acc := groupAcc(v, ef.skip())
+	acc.A = make([]int32, v.entries())
+	acc.ABytes = make([]float64, nSub*nb)
+	if kind == "vm" {
+		acc.B = make([]int32, v.entries())
+		acc.BBytes = make([]float64, nSub*nb)
+	}
+	for e := range acc.A {
+		g, se, de := v.entryIDs(uint32(e))
+		if kind == "pair" {
+			acc.A[e] = int32(int(g) * nb)
+			continue
+		}
+		acc.A[e], acc.B[e] = -1, -1
+		key, src, dst := v.entry(uint32(e))
+		if isVM(src, key.Src) && (f.vm == "" || src.VM == f.vm) {
+			acc.A[e] = int32(int(se) * nb)
+		}
+		if isVM(dst, key.Dst) && (f.vm == "" || dst.VM == f.vm) {
+			acc.B[e] = int32(int(de) * nb)
+		}
+	}
+	for wi := range windows {
+		acc.Off = idx[wi]
+		if err := v.accumulate(c, wi, &acc, ef); err != nil {
+			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+			return
+		}
+	}
+	tx, rx := acc.ABytes, acc.BBytes
+	// The subjects met, each named after its latest row's entry.
+	name := make([]uint32, nSub) // 1 + the entry naming the subject
+	side := make([]uint8, nSub)  // kind=vm: 0 src, 1 dst of that entry
+	nameSeg := make([]int32, nSub)
+	for g, l := range acc.GroupLatest {
+		if l == 0 {
+			continue
+		}
+		if kind == "pair" {
+			name[g] = l
+			continue
+		}
+		seg := acc.GroupSeg[g]
+		se, de := v.groupEndpoints(uint32(g))
+		if acc.A[l-1] >= 0 && (name[se] == 0 || seg > nameSeg[se]) {
+			name[se], side[se], nameSeg[se] = l, 0, seg
+		}
+		if acc.B[l-1] >= 0 && (name[de] == 0 || seg > nameSeg[de]) {
+			name[de], side[de], nameSeg[de] = l, 1, seg
+		}
 	}
 
-	// Merge the tiers' keys of one subject by name, then compute.
-	merged := map[string]*capItem{}
-	vals := map[string][]float64{}
-	addSeries := func(name string, it capItem, bytes []float64) {
-		v := vals[name]
-		if v == nil {
-			v = make([]float64, nb)
-			vals[name] = v
-			cp := it
-			merged[name] = &cp
-		}
-		for i, b := range bytes {
-			v[i] += b
+	// One subject per identity. From history, the tiers' keys of one
+	// subject are merged by name; in memory a subject is already one
+	// identity (a pair group or an endpoint), so no merge is needed (two
+	// VMs sharing a name stay apart there). Subjects are ranked on compact
+	// records (no pointers: nothing for the GC to scan at 200,000 pairs);
+	// full items are built for the ones returned only.
+	type capSubj struct {
+		entry            uint32 // names the subject
+		side             uint8  // kind=vm: 0 src, 1 dst of entry
+		peak, p95, slope float64
+		runout           int64
+	}
+	nItems := 0
+	for _, e := range name {
+		if e != 0 {
+			nItems++
 		}
 	}
-	for _, cs := range pairSeries {
-		p := cs.p
-		src, dst := nodeName(&p.Src, p.Key.Src), nodeName(&p.Dst, p.Key.Dst)
-		addSeries(src+" → "+dst, capItem{Subject: src + " → " + dst, Src: src, Dst: dst, Host: p.Src.Host, Tenant: p.Src.Tenant}, cs.tx)
+	subs := make([]capSubj, 0, nItems)
+	vals := make([]float64, 0, nItems*nb) // nb per subject
+	var byName map[string]int32
+	if v.sc == nil {
+		byName = map[string]int32{}
 	}
-	for _, cs := range series {
-		e, k := &cs.p.Src, cs.p.Key.Src
-		if cs.vmSide == 1 {
-			e, k = &cs.p.Dst, cs.p.Key.Dst
+	names := func(su *capSubj) (src, dst string, e *aggregate.Endpoint) {
+		key, se, de := v.entry(su.entry)
+		if kind == "pair" {
+			return nodeName(se, key.Src), nodeName(de, key.Dst), se
 		}
-		name := nodeName(e, k)
-		// The busier direction per bucket (a vNIC's capacity is per direction).
-		busier := make([]float64, nb)
-		for i := range busier {
-			busier[i] = max(cs.tx[i], cs.rx[i])
+		if su.side == 1 {
+			return nodeName(de, key.Dst), "", de
 		}
-		// Tiers of one VM rarely coexist; if they do, their busier sides add (an upper bound).
-		addSeries(name, capItem{Subject: name, VM: name, Host: e.Host, Tenant: e.Tenant}, busier)
+		return nodeName(se, key.Src), "", se
 	}
-	items := make([]capItem, 0, len(merged))
-	for name, it := range merged {
-		bps := vals[name]
-		for i := range bps {
-			bps[i] = rate(bps[i]*8, durs[i])
+	for sub, e := range name {
+		if e == 0 {
+			continue
 		}
-		capStats(it, bps, out.Times, to, out.ForecastAt, capBPS)
-		it.BPS = bps
-		items = append(items, *it)
+		su := capSubj{entry: e - 1, side: side[sub]}
+		i := int32(-1)
+		if byName != nil {
+			sn, dn, _ := names(&su)
+			k := sn
+			if kind == "pair" {
+				k = sn + pairSep + dn
+			}
+			if j, ok := byName[k]; ok {
+				i = j
+			} else {
+				byName[k] = int32(len(subs))
+			}
+		}
+		if i < 0 {
+			i = int32(len(subs))
+			subs = append(subs, su)
+			vals = append(vals, make([]float64, nb)...)
+		}
+		vs := vals[int(i)*nb : int(i+1)*nb]
+		for j := range vs {
+			b := tx[sub*nb+j]
+			if kind == "vm" {
+				// The busier direction (a vNIC's capacity is per direction);
+				// tiers of one VM rarely coexist; if they do, their busier
+				// sides add (an upper bound).
+				b = max(b, rx[sub*nb+j])
+			}
+			vs[j] += b
+		}
 	}
-	out.Total = len(items)
-	less := func(key string) func(a, b *capItem) bool {
-		return func(a, b *capItem) bool {
+	scratch := make([]float64, nb)
+	series := func(i int) []float64 { return vals[i*nb : (i+1)*nb : (i+1)*nb] }
+	var tmp capItem
+	for i := range subs {
+		bps := series(i)
+		for j := range bps {
+			bps[j] = rate(bps[j]*8, durs[j])
+		}
+		tmp = capItem{}
+		capStats(&tmp, bps, out.Times, to, out.ForecastAt, capBPS, scratch)
+		su := &subs[i]
+		su.peak, su.p95, su.slope, su.runout = tmp.PeakBPS, tmp.P95BPS, tmp.SlopeBPSPerDay, runoutKey(&tmp)
+	}
+	out.Total = len(subs)
+	subject := func(su *capSubj) [3]string {
+		sn, dn, _ := names(su)
+		if kind == "pair" {
+			return [3]string{sn, pairSep, dn}
+		}
+		return [3]string{sn}
+	}
+	less := func(key string) func(a, b *capSubj) bool {
+		return func(a, b *capSubj) bool {
 			var x, y float64
 			switch key {
 			case "peak":
-				x, y = a.PeakBPS, b.PeakBPS
+				x, y = a.peak, b.peak
 			case "p95":
-				x, y = a.P95BPS, b.P95BPS
+				x, y = a.p95, b.p95
 			case "growth":
-				x, y = a.SlopeBPSPerDay, b.SlopeBPSPerDay
+				x, y = a.slope, b.slope
 			case "fall":
-				x, y = -a.SlopeBPSPerDay, -b.SlopeBPSPerDay
+				x, y = -a.slope, -b.slope
 			case "runout": // soonest runout first, then highest peak
-				ra, rb := runoutKey(a), runoutKey(b)
-				if ra != rb {
-					return ra < rb
+				if a.runout != b.runout {
+					return a.runout < b.runout
 				}
-				x, y = a.PeakBPS, b.PeakBPS
+				x, y = a.peak, b.peak
 			}
 			if x != y {
 				return x > y
 			}
-			return a.Subject < b.Subject
+			return partsCmp(subject(a), subject(b)) < 0
 		}
 	}
-	pick := func(key string, n int, keep func(*capItem) bool) []capItem {
+	// pick: the n first by key among those keep selects (a sorted list of
+	// at most n, so O(subjects · log n) rather than sorting them all).
+	pick := func(key string, n int, keep func(*capSubj) bool) []capItem {
 		l := less(key)
-		sort.Slice(items, func(i, j int) bool { return l(&items[i], &items[j]) })
-		res := []capItem{}
-		for i := range items {
-			if len(res) == n {
-				break
+		var sel []int32
+		for i := range subs {
+			it := &subs[i]
+			if keep != nil && !keep(it) {
+				continue
 			}
-			if keep == nil || keep(&items[i]) {
-				res = append(res, items[i])
+			if len(sel) == n && !l(it, &subs[sel[n-1]]) {
+				continue
 			}
+			at := sort.Search(len(sel), func(j int) bool { return l(it, &subs[sel[j]]) })
+			if len(sel) < n {
+				sel = append(sel, 0)
+			}
+			copy(sel[at+1:], sel[at:len(sel)-1])
+			sel[at] = int32(i)
+		}
+		res := make([]capItem, len(sel))
+		for j, i := range sel {
+			su := &subs[i]
+			sn, dn, e := names(su)
+			it := capItem{Subject: sn, VM: sn, Host: e.Host, Tenant: e.Tenant}
+			if kind == "pair" {
+				it = capItem{Subject: sn + pairSep + dn, Src: sn, Dst: dn, Host: e.Host, Tenant: e.Tenant}
+			}
+			bps := series(int(i))
+			capStats(&it, bps, out.Times, to, out.ForecastAt, capBPS, scratch)
+			it.BPS = bps
+			res[j] = it
 		}
 		return res
 	}
-	out.Risers = pick("growth", 5, func(it *capItem) bool { return it.SlopeBPSPerDay > 0 })
-	out.Fallers = pick("fall", 5, func(it *capItem) bool { return it.SlopeBPSPerDay < 0 })
+	out.Risers = pick("growth", 5, func(it *capSubj) bool { return it.slope > 0 })
+	out.Fallers = pick("fall", 5, func(it *capSubj) bool { return it.slope < 0 })
 	out.Items = pick(sortKey, top, nil)
 	c.JSON(http.StatusOK, out)
+}
+
+// pairSep joins a pair's names in its subject.
+const pairSep = " → "
+
+// partsCmp compares the concatenations of pa and pb as strings, without
+// building them (a pair's subject is src, pairSep, dst).
+func partsCmp(pa, pb [3]string) int {
+	var i, j, ia, ib int
+	for {
+		for i < 3 && ia >= len(pa[i]) {
+			i, ia = i+1, 0
+		}
+		for j < 3 && ib >= len(pb[j]) {
+			j, ib = j+1, 0
+		}
+		switch {
+		case i == 3 && j == 3:
+			return 0
+		case i == 3:
+			return -1
+		case j == 3:
+			return 1
+		}
+		if x, y := pa[i][ia], pb[j][ib]; x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+		ia++
+		ib++
+	}
 }
 
 func runoutKey(it *capItem) int64 {
@@ -270,12 +381,13 @@ const maxRunout = 10 * 365 * 24 * time.Hour
 
 // capStats fills peak, p95, mean, trend, forecast and runout from the
 // per-bucket rates (times are the bucket labels; now is the range end).
-func capStats(it *capItem, bps []float64, times []time.Time, now, forecastAt time.Time, capBPS float64) {
+// It sorts a copy of bps in buf.
+func capStats(it *capItem, bps []float64, times []time.Time, now, forecastAt time.Time, capBPS float64, buf []float64) {
 	n := len(bps)
 	if n == 0 {
 		return
 	}
-	sorted := append([]float64(nil), bps...)
+	sorted := append(buf[:0], bps...)
 	sort.Float64s(sorted)
 	it.PeakBPS = sorted[n-1]
 	it.P95BPS = sorted[int(math.Ceil(0.95*float64(n)))-1] // nearest rank

@@ -122,7 +122,11 @@ func (f *consoleFilter) values(p *aggregate.Pair) (bytes, packets float64, ok bo
 	if !f.match(p) {
 		return 0, 0, false
 	}
-	st := &p.Stats
+	return f.statValues(&p.Stats)
+}
+
+// statValues is values' part on the statistics (protocol and port).
+func (f *consoleFilter) statValues(st *aggregate.Stats) (bytes, packets float64, ok bool) {
 	bytes, packets = st.Bytes, st.Packets
 	switch f.proto {
 	case "tcp":
@@ -182,6 +186,11 @@ func autoStep(from, to time.Time, windowSize time.Duration) time.Duration {
 // checks the step against the window size learnt from them when it is not
 // configured. It answers the request itself and returns ok=false on error.
 func (s *Server) stepWindows(c *gin.Context, q *query, def time.Duration, parse func() error, keep store.Match) (from, to time.Time, step time.Duration, windows []*aggregate.Window, ok bool) {
+	return s.stepRead(c, q, def, parse, func(from, to time.Time) ([]*aggregate.Window, bool) { return s.readWindows(c, from, to, keep) })
+}
+
+// stepRead is stepWindows with the range read by read (after parse).
+func (s *Server) stepRead(c *gin.Context, q *query, def time.Duration, parse func() error, read func(from, to time.Time) ([]*aggregate.Window, bool)) (from, to time.Time, step time.Duration, windows []*aggregate.Window, ok bool) {
 	var err error
 	if from, to, err = q.timeRange(s.deps.Now(), def); err != nil {
 		writeError(c, err)
@@ -201,7 +210,7 @@ func (s *Server) stepWindows(c *gin.Context, q *query, def time.Duration, parse 
 		writeError(c, err)
 		return
 	}
-	if windows, ok = s.readWindows(c, from, to, keep); !ok {
+	if windows, ok = read(from, to); !ok {
 		return
 	}
 	if step > 0 && s.deps.WindowSize <= 0 {
@@ -214,13 +223,22 @@ func (s *Server) stepWindows(c *gin.Context, q *query, def time.Duration, parse 
 	return from, to, step, windows, true
 }
 
-// rangeWindows is stepWindows with an automatic step when none is given.
-func (s *Server) rangeWindows(c *gin.Context, q *query, def time.Duration, parse func() error) (from, to time.Time, step time.Duration, windows []*aggregate.Window, ok bool) {
-	from, to, step, windows, ok = s.stepWindows(c, q, def, parse, nil)
+// rangeView parses like stepWindows and reads the range as a rangeView
+// for ?source= (*source, set by parse), with an automatic step when none
+// is given.
+func (s *Server) rangeView(c *gin.Context, q *query, def time.Duration, source *string, parse func() error) (from, to time.Time, step time.Duration, v *rangeView, ok bool) {
+	from, to, step, _, ok = s.stepRead(c, q, def, parse, func(from, to time.Time) ([]*aggregate.Window, bool) {
+		var ok bool
+		v, ok = s.readView(c, from, to, *source)
+		if !ok {
+			return nil, false
+		}
+		return v.ws, true
+	})
 	if ok && step == 0 {
-		step = autoStep(from, to, s.windowSize(windows))
+		step = autoStep(from, to, s.windowSize(v.ws))
 	}
-	return from, to, step, windows, ok
+	return from, to, step, v, ok
 }
 
 // intParam parses an optional integer parameter in [lo, hi].

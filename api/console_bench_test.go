@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http/httptest"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,10 +39,17 @@ func BenchmarkConsoleRoutes(b *testing.B) {
 	h := srv.Handler()
 	for _, u := range []string{
 		"/api/v1/overview?since=10s", "/api/v1/graph?since=10s", "/api/v1/graph?since=10s&level=group",
-		"/api/v1/capacity?since=10s&kind=vm", "/api/v1/pairs?since=10s",
+		"/api/v1/overview?since=10s&group=protocol", "/api/v1/overview?since=10s&tenant=t3",
+		"/api/v1/graph?since=10s&vm=vm-1", "/api/v1/graph?since=10s&level=group&group=tenant&expand=t1",
+		"/api/v1/capacity?since=10s&kind=vm", "/api/v1/capacity?since=10s&kind=pair", "/api/v1/pairs?since=10s",
+		"/api/v1/pairs/vm-0/vm-1?since=10s", "/api/v1/pairs/vm-0/vm-1/series?since=10s", "/api/v1/vms/vm-1/series?since=10s",
+		"/api/v1/vms", "/api/v1/exporters", "/api/v1/health",
 	} {
 		b.Run(u, func(b *testing.B) {
 			b.ReportAllocs()
+			runtime.GC()
+			cpu0 := cpuTime()
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest("GET", u, nil))
@@ -48,8 +57,19 @@ func BenchmarkConsoleRoutes(b *testing.B) {
 					b.Fatal(rec.Code, rec.Body.String())
 				}
 			}
+			b.StopTimer()
+			// CPU time per request (GC included): steadier than the wall
+			// clock on a shared machine.
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 		})
 	}
+}
+
+// cpuTime is the process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func itoa(i int) string {

@@ -86,14 +86,6 @@ type graphOut struct {
 	Other         graphOther  `json:"other"`
 }
 
-// lite is a pair's sums over the range (only what the graph needs).
-type lite struct {
-	p           *aggregate.Pair // latest
-	last        time.Time
-	bytes, pkts float64
-	flows       uint64
-}
-
 type gnode struct {
 	graphNode
 	bytesOut, bytesIn, pktsOut, pktsIn, internal float64
@@ -116,7 +108,7 @@ func (s *Server) handleGraph(c *gin.Context) {
 		expand                       map[string]bool
 		f                            consoleFilter
 	)
-	from, to, _, windows, ok := s.rangeWindows(c, q, 5*time.Minute, func() (err error) {
+	from, to, _, v, ok := s.rangeView(c, q, 5*time.Minute, &source, func() (err error) {
 		if source, err = q.source(); err != nil {
 			return err
 		}
@@ -149,43 +141,49 @@ func (s *Server) handleGraph(c *gin.Context) {
 		return
 	}
 	out := graphOut{From: from, To: to, Source: source, Group: group, Level: level, Metric: metric, Top: top,
-		Expanded: []string{}, Windows: len(windows), WindowSeconds: s.windowSize(windows).Seconds(), Groups: []string{}, Nodes: []graphNode{}, Edges: []graphEdge{}}
+		Expanded: []string{}, Windows: len(v.ws), WindowSeconds: s.windowSize(v.ws).Seconds(), Groups: []string{}, Nodes: []graphNode{}, Edges: []graphEdge{}}
 	var covered time.Duration
-	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(windows)
+	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(v.ws)
 	for g := range expand {
 		out.Expanded = append(out.Expanded, g)
 	}
 	sort.Strings(out.Expanded)
 
-	// Pass 1: sum each directed pair over the range.
-	pairs := map[endpoints]*lite{}
-	sel := newSelector(source)
-	sel.prepare(windows)
-	for _, w := range windows {
-		sel.each(w, func(p *aggregate.Pair) {
-			b, pk, ok := f.values(p)
-			if !ok {
-				return
-			}
-			k := visitKey(p)
-			a := pairs[k]
-			if a == nil {
-				a = &lite{}
-				pairs[k] = a
-			}
-			a.bytes += b
-			a.pkts += pk
-			a.flows += p.Stats.Flows
-			if a.p == nil || !w.End.Before(a.last) {
-				a.p, a.last = p, w.End
-			}
-		})
+	// Pass 1: sum each directed pair (group) over the range; latest[g] is
+	// 1 + the entry of its latest row (names), 0: no traffic.
+	ef := newEntryFilter(&f, v)
+	acc := groupAcc(v, ef.skip())
+	for wi := range v.ws {
+		if err := v.accumulate(c, wi, &acc, ef); err != nil {
+			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+			return
+		}
 	}
+	gB, gP, gF, latest := acc.GroupBytes, acc.GroupPackets, acc.GroupFlows, acc.GroupLatest
 
-	// Pass 2: map pairs to nodes and edges.
-	nodes := map[string]*gnode{}
+	// Pass 2: map pairs to nodes and edges. A node is decided once per
+	// endpoint (its id string built once) unless its group is collapsed
+	// (then by the group's name).
+	var nodes []*gnode
+	byID := map[string]int32{}
+	groupNode := map[string]int32{} // group name → its collapsed node
 	groupsSeen := map[string]struct{}{}
-	nodeOf := func(e *aggregate.Endpoint, k aggregate.EndpointKey) *gnode {
+	epNode := make([]int32, v.endpoints())
+	epMember := make([]int32, v.endpoints()) // 1 + the group node it was counted in
+	for i := range epNode {
+		epNode[i] = -1
+	}
+	merged := false // two endpoints share a node (same name)
+	node := func(id string, mk func() *gnode) int32 {
+		n, ok := byID[id]
+		if !ok {
+			n = int32(len(nodes))
+			byID[id] = n
+			nodes = append(nodes, mk())
+		}
+		return n
+	}
+	nodeOf := func(e *aggregate.Endpoint, k aggregate.EndpointKey, ep uint32) int32 {
 		g := e.Host
 		if group == "tenant" {
 			g = e.Tenant
@@ -196,58 +194,99 @@ func (s *Server) handleGraph(c *gin.Context) {
 				g = "unknown"
 			}
 		}
-		groupsSeen[g] = struct{}{}
-		name := nodeName(e, k)
-		var id string
-		collapsed := level == "group" && !expand[g]
-		switch {
-		case collapsed:
-			id = "group:" + g
-		case isVM(e, k):
-			id = "vm:" + name
-		default:
-			id = "ip:" + name
+		if _, ok := groupsSeen[g]; !ok {
+			groupsSeen[g] = struct{}{}
 		}
-		n := nodes[id]
-		if n == nil {
-			n = &gnode{graphNode: graphNode{ID: id, Name: name, Kind: "vm", Group: g, Host: e.Host, Tenant: e.Tenant}}
-			switch {
-			case collapsed:
-				n.Kind, n.Name, n.Host, n.Tenant = "group", g, "", ""
-				n.members = map[string]struct{}{}
-			case !isVM(e, k):
-				n.Kind = "ip"
+		if level == "group" && !expand[g] {
+			n, ok := groupNode[g]
+			if !ok {
+				n = node("group:"+g, func() *gnode {
+					return &gnode{graphNode: graphNode{ID: "group:" + g, Name: g, Kind: "group", Group: g}, members: map[string]struct{}{}}
+				})
+				groupNode[g] = n
 			}
-			nodes[id] = n
+			if epMember[ep] != n+1 {
+				epMember[ep] = n + 1
+				if m := nodes[n].members; len(m) < maxPeersCounted {
+					m[nodeName(e, k)] = struct{}{}
+				}
+			}
+			return n
 		}
-		if n.members != nil && len(n.members) < maxPeersCounted {
-			n.members[name] = struct{}{}
+		if n := epNode[ep]; n >= 0 {
+			return n
 		}
+		name := nodeName(e, k)
+		id, kind := "vm:"+name, "vm"
+		if !isVM(e, k) {
+			id, kind = "ip:"+name, "ip"
+		}
+		before := len(nodes)
+		n := node(id, func() *gnode {
+			return &gnode{graphNode: graphNode{ID: id, Name: name, Kind: kind, Group: g, Host: e.Host, Tenant: e.Tenant}}
+		})
+		merged = merged || len(nodes) == before
+		epNode[ep] = n
 		return n
 	}
-	edges := map[edgeKey]*eacc{}
-	for _, a := range pairs {
-		p := a.p
-		sn, dn := nodeOf(&p.Src, p.Key.Src), nodeOf(&p.Dst, p.Key.Dst)
-		sn.bytesOut += a.bytes
-		sn.pktsOut += a.pkts
-		dn.bytesIn += a.bytes
-		dn.pktsIn += a.pkts
+	type edge struct {
+		src, dst int32
+		eacc
+	}
+	nPairs := 0
+	for _, l := range latest {
+		if l != 0 {
+			nPairs++
+		}
+	}
+	edges := make([]edge, 0, nPairs)
+	var edgeIdx map[uint64]int32
+	gSrc, gDst := make([]int32, 0, nPairs), make([]int32, 0, nPairs)
+	for g := range latest {
+		if latest[g] == 0 {
+			continue
+		}
+		key, src, dst := v.entry(latest[g] - 1)
+		se, de := v.groupEndpoints(uint32(g))
+		sn, dn := nodeOf(src, key.Src, se), nodeOf(dst, key.Dst, de)
+		gSrc, gDst = append(gSrc, sn), append(gDst, dn)
+		a, b := nodes[sn], nodes[dn]
+		a.bytesOut += gB[g]
+		a.pktsOut += gP[g]
+		b.bytesIn += gB[g]
+		b.pktsIn += gP[g]
 		if sn == dn {
-			sn.internal += a.bytes
-			if sn.Kind == "group" {
-				continue // traffic inside a collapsed group: shown on the node
+			a.internal += gB[g]
+		}
+	}
+	// Edges: one per pair while no two endpoints share a node and no group
+	// is collapsed (the common vm level), else summed per node pair.
+	oneToOne := !merged && level == "vm"
+	if !oneToOne {
+		edgeIdx = map[uint64]int32{}
+	}
+	k := 0
+	for g := range latest {
+		if latest[g] == 0 {
+			continue
+		}
+		sn, dn := gSrc[k], gDst[k]
+		k++
+		if sn == dn && nodes[sn].Kind == "group" {
+			continue // traffic inside a collapsed group: shown on the node
+		}
+		if !oneToOne {
+			ek := uint64(sn)<<32 | uint64(uint32(dn))
+			if i, ok := edgeIdx[ek]; ok {
+				e := &edges[i]
+				e.bytes += gB[g]
+				e.pkts += gP[g]
+				e.flows += gF[g]
+				continue
 			}
+			edgeIdx[ek] = int32(len(edges))
 		}
-		k := edgeKey{sn.ID, dn.ID}
-		e := edges[k]
-		if e == nil {
-			e = &eacc{}
-			edges[k] = e
-		}
-		e.bytes += a.bytes
-		e.pkts += a.pkts
-		e.flows += a.flows
+		edges = append(edges, edge{src: sn, dst: dn, eacc: eacc{bytes: gB[g], pkts: gP[g], flows: gF[g]}})
 	}
 	out.TotalNodes, out.TotalEdges = len(nodes), len(edges)
 	for g := range groupsSeen {
@@ -266,8 +305,9 @@ func (s *Server) handleGraph(c *gin.Context) {
 		return e.bytes
 	}
 	h := &edgeHeap{}
-	for k, e := range edges {
-		it := edgeItem{k: k, e: e, w: weight(e)}
+	for i := range edges {
+		e := &edges[i]
+		it := edgeItem{k: edgeKey{nodes[e.src].ID, nodes[e.dst].ID}, e: &e.eacc, w: weight(&e.eacc), i: int32(i)}
 		if h.Len() < top {
 			heap.Push(h, it)
 		} else if it.less((*h)[0]) {
@@ -277,9 +317,11 @@ func (s *Server) handleGraph(c *gin.Context) {
 			heap.Fix(h, 0)
 		}
 	}
-	kept := make(map[edgeKey]bool, h.Len())
+	kept := make([]bool, len(edges))
+	want := make([]bool, len(nodes))
 	for _, it := range *h {
-		kept[it.k] = true
+		kept[it.i] = true
+		want[edges[it.i].src], want[edges[it.i].dst] = true, true
 		e := it.e
 		out.Edges = append(out.Edges, graphEdge{Src: it.k.src, Dst: it.k.dst, Bytes: e.bytes, Packets: e.pkts,
 			BPS: rate(e.bytes*8, covered), PPS: rate(e.pkts, covered), Flows: e.flows})
@@ -295,8 +337,9 @@ func (s *Server) handleGraph(c *gin.Context) {
 		}
 		return a.Dst < b.Dst
 	})
-	for k, e := range edges {
-		if !kept[k] {
+	for i := range edges {
+		if !kept[i] {
+			e := &edges[i]
 			out.Other.Edges++
 			out.Other.Bytes += e.bytes
 			out.Other.Packets += e.pkts
@@ -307,12 +350,8 @@ func (s *Server) handleGraph(c *gin.Context) {
 
 	// Nodes: those of the kept edges, and every group node (a collapsed
 	// group's internal traffic has no edge).
-	want := map[string]bool{}
-	for _, e := range out.Edges {
-		want[e.Src], want[e.Dst] = true, true
-	}
-	for id, n := range nodes {
-		if !want[id] && n.Kind != "group" {
+	for i, n := range nodes {
+		if !want[i] && n.Kind != "group" {
 			continue
 		}
 		n.BPSOut, n.BPSIn = rate(n.bytesOut*8, covered), rate(n.bytesIn*8, covered)
@@ -350,6 +389,7 @@ type edgeItem struct {
 	k edgeKey
 	e *eacc
 	w float64
+	i int32 // index in the route's edges
 }
 
 func (a edgeItem) less(b edgeItem) bool {

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/store"
 )
 
 // GET /api/v1/overview: the whole cloud's traffic over a range, as step
@@ -72,30 +73,19 @@ type overviewOut struct {
 	ActiveVMs   int             `json:"active_vms"`
 }
 
-// talker accumulates one endpoint's traffic in one direction.
+// talker is one endpoint's traffic in one direction.
 type talker struct {
 	name         string
 	vm           bool
 	host, tenant string
 	bytes, pkts  float64
-	peers        map[endpointID]struct{}
-}
-
-func (t *talker) add(e *aggregate.Endpoint, k aggregate.EndpointKey, peer endpointID, b, p float64) {
-	if t.name == "" {
-		t.name, t.vm, t.host, t.tenant = nodeName(e, k), isVM(e, k), e.Host, e.Tenant
-	}
-	t.bytes += b
-	t.pkts += p
-	if len(t.peers) < maxPeersCounted {
-		t.peers[peer] = struct{}{}
-	}
+	peers        int // distinct peers (pairs with traffic in the range)
 }
 
 // maxPeersCounted caps the distinct peers counted per talker (memory bound).
 const maxPeersCounted = 10_000
 
-func groupKey(group string, p *aggregate.Pair) string {
+func groupKey(group string, src, dst *aggregate.Endpoint) string {
 	pick := func(a, b string) string {
 		if a != "" {
 			return a
@@ -107,9 +97,9 @@ func groupKey(group string, p *aggregate.Pair) string {
 	}
 	switch group {
 	case "host":
-		return pick(p.Src.Host, p.Dst.Host)
+		return pick(src.Host, dst.Host)
 	default:
-		return pick(p.Src.Tenant, p.Dst.Tenant)
+		return pick(src.Tenant, dst.Tenant)
 	}
 }
 
@@ -120,7 +110,7 @@ func (s *Server) handleOverview(c *gin.Context) {
 		top           int
 		f             consoleFilter
 	)
-	from, to, step, windows, ok := s.rangeWindows(c, q, time.Hour, func() (err error) {
+	from, to, step, v, ok := s.rangeView(c, q, time.Hour, &source, func() (err error) {
 		if source, err = q.source(); err != nil {
 			return err
 		}
@@ -136,119 +126,168 @@ func (s *Server) handleOverview(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out := overviewOut{From: from, To: to, Step: step.String(), Source: source, Group: group, Windows: len(windows),
+	out := overviewOut{From: from, To: to, Step: step.String(), Source: source, Group: group, Windows: len(v.ws),
 		Times: []time.Time{}, Groups: []overviewGroup{}, Talkers: []talkerOut{}, Listeners: []talkerOut{}}
 	var covered time.Duration
-	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(windows)
+	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(v.ws)
 
-	sel := newSelector(source)
-	sel.prepare(windows)
-	bk := newBucketer(step, windows)
-	type gacc struct {
-		bytes, pkts float64
-		b, p        []float64 // per point: bytes, packets
-	}
-	groups := map[string]*gacc{}
+	// Points: each window's index, labels and durations.
+	bk := newBucketer(step, v.ws)
+	pt := make([]int, len(v.ws))
 	var durs []time.Duration
-	addGroup := func(key string, i int, b, p float64) {
-		g := groups[key]
-		if g == nil {
-			g = &gacc{}
-			groups[key] = g
-		}
-		for len(g.b) <= i {
-			g.b, g.p = append(g.b, 0), append(g.p, 0)
-		}
-		g.b[i] += b
-		g.p[i] += p
-		g.bytes += b
-		g.pkts += p
-	}
-	tx := map[endpointID]*talker{}
-	rx := map[endpointID]*talker{}
-	get := func(m map[endpointID]*talker, k endpointID) *talker {
-		t := m[k]
-		if t == nil {
-			t = &talker{peers: map[endpointID]struct{}{}}
-			m[k] = t
-		}
-		return t
-	}
-	last := len(windows) - 1
-	for wi, w := range windows {
+	for wi, w := range v.ws {
 		l := bk.label(w)
 		if n := len(out.Times); n == 0 || !l.Equal(out.Times[n-1]) {
 			out.Times = append(out.Times, l)
 			durs = append(durs, 0)
 		}
-		i := len(out.Times) - 1
-		durs[i] = max(durs[i], bk.duration(l, w))
-		var nowB, nowP float64
-		sel.each(w, func(p *aggregate.Pair) {
-			b, pk, ok := f.values(p)
-			if !ok {
-				return
+		pt[wi] = len(out.Times) - 1
+		durs[pt[wi]] = max(durs[pt[wi]], bk.duration(l, w))
+	}
+	nPt := len(out.Times)
+
+	// Groups (stacks) by dense index: the protocols, or the tenants/hosts
+	// of the entries (decided once per entry).
+	type gacc struct {
+		key         string
+		bytes, pkts float64
+		b, p        []float64 // per point: bytes, packets
+		seen        bool
+	}
+	var groups []*gacc
+	gidx := map[string]int32{}
+	groupOf := func(key string) int32 {
+		i, ok := gidx[key]
+		if !ok {
+			i = int32(len(groups))
+			gidx[key] = i
+			groups = append(groups, &gacc{key: key, b: make([]float64, nPt), p: make([]float64, nPt)})
+		}
+		return i
+	}
+	ef := newEntryFilter(&f, v)
+	acc := groupAcc(v, ef.skip())
+	if group == "protocol" {
+		for _, k := range protocolNames {
+			groupOf(k)
+		}
+		acc.Proto = &[4][2]float64{}
+	} else {
+		acc.A = make([]int32, v.entries())
+		for e := range acc.A {
+			if acc.Skip != nil && acc.Skip[e] {
+				continue
 			}
-			out.Totals.Bytes += b
-			out.Totals.Packets += pk
-			out.Totals.Flows += p.Stats.Flows
-			if wi == last {
-				nowB += b
-				nowP += pk
-				out.Now.Pairs++
+			_, src, dst := v.entry(uint32(e))
+			acc.A[e] = groupOf(groupKey(group, src, dst))
+		}
+	}
+	nCls := len(groups)
+	acc.ABytes, acc.APackets = make([]float64, nCls*nPt), make([]float64, nCls*nPt)
+	last := len(v.ws) - 1
+	for wi, w := range v.ws {
+		acc.Off = pt[wi] * nCls
+		if acc.Proto != nil {
+			*acc.Proto = [4][2]float64{}
+		}
+		var before store.Acc
+		if wi == last { // the latest window on its own: "now"
+			before = acc
+			acc.Rows, acc.Bytes, acc.Packets = 0, 0, 0
+		}
+		if err := v.accumulate(c, wi, &acc, ef); err != nil {
+			c.JSON(http.StatusInternalServerError, errorBody{Error: "read windows: " + err.Error()})
+			return
+		}
+		if acc.Proto != nil {
+			for pi, x := range acc.Proto {
+				acc.ABytes[pi+acc.Off] += x[0]
+				acc.APackets[pi+acc.Off] += x[1]
 			}
-			if group == "protocol" {
-				st := &p.Stats
-				for _, x := range [...]struct {
-					k    string
-					b, p float64
-				}{{"tcp", st.TCPBytes, st.TCPPackets}, {"udp", st.UDPBytes, st.UDPPackets},
-					{"icmp", st.ICMPBytes, st.ICMPPackets}, {"other", st.OtherBytes, st.OtherPackets}} {
-					if (f.proto == "" || f.proto == x.k) && (x.b != 0 || x.p != 0) {
-						if f.port >= 0 && st.Bytes > 0 { // port filter: prorate
-							x.b, x.p = x.b*b/st.Bytes, x.p*b/st.Bytes
-						}
-						addGroup(x.k, i, x.b, x.p)
-					}
-				}
-			} else {
-				addGroup(groupKey(group, p), i, b, pk)
-			}
-			sk, dk := visitID(&p.Src, p.Key.Src), visitID(&p.Dst, p.Key.Dst)
-			get(tx, sk).add(&p.Src, p.Key.Src, dk, b, pk)
-			get(rx, dk).add(&p.Dst, p.Key.Dst, sk, b, pk)
-		})
+		}
 		if wi == last {
 			d := w.End.Sub(w.Start)
-			out.Now.BPS, out.Now.PPS = rate(nowB*8, d), rate(nowP, d)
+			out.Now.BPS, out.Now.PPS = rate(acc.Bytes*8, d), rate(acc.Packets, d)
+			out.Now.Pairs = acc.Rows
 			end := w.End
 			out.Now.Time = &end
+			acc.Rows += before.Rows
+			acc.Bytes += before.Bytes
+			acc.Packets += before.Packets
+		}
+	}
+	out.Totals.Bytes, out.Totals.Packets, out.Totals.Flows = acc.Bytes, acc.Packets, acc.Flows
+	for gi, g := range groups {
+		for i := 0; i < nPt; i++ {
+			b, p := acc.ABytes[i*nCls+gi], acc.APackets[i*nCls+gi]
+			g.b[i], g.p[i] = b, p
+			g.bytes += b
+			g.pkts += p
+			g.seen = g.seen || b != 0 || p != 0
+		}
+	}
+	if group != "protocol" {
+		// A tenant or host is shown once it had a counted row (with
+		// traffic, or the latest of its pair's).
+		for _, l := range acc.GroupLatest {
+			if l != 0 {
+				groups[acc.A[l-1]].seen = true
+			}
+		}
+	}
+
+	// Talkers (tx) and listeners (rx) by dense endpoint id, from the
+	// groups; named after the entry of their latest row (its segment).
+	nEP := v.endpoints()
+	txB, txP, rxB, rxP := make([]float64, nEP), make([]float64, nEP), make([]float64, nEP), make([]float64, nEP)
+	txName, rxName := make([]int32, nEP), make([]int32, nEP)
+	txSeg, rxSeg := make([]int32, nEP), make([]int32, nEP)
+	for i := range txName {
+		txName[i], rxName[i] = -1, -1
+	}
+	txPeers, rxPeers := make([]int32, nEP), make([]int32, nEP)
+	for g, l := range acc.GroupLatest {
+		if l == 0 {
+			continue
+		}
+		s, d := v.groupEndpoints(uint32(g))
+		b, p, seg := acc.GroupBytes[g], acc.GroupPackets[g], acc.GroupSeg[g]
+		txB[s] += b
+		txP[s] += p
+		rxB[d] += b
+		rxP[d] += p
+		txPeers[s]++
+		rxPeers[d]++
+		if txName[s] < 0 || seg > txSeg[s] {
+			txName[s], txSeg[s] = int32(l-1), seg
+		}
+		if rxName[d] < 0 || seg > rxSeg[d] {
+			rxName[d], rxSeg[d] = int32(l-1), seg
 		}
 	}
 	out.Totals.BPS, out.Totals.PPS = rate(out.Totals.Bytes*8, covered), rate(out.Totals.Packets, covered)
 
 	// Groups: top N by bytes, the rest summed into "other".
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := groups[keys[i]], groups[keys[j]]
+	sort.Slice(groups, func(i, j int) bool {
+		a, b := groups[i], groups[j]
 		if a.bytes != b.bytes {
 			return a.bytes > b.bytes
 		}
-		return keys[i] < keys[j]
+		return a.key < b.key
 	})
 	n := len(out.Times)
 	mk := func(key string) overviewGroup {
 		return overviewGroup{Key: key, BPS: make([]float64, n), PPS: make([]float64, n)}
 	}
 	var other *overviewGroup
-	for gi, k := range keys {
-		g := groups[k]
+	gi := 0
+	for _, g := range groups {
+		if !g.seen {
+			continue // a protocol (or a filtered-out group) never seen
+		}
 		var og *overviewGroup
-		if gi < top && !(k == OtherKey && group != "protocol") {
-			out.Groups = append(out.Groups, mk(k))
+		if gi < top && !(g.key == OtherKey && group != "protocol") {
+			out.Groups = append(out.Groups, mk(g.key))
 			og = &out.Groups[len(out.Groups)-1]
 		} else {
 			if other == nil {
@@ -257,6 +296,7 @@ func (s *Server) handleOverview(c *gin.Context) {
 			}
 			og = other
 		}
+		gi++
 		og.Bytes += g.bytes
 		og.Packets += g.pkts
 		for i := range g.b {
@@ -267,10 +307,27 @@ func (s *Server) handleOverview(c *gin.Context) {
 	if other != nil {
 		out.Groups = append(out.Groups, *other)
 	}
+	talkers := func(first []int32, b, p []float64, peers []int32, dst bool) []*talker {
+		var ts []*talker
+		for ep, e := range first {
+			if e < 0 {
+				continue
+			}
+			key, src, dstE := v.entry(uint32(e))
+			en, k := src, key.Src
+			if dst {
+				en, k = dstE, key.Dst
+			}
+			ts = append(ts, &talker{name: nodeName(en, k), vm: isVM(en, k), host: en.Host, tenant: en.Tenant,
+				bytes: b[ep], pkts: p[ep], peers: int(min(peers[ep], maxPeersCounted))})
+		}
+		return ts
+	}
+	tx, rx := talkers(txName, txB, txP, txPeers, false), talkers(rxName, rxB, rxP, rxPeers, true)
 	out.Talkers = topTalkers(tx, top, covered)
 	out.Listeners = topTalkers(rx, top, covered)
 	vms := map[string]struct{}{}
-	for _, m := range []map[endpointID]*talker{tx, rx} {
+	for _, m := range [][]*talker{tx, rx} {
 		for _, t := range m {
 			if t.vm {
 				vms[t.name] = struct{}{}
@@ -283,7 +340,7 @@ func (s *Server) handleOverview(c *gin.Context) {
 
 // topTalkers merges the accumulators of one endpoint (memory ids and
 // history names) by name and returns the top n by bytes.
-func topTalkers(m map[endpointID]*talker, n int, covered time.Duration) []talkerOut {
+func topTalkers(m []*talker, n int, covered time.Duration) []talkerOut {
 	byName := make(map[string]*talkerOut, len(m))
 	peers := make(map[string]int, len(m))
 	for _, t := range m {
@@ -294,7 +351,7 @@ func topTalkers(m map[endpointID]*talker, n int, covered time.Duration) []talker
 		}
 		o.Bytes += t.bytes
 		o.Packets += t.pkts
-		peers[t.name] += len(t.peers) // ids of one endpoint's tiers rarely coexist; an upper bound if they do
+		peers[t.name] += t.peers // ids of one endpoint's tiers rarely coexist; an upper bound if they do
 	}
 	out := make([]talkerOut, 0, len(byName))
 	for name, o := range byName {

@@ -58,7 +58,11 @@ func (s *Server) handlePair(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	windows, ok := s.readWindows(c, from, to, nil)
+	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
+	keep := func(k *aggregate.PairKey, src, dst *aggregate.Endpoint) bool {
+		return sm.match(*src, k.Src) && dm.match(*dst, k.Dst)
+	}
+	windows, ok := s.readWindows(c, from, to, keep)
 	if !ok {
 		return
 	}
@@ -66,7 +70,6 @@ func (s *Server) handlePair(c *gin.Context) {
 		WindowSeconds: s.windowSize(windows).Seconds()}
 	var covered time.Duration
 	out.CoveredFrom, out.CoveredTo, covered = coveredSpan(windows)
-	sm, dm := newEndpointMatcher(srcTok), newEndpointMatcher(dstTok)
 	match := func(p *aggregate.Pair) bool { return sm.match(p.Src, p.Key.Src) && dm.match(p.Dst, p.Key.Dst) }
 
 	var chosen acc

@@ -31,10 +31,15 @@ type dict struct {
 	entGroup  []uint32         // entries[i].group, for scans
 	entSource []decoder.Source // entries[i].key.Source, for scans
 	groupRep  []uint32         // an entry of each group (names, ordering)
+	// Endpoints numbered densely by EndpointID (see scan.go): entSrc[i],
+	// entDst[i] are entries[i]'s, epIDs the identity of each.
+	entSrc, entDst []uint32
+	epIDs          []EndpointID
 
 	// Writer-side only (guarded by Memory.wmu).
 	byKey   []uint32 // open addressing by PairKey.Hash: 1 + the latest entry of a key, 0 empty
 	byGroup map[PairID]uint32
+	byEP    map[EndpointID]uint32
 	lastEnd []int64 // unix ns end of the newest segment holding the entry
 }
 
@@ -45,6 +50,7 @@ func newDict(n int) *dict {
 		entSource: make([]decoder.Source, 0, n),
 		byKey:     make([]uint32, tableSize(n)),
 		byGroup:   make(map[PairID]uint32, n),
+		byEP:      make(map[EndpointID]uint32),
 		lastEnd:   make([]int64, 0, n),
 	}
 }
@@ -93,6 +99,8 @@ func (d *dict) add(e entry) uint32 {
 		d.byGroup[pid] = g
 	}
 	e.group = g
+	d.entSrc = append(d.entSrc, d.endpoint(pid.Src))
+	d.entDst = append(d.entDst, d.endpoint(pid.Dst))
 	d.entries = append(d.entries, e)
 	d.entGroup = append(d.entGroup, g)
 	d.entSource = append(d.entSource, e.key.Source)
@@ -106,6 +114,17 @@ func (d *dict) add(e entry) uint32 {
 		d.byKey[d.slot(&e.key)] = id + 1
 	}
 	return id
+}
+
+// endpoint returns the dense id of an endpoint identity, adding it.
+func (d *dict) endpoint(id EndpointID) uint32 {
+	if n, ok := d.byEP[id]; ok {
+		return n
+	}
+	n := uint32(len(d.epIDs))
+	d.epIDs = append(d.epIDs, id)
+	d.byEP[id] = n
+	return n
 }
 
 // compact returns a dict of the entries with lastEnd >= oldestEnd, in the

@@ -79,6 +79,7 @@ type snapshot struct {
 	d      *dict
 	nEnt   int
 	nGroup int
+	nEP    int
 	segs   []*segment // the range's, oldest first
 }
 
@@ -87,7 +88,7 @@ func (m *Memory) snapshot(from, to time.Time) snapshot {
 	defer m.mu.RUnlock()
 	lo := sort.Search(len(m.segs), func(i int) bool { return m.segs[i].end.After(from) })
 	hi := sort.Search(len(m.segs), func(i int) bool { return m.segs[i].end.After(to) })
-	s := snapshot{d: m.d, nEnt: len(m.d.entries), nGroup: len(m.d.groupRep)}
+	s := snapshot{d: m.d, nEnt: len(m.d.entries), nGroup: len(m.d.groupRep), nEP: len(m.d.epIDs)}
 	if hi > lo {
 		s.segs = append([]*segment(nil), m.segs[lo:hi]...)
 	}

@@ -255,9 +255,9 @@ func screenshotDir(t testing.TB) string {
 
 func (b *browser) shot(name string) {
 	b.t.Helper()
-	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90)) // quality < 100: JPEG
 	require.NoError(b.t, err)
-	p := filepath.Join(screenshotDir(b.t), name+".png")
+	p := filepath.Join(screenshotDir(b.t), name+".jpg")
 	require.NoError(b.t, os.WriteFile(p, buf, 0o644))
 	b.t.Logf("screenshot %s", p)
 }

@@ -13,12 +13,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
-	"github.com/vmflow/vmflow/collector"
 	"github.com/vmflow/vmflow/internal/synth"
 )
 
@@ -176,83 +174,6 @@ func writeInventory(c *synth.Cloud, path string) error {
 	return f.Close()
 }
 
-// demo is a running `vmflow demo`: vmflow plus the generator feeding it.
-type demo struct {
-	App   *app.App
-	Gen   *synth.Generator
-	Cloud *synth.Cloud
-	done  chan struct{}
-	stop  context.CancelFunc
-	sink  *synth.UDPSink
-}
-
-// demoOptions are what `vmflow demo` takes besides the cloud.
-type demoOptions struct {
-	Listen  string        // API and console
-	Window  time.Duration // aggregation window
-	Dir     string        // where the inventory goes
-	Environ []string      // VMFLOW_* overrides of the demo's settings
-}
-
-// startDemo writes the cloud's inventory, starts vmflow with it (memory
-// store, collectors on ephemeral loopback ports) and the generator sending
-// to those ports.
-func startDemo(ctx context.Context, cfg synth.Config, o demoOptions, log *slog.Logger) (*demo, error) {
-	c, err := synth.Build(cfg)
-	if err != nil {
-		return nil, err
-	}
-	inv := filepath.Join(o.Dir, "inventory.yaml")
-	if err := writeInventory(c, inv); err != nil {
-		return nil, err
-	}
-	env := append([]string{
-		"VMFLOW_COLLECTOR_SFLOW_LISTEN=127.0.0.1:0",
-		"VMFLOW_COLLECTOR_IPFIX_LISTEN=127.0.0.1:0",
-		"VMFLOW_COLLECTOR_NETFLOW9_LISTEN=",
-		"VMFLOW_INFLUX_ENABLED=false",
-		"VMFLOW_ENRICH_STATIC_RELOAD=0s",
-		"VMFLOW_ENRICH_STATIC_FILE=" + inv,
-		"VMFLOW_AGGREGATE_WINDOW=" + o.Window.String(),
-	}, o.Environ...)
-	env = append(env, "VMFLOW_API_LISTEN="+o.Listen)
-	acfg, _, err := app.Load("", env)
-	if err != nil {
-		return nil, err
-	}
-	a, err := app.New(acfg, log)
-	if err != nil {
-		return nil, err
-	}
-	ctx, stop := context.WithCancel(ctx)
-	if err := a.Start(ctx); err != nil {
-		stop()
-		return nil, err
-	}
-	cfg.SFlowTarget = fmt.Sprintf("127.0.0.1:%d", a.ListenPort(collector.ProtoSFlow))
-	cfg.IPFIXTarget = fmt.Sprintf("127.0.0.1:%d", a.ListenPort(collector.ProtoIPFIX))
-	sink, err := synth.NewUDPSink(c, cfg.SFlowTarget, cfg.IPFIXTarget, cfg.Batch, cfg.MaxDatagram)
-	if err != nil {
-		stop()
-		a.Stop()
-		return nil, err
-	}
-	d := &demo{App: a, Cloud: c, Gen: synth.New(c, cfg, sink, time.Now()), done: make(chan struct{}), stop: stop, sink: sink}
-	go func() {
-		defer close(d.done)
-		_ = synth.Run(ctx, d.Gen, 0, 0)
-	}()
-	return d, nil
-}
-
-// Stop stops the generator (exporting what is open), then vmflow.
-func (d *demo) Stop() {
-	d.stop()
-	<-d.done
-	d.sink.Close()
-	d.App.Stop()
-}
-
 // runDemo handles `vmflow demo`.
 func runDemo(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vmflow demo", flag.ContinueOnError)
@@ -274,7 +195,7 @@ func runDemo(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	}
 	defer os.RemoveAll(dir)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := startDemo(ctx, cfg, demoOptions{Listen: *listen, Window: *window, Dir: dir, Environ: vmflowEnv(environ)}, log)
+	d, err := app.StartDemo(ctx, cfg, app.DemoOptions{Listen: *listen, Window: *window, Dir: dir, Environ: vmflowEnv(environ)}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmflow demo: %v\n", err)
 		return 1

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/internal/synth"
 )
@@ -41,7 +42,7 @@ func getAPI(t *testing.T, addr, path string, out any) {
 // IPFIX from half, nothing lost, no decode errors); the console answers.
 func TestDemo(t *testing.T) {
 	cfg := synth.DemoConfig()
-	d, err := startDemo(context.Background(), cfg, demoOptions{Listen: "127.0.0.1:0", Window: 2 * time.Second, Dir: t.TempDir()},
+	d, err := app.StartDemo(context.Background(), cfg, app.DemoOptions{Listen: "127.0.0.1:0", Window: 2 * time.Second, Dir: t.TempDir()},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	t.Cleanup(d.Stop)
@@ -201,4 +202,53 @@ func TestSynthCommand(t *testing.T) {
 	assert.Equal(t, 2, code)
 	code, _, _ = runCmd(t, nil, "synth", "--vms", "1")
 	assert.Equal(t, 2, code)
+}
+
+// TestDemoConsoleWithin30s: what `make demo` shows (default 10 s windows,
+// the demo's rules, configs/demo-rules.yaml): within 30 s of start the
+// overview has traffic in several tenants, the map has edges and the
+// alerts list has a firing alert.
+func TestDemoConsoleWithin30s(t *testing.T) {
+	d, err := app.StartDemo(context.Background(), synth.DemoConfig(), app.DemoOptions{Listen: "127.0.0.1:0", Window: 10 * time.Second, Dir: t.TempDir()},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	t.Cleanup(d.Stop)
+	started := time.Now()
+	addr := d.App.APIAddr()
+	var ov struct {
+		Totals struct{ Bytes float64 } `json:"totals"`
+		Groups []struct{ Key string }  `json:"groups"`
+	}
+	var g struct {
+		Edges []struct{ Src, Dst string } `json:"edges"`
+	}
+	var al struct {
+		Alerts []struct {
+			Rule, State, Severity string
+		} `json:"alerts"`
+	}
+	var overviewAt, mapAt, alertsAt time.Duration
+	for overviewAt == 0 || mapAt == 0 || alertsAt == 0 {
+		require.Less(t, time.Since(started), 30*time.Second, "after 30 s: overview %v (%d groups), map %v (%d edges), alerts %v %+v",
+			overviewAt, len(ov.Groups), mapAt, len(g.Edges), alertsAt, al.Alerts)
+		getAPI(t, addr, "/api/v1/overview?since=1h", &ov)
+		if overviewAt == 0 && ov.Totals.Bytes > 0 && len(ov.Groups) >= 2 {
+			overviewAt = time.Since(started)
+		}
+		getAPI(t, addr, "/api/v1/graph?since=5m", &g)
+		if mapAt == 0 && len(g.Edges) > 10 {
+			mapAt = time.Since(started)
+		}
+		getAPI(t, addr, "/api/v1/alerts?state=firing", &al)
+		if alertsAt == 0 && len(al.Alerts) > 0 {
+			alertsAt = time.Since(started)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	rules := map[string]int{}
+	for _, a := range al.Alerts {
+		rules[a.Rule]++
+	}
+	t.Logf("overview populated after %.1f s, map after %.1f s, first firing alert after %.1f s (%v)",
+		overviewAt.Seconds(), mapAt.Seconds(), alertsAt.Seconds(), rules)
 }

@@ -32,7 +32,7 @@ export async function render(ctx) {
   const status = h("p", { id: "alerts-status", role: "status", class: "muted" });
   const rows = alerts.map((a) => {
     const subj = subjectOf(a);
-    const btn = h("button", { type: "button", class: "secondary silence-btn", "aria-label": "Silence " + a.rule + " for " + subj.text }, "Silence…");
+    const btn = h("button", { type: "button", class: "secondary silence-btn", "aria-label": "Silence " + a.rule + " for " + subj.text, dataset: { fingerprint: a.fingerprint, severity: a.severity } }, "Silence…");
     btn.addEventListener("click", () => btn.replaceWith(silenceForm(ctx, a, status)));
     return [h("td", {}, severityBadge(a.severity)), h("td", { class: "state-" + a.state }, a.state + (a.silenced ? " (silenced)" : "")), a.rule,
       h("td", {}, subj.view ? link(subj.view, subj.params, subj.text, ctx.state) : subj.text),
@@ -71,13 +71,14 @@ function silenceForm(ctx, a, status) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const hours = { "1h": 1, "4h": 4, "24h": 24, "168h": 168 }[dur.value];
-    const matchers = [{ name: "rule", value: a.rule, is_regex: false, is_equal: true }];
-    for (const k of ["vm", "src", "dst", "exporter"]) if (a.labels[k]) matchers.push({ name: k, value: a.labels[k], is_regex: false, is_equal: true });
+    // The alert API's silence (Alertmanager's shape: camel case).
+    const matchers = [{ name: "rule", value: a.rule, isRegex: false, isEqual: true }];
+    for (const k of ["vm", "src", "dst", "exporter"]) if (a.labels[k]) matchers.push({ name: k, value: a.labels[k], isRegex: false, isEqual: true });
     const now = new Date();
     try {
       await getJSON("/api/v1/silences", {
         method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ matchers, starts_at: now.toISOString(), ends_at: new Date(now.getTime() + hours * 3600e3).toISOString(), created_by: "console", comment: comment.value }),
+        body: JSON.stringify({ matchers, startsAt: now.toISOString(), endsAt: new Date(now.getTime() + hours * 3600e3).toISOString(), createdBy: "console", comment: comment.value }),
       });
       status.textContent = "Silenced " + a.rule + ".";
       ctx.reload();

@@ -1,5 +1,5 @@
 // Pieces shared by several views.
-import { h, optionalJSON, qs, severityClass } from "../lib.js";
+import { fmt, h, num, optionalJSON, qs, severityClass, table } from "../lib.js";
 
 // FILTERS are the filter fields of the graph and overview routes.
 export const FILTERS = [
@@ -114,4 +114,26 @@ export function subjectOf(a) {
   if (l.vm) return { view: "vm", params: { name: l.vm }, text: l.vm };
   if (l.exporter) return { view: "exporters", params: {}, text: "exporter " + l.exporter };
   return { view: "", params: {}, text: l.host || l.tenant || "vmflow" };
+}
+
+// extraFields lists the numeric fields of obj the view does not know
+// (names not in known), one level of nested objects flattened as
+// "parent.child": later vmflow versions add measurements (latency,
+// connections, resources) and the detail views show them as they come.
+export function extraFields(obj, known) {
+  const out = [];
+  for (const [k, v] of Object.entries(obj || {})) {
+    if (known.has(k)) continue;
+    if (typeof v === "number") out.push([k, v]);
+    else if (v && typeof v === "object" && !Array.isArray(v)) {
+      for (const [k2, v2] of Object.entries(v)) if (typeof v2 === "number") out.push([k + "." + k2, v2]);
+    }
+  }
+  return out;
+}
+
+// extraSection is extraFields as a table (null when there is none).
+export function extraSection(id, obj, known) {
+  const rows = extraFields(obj, known).map(([k, v]) => [h("th", { scope: "row" }, k.replace(/_/g, " ")), num("td", v, (x) => fmt.count(x), { class: "num extra", dataset: { field: k, value: String(v) } })]);
+  return rows.length ? section("Other measurements", id, table(id + "-table", "Other measurements", [{ label: "Field" }, { label: "Value", num: true }], rows)) : null;
 }

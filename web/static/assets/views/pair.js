@@ -3,12 +3,17 @@
 // and what sFlow and IPFIX each saw of it.
 import { fmt, getJSON, h, HTTPError, link, num, qs, rangeQuery, rangeSeconds, table } from "../lib.js";
 import { chartBox, render as draw, timeAxis, tooltip, valueAxis } from "../charts.js";
-import { fetchAlerts, filterForm, section, severityBadge } from "./common.js";
+import { extraSection, fetchAlerts, filterForm, section, severityBadge } from "./common.js";
 
 export const title = "Pair detail";
 export const defaultSince = "1h";
 
 const PROTO = { 1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6" };
+
+// The pair fields this view shows itself; any other numeric field (a later
+// vmflow's latency or connection measurements) is listed as it comes.
+const PAIR_FIELDS = new Set(["src", "dst", "bytes", "packets", "samples", "flows", "bps", "pps", "bytes_ci95", "packets_ci95", "tcp",
+  "protocols", "icmp_errors", "dropped_packets", "dropped_bytes", "top_ports", "source", "windows", "from", "to"]);
 
 // seriesStep is the smallest multiple of the window giving at most 120 points.
 export function seriesStep(rangeSec, windowSec) {
@@ -88,7 +93,7 @@ export async function render(ctx) {
       section("Protocol mix", "pair-protocols", table("pair-proto", "Protocol mix", [{ label: "Protocol" }, { label: "Bytes", num: true }, { label: "Packets", num: true }, { label: "Share", num: true }], protoRows)),
       section("TCP flags and errors", "pair-flags", table("pair-tcp", "TCP flags and errors", [{ label: "" }, { label: "Packets", num: true }], flagRows)),
       section("Top destination ports", "pair-ports", table("pair-ports-table", "Top ports", [{ label: "Protocol" }, { label: "Port", num: true }, { label: "Bytes", num: true }], portRows, "No port information."))),
-    h("p", { class: "muted" }, "Latency and connection fields: not measured by this vmflow."),
+    extraSection("pair-extra", pr, PAIR_FIELDS) || h("p", { class: "muted", id: "pair-extra-none" }, "Latency and connection fields: not measured by this vmflow."),
   );
   if (!ctx.mount(root)) return;
 

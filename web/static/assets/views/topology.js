@@ -66,7 +66,8 @@ export async function render(ctx) {
     }));
 
   const box = chartBox("topology", "Topology map: " + g.nodes.length + " nodes and " + g.edges.length + " edges; the edges are listed in the table below", "tall");
-  const edgeRows = g.edges.map((e) => {
+  const shown = mode === "graph" && !tooBig ? g.edges.slice(0, 50) : g.edges; // rows built: only those shown
+  const edgeRows = shown.map((e) => {
     const s = nodeLabel(e.src), d = nodeLabel(e.dst);
     const sl = e.src.startsWith("vm:") ? link("vm", { name: s }, s, ctx.state) : e.src.startsWith("group:") ? h("span", { class: "group-key" }, s + " (group)") : h("span", { class: "ip" }, s);
     const dl = e.dst.startsWith("vm:") ? link("vm", { name: d }, d, ctx.state) : e.dst.startsWith("group:") ? h("span", { class: "group-key" }, d + " (group)") : h("span", { class: "ip" }, d);
@@ -74,7 +75,7 @@ export async function render(ctx) {
     return [h("td", {}, sl), h("td", {}, dl), num("td", weight(e), fm, { class: "num weight" }), num("td", e.bps, fmt.bps, { class: "num bps" }), num("td", e.pps, fmt.pps),
       num("td", e.flows, fmt.flows), h("td", {}, edgeAlert(e) ? h("span", { class: "sev sev-p1" }, "alert") : ""), h("td", {}, pairLink)];
   });
-  const limitRows = showGraph ? edgeRows.slice(0, 50) : edgeRows;
+  const limitRows = edgeRows;
   const edgeTable = table("topo-edges", "Edges", [{ label: "Source" }, { label: "Destination" }, { label: metric, num: true }, { label: "bit/s", num: true },
     { label: "packets/s", num: true }, { label: "Flows", num: true }, { label: "Alert" }, { label: "Pair" }], limitRows, "No traffic in this range.");
 
@@ -82,13 +83,17 @@ export async function render(ctx) {
     h("h1", {}, "Topology"),
     controls, summary, groupButtons,
     showGraph ? section("Map", "topo-map", box, h("p", { class: "muted note" }, "Node size: traffic; edge width: " + metric + ". Click a VM or an edge for its detail, a group to expand or collapse it; scroll to zoom, drag to pan. Rates are averages over the range.")) : null,
-    section(showGraph ? "Heaviest edges" : "Edges", "topo-table", edgeTable, showGraph && edgeRows.length > 50 ? h("p", { class: "muted" }, "The first 50 of " + edgeRows.length + "; choose View: table for all.") : null),
+    section(showGraph ? "Heaviest edges" : "Edges", "topo-table", edgeTable, showGraph && g.edges.length > 50 ? h("p", { class: "muted" }, "The first 50 of " + g.edges.length + "; choose View: table for all.") : null),
   );
   if (!ctx.mount(root)) return;
-  if (!showGraph) { mark(tFetched, t0, g, false); return; }
+  if (!showGraph) { mark(tFetched, t0, g, false, 0); return; }
 
+  const tMounted = performance.now();
   const option = graphOption(g, metric, weight, nodeAlert, edgeAlert);
+  const tOption = performance.now();
   const inst = draw("topology", box, option);
+  window.vmflow = window.vmflow || {};
+  window.vmflow.topologySteps = { mountMs: tMounted - tFetched, optionMs: tOption - tMounted, drawMs: performance.now() - tOption };
   inst.off("click");
   inst.on("click", (ev) => {
     if (ev.dataType === "node") {
@@ -104,14 +109,24 @@ export async function render(ctx) {
       } else ctx.state.go("pair", { src: nodeLabel(e.src), dst: nodeLabel(e.dst) });
     }
   });
-  inst.on("finished", () => mark(tFetched, t0, g, true));
-  mark(tFetched, t0, g, true);
+  const tSet = performance.now();
+  let painted = false;
+  inst.on("finished", () => {
+    if (!painted) { painted = true; mark(tFetched, t0, g, true, tSet); }
+  });
+  mark(tFetched, t0, g, true, tSet, false);
 }
 
-// mark records render timings for the scale test (window.vmflow.topologyTiming).
-function mark(tFetched, t0, g, graph) {
+// mark records render timings for the scale test
+// (window.vmflow.topologyTiming): fetchMs (the API answer), totalMs (until
+// the chart is drawn), sinceNavMs (from the page's navigation start),
+// setOptionMs (building and handing the chart its data); painted once
+// ECharts reports its first frame finished.
+function mark(tFetched, t0, g, graph, tSet, painted = true) {
   window.vmflow = window.vmflow || {};
-  window.vmflow.topologyTiming = { fetchMs: tFetched - t0, totalMs: performance.now() - t0, nodes: g.nodes.length, edges: g.edges.length, graph };
+  const now = performance.now();
+  window.vmflow.topologyTiming = { fetchMs: tFetched - t0, totalMs: now - t0, sinceNavMs: now, setOptionMs: tSet ? tSet - tFetched : 0,
+    nodes: g.nodes.length, edges: g.edges.length, graph, painted };
 }
 
 function toggleGroup(ctx, name, level, expand, all) {
@@ -161,25 +176,35 @@ export function graphOption(g, metric, weight, nodeAlert, edgeAlert) {
   const maxW = Math.max(1e-9, ...g.edges.map(weight));
   const pal = colors();
   const alertColor = isDark() ? "#ff6b6b" : "#c00000";
+  // At cloud size (hundreds of groups, thousands of edges) the costly
+  // extras go: the legend (the group chips above list the groups), edge
+  // curves and arrowheads, per-node label settings. Measured by
+  // BenchmarkTopologyScale (web/topology_scale_test.go).
   const showLabels = g.nodes.length <= 150;
-  const nodes = g.nodes.map((n) => ({
-    id: n.id, name: n.name, raw: n,
-    x: pos.get(n.id)[0], y: pos.get(n.id)[1],
-    category: catIndex.get(n.group),
-    symbol: n.kind === "group" ? "roundRect" : n.kind === "ip" ? "diamond" : "circle",
-    symbolSize: (n.kind === "group" ? 18 : 6) + 22 * Math.sqrt(traffic(n) / maxT),
-    value: traffic(n),
-    itemStyle: nodeAlert(n) ? { borderColor: alertColor, borderWidth: 3 } : undefined,
-    label: { show: showLabels || n.kind === "group" },
-  }));
+  const big = g.edges.length > 1000 || g.nodes.length > 1000;
+  const showLegend = cats.length <= 30;
+  const nodes = g.nodes.map((n) => {
+    const o = {
+      id: n.id, name: n.name, raw: n,
+      x: pos.get(n.id)[0], y: pos.get(n.id)[1],
+      category: catIndex.get(n.group),
+      symbol: n.kind === "group" ? "roundRect" : n.kind === "ip" ? "diamond" : "circle",
+      symbolSize: (n.kind === "group" ? 18 : 6) + 22 * Math.sqrt(traffic(n) / maxT),
+      value: traffic(n),
+    };
+    if (nodeAlert(n)) o.itemStyle = { borderColor: alertColor, borderWidth: 3 };
+    if (!showLabels && n.kind === "group") o.label = { show: true };
+    return o;
+  });
+  const curveness = big ? 0 : 0.15;
   const links = g.edges.map((e) => ({
     source: e.src, target: e.dst, value: weight(e), raw: e,
-    lineStyle: Object.assign({ width: 0.5 + 5.5 * Math.sqrt(weight(e) / maxW), opacity: 0.55, curveness: 0.15 },
+    lineStyle: Object.assign({ width: 0.5 + 5.5 * Math.sqrt(weight(e) / maxW), opacity: 0.55, curveness },
       edgeAlert(e) ? { color: alertColor, opacity: 0.95 } : {}),
   }));
   const fm = metricFormat(metric);
   return {
-    legend: [{ data: cats, top: 0, type: "scroll", textStyle: { color: isDark() ? "#d9dee8" : "#1d2330" } }],
+    legend: showLegend ? [{ data: cats, top: 0, type: "scroll", textStyle: { color: isDark() ? "#d9dee8" : "#1d2330" } }] : [],
     tooltip: {
       formatter: (p) => {
         if (p.dataType === "edge") {
@@ -196,11 +221,11 @@ export function graphOption(g, metric, weight, nodeAlert, edgeAlert) {
       type: "graph", layout: "none", roam: true, draggable: false,
       categories: cats.map((c, i) => ({ name: c, itemStyle: { color: pal[i % pal.length] } })),
       data: nodes, links,
-      edgeSymbol: ["none", "arrow"], edgeSymbolSize: 6,
-      label: { position: "right", fontSize: 11, color: isDark() ? "#d9dee8" : "#1d2330" },
+      edgeSymbol: big ? ["none", "none"] : ["none", "arrow"], edgeSymbolSize: 6,
+      label: { show: showLabels, position: "right", fontSize: 11, color: isDark() ? "#d9dee8" : "#1d2330" },
       emphasis: { focus: "adjacency", label: { show: true } },
       lineStyle: { color: "source" },
-      progressiveThreshold: 3000,
+      progressiveThreshold: 20000, // one frame: faster to the first complete picture at 5,000 edges
     }],
   };
 }

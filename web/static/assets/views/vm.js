@@ -3,10 +3,15 @@
 // and where they came from, staleness), its alerts.
 import { fmt, getJSON, h, HTTPError, link, num, qs, rangeQuery, rangeSeconds, table } from "../lib.js";
 import { chartBox, render as draw, timeAxis, tooltip, valueAxis } from "../charts.js";
-import { fetchAlerts, section, severityBadge, subjectOf } from "./common.js";
+import { extraSection, fetchAlerts, section, severityBadge, subjectOf } from "./common.js";
 import { graphOption } from "./topology.js";
 import { nodeLabel } from "./overview.js";
 import { seriesStep } from "./pair.js";
+
+// The inventory fields this view shows itself; any other numeric field (a
+// later vmflow's resource metrics) is listed as it comes.
+const VM_FIELDS = new Set(["name", "uuid", "host", "tenant", "tenant_name", "state", "source", "stale", "vcpus", "memory_kib", "labels",
+  "interfaces", "prev_host", "moved_at"]);
 
 export const title = "VM detail";
 export const defaultSince = "1h";
@@ -79,6 +84,7 @@ export async function render(ctx) {
     section("Peers", "vm-peers-map", peersBox),
     h("div", { class: "grid2" },
       section("Inventory record", "vm-inventory", record),
+      vm ? extraSection("vm-extra", vm, VM_FIELDS) : null,
       section("Interfaces", "vm-interfaces", table("vm-ifaces", "Interfaces", [{ label: "MAC" }, { label: "Tap" }, { label: "Bridge" }, { label: "OVS port" }, { label: "VNI" }, { label: "Addresses (source)" }], ifRows, "No interfaces known."),
         h("p", { class: "muted" }, "Port counters and resource metrics: not collected by this vmflow."))),
   );
