@@ -186,12 +186,13 @@ func newEnv(t *testing.T, mutate func(*Deps, *Config)) *testEnv {
 			"assets/app.js": {Data: []byte("console.log('hi')")},
 		},
 	}
+	asAdmin := fixtureAdmin(t, &cfg) // access_fixture_test.go: requests without credentials come as admin
 	if mutate != nil {
 		mutate(&deps, &cfg)
 	}
 	srv, err := New(cfg, deps)
 	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(asAdmin(srv.Handler()))
 	t.Cleanup(ts.Close)
 	return &testEnv{srv: srv, ts: ts, mem: mem, reg: reg}
 }
