@@ -318,7 +318,7 @@ func (s scopedAlerts) replacer(mine map[string]bool) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
-func (s scopedAlerts) Rules() alert.RulesStatus { return alert.RulesStatus{} }
+func (s scopedAlerts) Rules() alert.RulesStatus  { return alert.RulesStatus{} }
 func (s scopedAlerts) Silences() []alert.Silence { return nil }
 func (s scopedAlerts) AddSilence(alert.Silence) (alert.Silence, error) {
 	return alert.Silence{}, errTenantForbidden
