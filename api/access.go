@@ -42,9 +42,14 @@ type access struct {
 	limits *limiters // unscoped identities
 	strict *limiters // tenant-scoped identities, failed authentication
 
+	tokensSeen bool // the first (re)load is no change
+
 	mu     sync.Mutex
 	scoped map[string]*Server // by identity scope key
 }
+
+// loginKey is where POST /login leaves the identity it logged in.
+const loginKey = "vmflow.login"
 
 // TokenCookie carries an API token for the UI (set by POST /login).
 const TokenCookie = "vmflow_token"
@@ -159,8 +164,13 @@ func (a *access) handle(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{Error: "forbidden"})
 		return
 	}
-	if known && pol.role == "" { // public
+	if known && pol.role == "" { // public: audited with whatever identity it carries
+		id, _ := a.chain.Authenticate(r)
 		c.Next()
+		if v, ok := c.Get(loginKey); ok && id == nil {
+			id, _ = v.(*auth.Identity)
+		}
+		a.record(c, id, start)
 		return
 	}
 	id, err := a.chain.Authenticate(r)
@@ -337,7 +347,8 @@ func (a *access) tokensReloaded(before, after []auth.TokenEntry, err error) {
 		a.s.deps.Logger.Error("api: token file not reloaded; the previous tokens stay in effect", "err", err)
 		return
 	}
-	if before == nil {
+	if !a.tokensSeen {
+		a.tokensSeen = true
 		a.s.deps.Logger.Info("api: tokens loaded", "file", a.s.cfg.Auth.TokensFile, "tokens", len(after))
 		return
 	}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -176,7 +175,6 @@ func (a *access) loginSubmit(c *gin.Context) {
 		id, err = a.tokens.Authenticate(r)
 	}
 	if err != nil {
-		a.record(c, nil, time.Now())
 		a.renderLogin(c, http.StatusUnauthorized, loginData{Error: "That token is not valid (unknown or expired).", Next: next})
 		return
 	}
@@ -185,7 +183,7 @@ func (a *access) loginSubmit(c *gin.Context) {
 		ck.Expires = id.Expires
 	}
 	http.SetCookie(c.Writer, ck)
-	a.record(c, id, time.Now())
+	c.Set(loginKey, id)
 	c.Redirect(http.StatusSeeOther, next)
 }
 

@@ -80,3 +80,15 @@ func rulesState(s *Server) (string, any) {
 	}
 	return "rules", out
 }
+
+// RouteAccess is the declared policy of a route ("METHOD", path in the
+// router's syntax, e.g. /api/v1/vms/:name/series): the least role ("" for
+// a public route), whether tenant-scoped identities may call it, and
+// whether the route has a policy at all.
+func RouteAccess(method, route string) (role auth.Role, tenant, ok bool) {
+	p, ok := routePolicies[method+" "+route]
+	return p.role, p.tenant, ok
+}
+
+// RouteOf turns an OpenAPI path into the router's syntax.
+func RouteOf(openapiPath string) string { return ginPath(openapiPath) }

@@ -195,6 +195,17 @@ func (t *TokenFile) now() time.Time {
 // reload re-reads when the file changed (or force); t.mu held.
 func (t *TokenFile) reload(force bool) error {
 	st, err := os.Stat(t.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		// No file yet (vmflow token create makes it): no tokens.
+		if t.byHash == nil || len(t.entries) > 0 {
+			before := t.entries
+			t.stamp, t.entries, t.byHash = fileStamp{}, nil, map[string]*TokenEntry{}
+			if t.OnReload != nil && before != nil {
+				t.OnReload(before, nil, nil)
+			}
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("token file: %w", err)
 	}
