@@ -217,6 +217,10 @@ func (a *access) handle(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{Error: "forbidden: cross-origin request"})
 		return
 	}
+	if r.ContentLength > a.s.cfg.Limits.MaxBodyBytes {
+		c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body over %d bytes (api.limits.max_body_bytes)", a.s.cfg.Limits.MaxBodyBytes)})
+		return
+	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(c.Writer, r.Body, a.s.cfg.Limits.MaxBodyBytes)
 	}
