@@ -169,7 +169,9 @@ func TestTenantExternalIPsWhenConfigured(t *testing.T) {
 
 func aggStatsBytes(b float64) float64 { return b }
 
-func urlPath(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "(", "%28"), " ", "%20") }
+func urlPath(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "(", "%28"), " ", "%20")
+}
 
 func TestAuthenticationAndRoles(t *testing.T) {
 	ae := newAccessEnv(t, nil)
@@ -351,4 +353,3 @@ func TestLoginCookie(t *testing.T) {
 	assert.Equal(t, "/", localNext("https://evil.example/"))
 	assert.Equal(t, "/#/vm/x", localNext("/#/vm/x"))
 }
-
