@@ -15,7 +15,7 @@ import (
 // wrapper that sends that token with every request that has no
 // Authorization header: the API tests that are not about access control
 // run as an authenticated admin.
-func fixtureAdmin(t *testing.T, cfg *Config) func(http.Handler) http.Handler {
+func fixtureAdmin(t testing.TB, cfg *Config) func(http.Handler) http.Handler {
 	t.Helper()
 	cfg.Auth.TokensFile = filepath.Join(t.TempDir(), "tokens")
 	tok, err := auth.AppendToken(cfg.Auth.TokensFile, auth.TokenEntry{Name: "fixture-admin", Role: auth.RoleAdmin}, time.Now())

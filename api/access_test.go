@@ -61,7 +61,7 @@ type accessEnv struct {
 	audit *bytes.Buffer
 }
 
-func newAccessEnv(t *testing.T, mutate func(*Deps, *Config)) *accessEnv {
+func newAccessEnv(t testing.TB, mutate func(*Deps, *Config)) *accessEnv {
 	t.Helper()
 	ae := &accessEnv{tok: map[string]string{}, audit: &bytes.Buffer{}}
 	file := filepath.Join(t.TempDir(), "tokens")

@@ -145,7 +145,7 @@ type testEnv struct {
 	reg *prometheus.Registry
 }
 
-func testInventory(t *testing.T) fakeInventory {
+func testInventory(t testing.TB) fakeInventory {
 	t.Helper()
 	en, err := enrich.New(enrich.DefaultConfig(), nil)
 	require.NoError(t, err)
@@ -164,7 +164,7 @@ func testInventory(t *testing.T) fakeInventory {
 	}}
 }
 
-func newEnv(t *testing.T, mutate func(*Deps, *Config)) *testEnv {
+func newEnv(t testing.TB, mutate func(*Deps, *Config)) *testEnv {
 	t.Helper()
 	mem := store.NewMemory(store.DefaultMemoryConfig(), nil)
 	for _, w := range fixtureWindows() {
