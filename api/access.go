@@ -42,7 +42,8 @@ type access struct {
 	limits *limiters // unscoped identities
 	strict *limiters // tenant-scoped identities, failed authentication
 
-	tokensSeen bool // the first (re)load is no change
+	tokensSeen bool            // the first (re)load is no change
+	public     map[string]bool // the login provider's routes ("METHOD /path")
 
 	mu     sync.Mutex
 	scoped map[string]*Server // by identity scope key
@@ -94,8 +95,9 @@ func (s *Server) installAccess(e *gin.Engine) error {
 	e.POST("/login", a.loginSubmit)
 	e.POST("/logout", a.logout)
 	if a.login != nil {
+		a.public = map[string]bool{}
 		for _, r := range a.login.Routes() {
-			routePolicies[r.Method+" "+r.Path] = public
+			a.public[r.Method+" "+r.Path] = true
 			e.Handle(r.Method, r.Path, gin.WrapH(r.Handler))
 		}
 	}
@@ -158,6 +160,9 @@ func (a *access) handle(c *gin.Context) {
 	known := false
 	if route != "" {
 		pol, known = routePolicies[r.Method+" "+route]
+		if !known && a.public[r.Method+" "+route] {
+			pol, known = public, true
+		}
 	}
 	if route != "" && !known {
 		a.s.deps.Logger.Error("api: route has no access policy: refused", "route", r.Method+" "+route)

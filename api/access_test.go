@@ -353,3 +353,60 @@ func TestLoginCookie(t *testing.T) {
 	assert.Equal(t, "/", localNext("https://evil.example/"))
 	assert.Equal(t, "/#/vm/x", localNext("/#/vm/x"))
 }
+
+// fakeSSO stands for the OpenID Connect authenticator: a JWT-like bearer
+// token and a login route of its own.
+type fakeSSO struct{}
+
+func (fakeSSO) Authenticate(r *http.Request) (*auth.Identity, error) {
+	switch auth.BearerToken(r) {
+	case "":
+		return nil, auth.ErrNoCredentials
+	case "jwt-acme":
+		return &auth.Identity{Name: "carol@example", Role: auth.RoleViewer, Tenants: []string{"acme"}, Method: auth.MethodJWT}, nil
+	case "jwt-old":
+		return &auth.Identity{Name: "dave@example", Role: auth.RoleAdmin, Expires: T, Method: auth.MethodJWT}, nil
+	}
+	if strings.HasPrefix(auth.BearerToken(r), auth.TokenPrefix) {
+		return nil, auth.ErrNoCredentials
+	}
+	return nil, auth.ErrInvalid
+}
+
+func (fakeSSO) Routes() []auth.Route {
+	return []auth.Route{{Method: "GET", Path: "/auth/callback", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "callback")
+	})}}
+}
+
+func (fakeSSO) LoginURL(next string) string { return "/auth/login?next=" + next }
+
+// TestAuthenticatorSeam: an extra authenticator (OIDC) plugs in through
+// Deps.Access without changes to the API: its identities get roles and
+// tenant scope like tokens, expired ones are refused, its routes are
+// public, browsers are sent to its login.
+func TestAuthenticatorSeam(t *testing.T) {
+	ae := newAccessEnv(t, func(d *Deps, _ *Config) { d.Access.Authenticators = []auth.Authenticator{fakeSSO{}} })
+	code, body := ae.do(t, "GET", "/api/v1/pairs?since=1h", "Bearer jwt-acme", nil)
+	require.Equal(t, 200, code, body)
+	assert.Contains(t, body, "web-1")
+	assert.NotContains(t, body, "cache-1")
+	code, _ = ae.do(t, "GET", "/api/v1/exporters", "Bearer jwt-acme", nil)
+	assert.Equal(t, 403, code)
+	code, body = ae.do(t, "GET", "/api/v1/pairs", "Bearer jwt-old", nil)
+	assert.Equal(t, 401, code, body)
+	code, _ = ae.do(t, "GET", "/api/v1/pairs", "Bearer forged", nil)
+	assert.Equal(t, 401, code)
+	code, _ = ae.do(t, "GET", "/api/v1/pairs", ae.as("viewer"), nil)
+	assert.Equal(t, 200, code, "tokens still work next to it")
+	code, body = ae.do(t, "GET", "/auth/callback", "-", nil)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "callback", body)
+	req, _ := http.NewRequest("GET", ae.ts.URL+"/", nil)
+	req.Header.Set("Authorization", "-")
+	resp, err := noFollow.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, "/auth/login?next=/", resp.Header.Get("Location"))
+	assert.Contains(t, ae.audit.String(), `"who":"carol@example","auth":"jwt","role":"viewer","tenants":["acme"]`)
+}
