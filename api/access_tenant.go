@@ -77,6 +77,17 @@ func (sc *tenantScope) opaque(e aggregate.Endpoint, k aggregate.EndpointKey) (ag
 	return aggregate.Endpoint{VM: OtherTenant, Tenant: OtherTenant}, otherTenantKey, false
 }
 
+// mask is the opaque form of one side, clearing its last-seen addresses
+// (the IP stays for an external peer when external IPs are shown).
+func (sc *tenantScope) mask(e aggregate.Endpoint, k aggregate.EndpointKey, ip *netip.Addr, mac *[6]byte) (aggregate.Endpoint, aggregate.EndpointKey) {
+	oe, ok, keepIP := sc.opaque(e, k)
+	*mac = [6]byte{}
+	if !keepIP {
+		*ip = netip.Addr{}
+	}
+	return oe, ok
+}
+
 // pair is p as the tenant sees it; ok=false when it may not see it.
 func (sc *tenantScope) pair(p *aggregate.Pair) (aggregate.Pair, bool) {
 	srcMine, dstMine := sc.mine(&p.Src, p.Key.Src), sc.mine(&p.Dst, p.Key.Dst)
@@ -85,20 +96,10 @@ func (sc *tenantScope) pair(p *aggregate.Pair) (aggregate.Pair, bool) {
 	}
 	q := *p
 	if !srcMine {
-		var keepIP bool
-		q.Src, q.Key.Src, keepIP = sc.opaque(p.Src, p.Key.Src)
-		q.Stats.SrcMAC = [6]byte{}
-		if !keepIP {
-			q.Stats.SrcIP = netip.Addr{}
-		}
+		q.Src, q.Key.Src = sc.mask(p.Src, p.Key.Src, &q.Stats.SrcIP, &q.Stats.SrcMAC)
 	}
 	if !dstMine {
-		var keepIP bool
-		q.Dst, q.Key.Dst, keepIP = sc.opaque(p.Dst, p.Key.Dst)
-		q.Stats.DstMAC = [6]byte{}
-		if !keepIP {
-			q.Stats.DstIP = netip.Addr{}
-		}
+		q.Dst, q.Key.Dst = sc.mask(p.Dst, p.Key.Dst, &q.Stats.DstIP, &q.Stats.DstMAC)
 	}
 	return q, true
 }

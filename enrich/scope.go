@@ -34,31 +34,11 @@ func (x *Index) Restrict(keep func(*VM) bool, other string) *Index {
 			out.byID[id] = vm
 		}
 	}
-	for k, p := range x.byMAC {
-		if kept[p.VM] {
-			out.byMAC[k] = p
-		}
-	}
-	for k, p := range x.byIP {
-		if kept[p.VM] {
-			out.byIP[k] = p
-		}
-	}
-	for k, p := range x.macs {
-		if kept[p.VM] {
-			out.macs[k] = p
-		}
-	}
-	for k, p := range x.ip4 {
-		if kept[p.VM] {
-			out.ip4[k] = p
-		}
-	}
-	for k, p := range x.byTap {
-		if kept[p.VM] {
-			out.byTap[k] = p
-		}
-	}
+	keepPorts(out.byMAC, x.byMAC, kept)
+	keepPorts(out.byIP, x.byIP, kept)
+	keepPorts(out.macs, x.macs, kept)
+	keepPorts(out.ip4, x.ip4, kept)
+	keepPorts(out.byTap, x.byTap, kept)
 	for _, h := range x.hosts {
 		if hosts[h.Name] {
 			out.hosts = append(out.hosts, Host{Name: h.Name, Exporters: nil})
@@ -88,4 +68,13 @@ func (x *Index) Restrict(keep func(*VM) bool, other string) *Index {
 		out.conflicts = append(out.conflicts, m)
 	}
 	return out
+}
+
+// keepPorts copies into dst the lookups of src that lead to a kept VM.
+func keepPorts[K comparable](dst, src map[K]Port, kept map[*VM]bool) {
+	for k, p := range src {
+		if kept[p.VM] {
+			dst[k] = p
+		}
+	}
 }
