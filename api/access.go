@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmflow/vmflow/api/auth"
 )
@@ -42,6 +43,9 @@ type access struct {
 	limits *limiters // unscoped identities
 	strict *limiters // tenant-scoped identities, failed authentication
 
+	mDenied  *prometheus.CounterVec // refused requests by reason
+	mReloads *prometheus.CounterVec // token file loads by result
+
 	tokensSeen bool            // the first (re)load is no change
 	public     map[string]bool // the login provider's routes ("METHOD /path")
 
@@ -61,7 +65,23 @@ func (s *Server) installAccess(e *gin.Engine) error {
 	if s.deps.Access.scope != nil {
 		return nil
 	}
-	a := &access{s: s, scoped: map[string]*Server{}}
+	a := &access{s: s, scoped: map[string]*Server{},
+		mDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vmflow_api_denied_total",
+			Help: "Requests refused by access control, by reason (unauthenticated, invalid, expired, forbidden, tenant, rate_limited, too_large, no_policy).",
+		}, []string{"reason"}),
+		mReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vmflow_api_token_file_loads_total",
+			Help: "Token file (re)loads, by result (ok, error: the previous tokens stay).",
+		}, []string{"result"}),
+	}
+	if r := s.deps.Registerer; r != nil {
+		for _, c := range []prometheus.Collector{a.mDenied, a.mReloads} {
+			if err := r.Register(c); err != nil {
+				return fmt.Errorf("api access metrics: %w", err)
+			}
+		}
+	}
 	var err error
 	if a.audit, err = newAuditLog(s.cfg.Audit, s.deps.Access.AuditWriter); err != nil {
 		return fmt.Errorf("api.audit.file: %w", err)
@@ -166,6 +186,7 @@ func (a *access) handle(c *gin.Context) {
 	}
 	if route != "" && !known {
 		a.s.deps.Logger.Error("api: route has no access policy: refused", "route", r.Method+" "+route)
+		a.mDenied.WithLabelValues("no_policy").Inc()
 		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{Error: "forbidden"})
 		return
 	}
@@ -211,10 +232,12 @@ func (a *access) handle(c *gin.Context) {
 		return
 	}
 	if !id.Role.Allows(pol.role) {
+		a.mDenied.WithLabelValues("forbidden").Inc()
 		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{Error: fmt.Sprintf("forbidden: %s %s needs role %s (you are %s)", r.Method, route, pol.role, id.Role)})
 		return
 	}
 	if id.Scoped() && !pol.tenant {
+		a.mDenied.WithLabelValues("tenant").Inc()
 		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{Error: fmt.Sprintf("forbidden: %s %s is not available to tenant-scoped identities", r.Method, route)})
 		return
 	}
@@ -223,6 +246,7 @@ func (a *access) handle(c *gin.Context) {
 		return
 	}
 	if r.ContentLength > a.s.cfg.Limits.MaxBodyBytes {
+		a.mDenied.WithLabelValues("too_large").Inc()
 		c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body over %d bytes (api.limits.max_body_bytes)", a.s.cfg.Limits.MaxBodyBytes)})
 		return
 	}
@@ -267,14 +291,15 @@ func (a *access) refuse(c *gin.Context, err error) {
 		c.Abort()
 		return
 	}
-	msg := "authentication required"
+	msg, reason := "authentication required", "unauthenticated"
 	hdr := `Bearer realm="vmflow"`
 	switch {
 	case errors.Is(err, auth.ErrExpired):
-		msg, hdr = "credentials expired", hdr+`, error="invalid_token", error_description="expired"`
+		msg, reason, hdr = "credentials expired", "expired", hdr+`, error="invalid_token", error_description="expired"`
 	case !errors.Is(err, auth.ErrNoCredentials):
-		msg, hdr = "invalid credentials", hdr+`, error="invalid_token"`
+		msg, reason, hdr = "invalid credentials", "invalid", hdr+`, error="invalid_token"`
 	}
+	a.mDenied.WithLabelValues(reason).Inc()
 	c.Header("WWW-Authenticate", hdr)
 	c.AbortWithStatusJSON(http.StatusUnauthorized, errorBody{Error: msg})
 }
@@ -289,6 +314,7 @@ func (a *access) allow(c *gin.Context, l *limiters, key string) bool {
 	if secs < 1 {
 		secs = 1
 	}
+	a.mDenied.WithLabelValues("rate_limited").Inc()
 	c.Header("Retry-After", strconv.FormatInt(secs, 10))
 	c.AbortWithStatusJSON(http.StatusTooManyRequests, errorBody{Error: "rate limit exceeded; retry after " + strconv.FormatInt(secs, 10) + "s"})
 	return false
@@ -353,9 +379,11 @@ func (a *access) scopedServer(id *auth.Identity) (*Server, error) {
 
 func (a *access) tokensReloaded(before, after []auth.TokenEntry, err error) {
 	if err != nil {
+		a.mReloads.WithLabelValues("error").Inc()
 		a.s.deps.Logger.Error("api: token file not reloaded; the previous tokens stay in effect", "err", err)
 		return
 	}
+	a.mReloads.WithLabelValues("ok").Inc()
 	if !a.tokensSeen {
 		a.tokensSeen = true
 		a.s.deps.Logger.Info("api: tokens loaded", "file", a.s.cfg.Auth.TokensFile, "tokens", len(after))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -409,4 +410,44 @@ func TestAuthenticatorSeam(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, "/auth/login?next=/", resp.Header.Get("Location"))
 	assert.Contains(t, ae.audit.String(), `"who":"carol@example","auth":"jwt","role":"viewer","tenants":["acme"]`)
+}
+
+// TestAuditChanges: a silence created and deleted is in the audit log
+// with who did it and the silence added, then removed; refusals count in
+// vmflow_api_denied_total.
+func TestAuditChanges(t *testing.T) {
+	ae := newAccessEnv(t, nil)
+	body := `{"matchers":[{"name":"vm","value":"web-1","isRegex":false}],"endsAt":"2025-03-01T14:00:00Z","comment":"deploy","createdBy":"ops"}`
+	req, _ := http.NewRequest("POST", ae.ts.URL+"/api/v1/silences", strings.NewReader(body))
+	req.Header.Set("Authorization", ae.as("operator"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var out struct{ Silence struct{ ID string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	code, _ := ae.do(t, "DELETE", "/api/v1/silences/"+out.Silence.ID, ae.as("admin"), nil)
+	require.Equal(t, 200, code)
+	var added, removed bool
+	for _, l := range strings.Split(strings.TrimSpace(ae.audit.String()), "\n") {
+		var rec AuditRecord
+		require.NoError(t, json.Unmarshal([]byte(l), &rec))
+		if rec.Kind != "change" || rec.Object != "silences" {
+			continue
+		}
+		switch rec.Who {
+		case "operator":
+			added = len(rec.Added) == 1 && len(rec.Removed) == 0 && strings.Contains(string(rec.Added[0]), out.Silence.ID)
+			assert.Equal(t, "/api/v1/silences", rec.Route)
+		case "admin":
+			removed = len(rec.Removed) == 1 && strings.Contains(string(rec.Removed[0]), out.Silence.ID)
+		}
+	}
+	assert.True(t, added, "creation audited: %s", ae.audit.String())
+	assert.True(t, removed, "deletion audited: %s", ae.audit.String())
+	ae.do(t, "GET", "/api/v1/pairs", "-", nil)
+	ae.do(t, "POST", "/api/v1/silences", ae.as("viewer"), strings.NewReader(body))
+	assert.Equal(t, 1.0, testutil.ToFloat64(ae.srv.access.mDenied.WithLabelValues("unauthenticated")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(ae.srv.access.mDenied.WithLabelValues("forbidden")))
 }

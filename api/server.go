@@ -236,6 +236,7 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn), // TLS handshake errors and the like
 	}
 	srv := s.srv
 	go func() {
