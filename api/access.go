@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmflow/vmflow/api/auth"
+	"github.com/vmflow/vmflow/api/auth/oidc"
 )
 
 // AccessDeps are the access-control collaborators (Deps.Access).
@@ -97,7 +98,15 @@ func (s *Server) installAccess(e *gin.Engine) error {
 	if s.cfg.TLS.ClientAuth != "none" {
 		chain = append(chain, auth.ClientCert{})
 	}
-	for _, x := range s.deps.Access.Authenticators {
+	extra := s.deps.Access.Authenticators
+	if s.cfg.OIDC.Enabled() {
+		p, err := oidc.New(s.cfg.OIDC, s.deps.Now)
+		if err != nil {
+			return err
+		}
+		extra = append([]auth.Authenticator{p}, extra...)
+	}
+	for _, x := range extra {
 		chain = append(chain, x)
 		if lp, ok := x.(auth.LoginProvider); ok && a.login == nil {
 			a.login = lp
@@ -241,7 +250,7 @@ func (a *access) handle(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{Error: fmt.Sprintf("forbidden: %s %s is not available to tenant-scoped identities", r.Method, route)})
 		return
 	}
-	if strings.HasPrefix(id.Method, auth.MethodToken+"+cookie") && r.Method != http.MethodGet && !sameOrigin(r) {
+	if (id.Method == auth.MethodToken+"+cookie" || id.Method == auth.MethodOIDC) && r.Method != http.MethodGet && !sameOrigin(r) {
 		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{Error: "forbidden: cross-origin request"})
 		return
 	}
@@ -281,7 +290,7 @@ func (a *access) handle(c *gin.Context) {
 // the UI go to the login page, everything else gets 401.
 func (a *access) refuse(c *gin.Context, err error) {
 	r := c.Request
-	if r.Method == http.MethodGet && (c.FullPath() == "/" || strings.HasPrefix(c.FullPath(), "/assets/")) && errors.Is(err, auth.ErrNoCredentials) {
+	if r.Method == http.MethodGet && (c.FullPath() == "/" || strings.HasPrefix(c.FullPath(), "/assets/")) && r.Header.Get("Authorization") == "" {
 		next := "/"
 		if a.login != nil {
 			c.Redirect(http.StatusFound, a.login.LoginURL(next))

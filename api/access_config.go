@@ -97,7 +97,7 @@ func isLoopback(listen string) bool {
 }
 
 func (c Config) validateAccess() error {
-	var errs []error
+	errs := []error{c.OIDC.Validate()}
 	if c.Auth.Anonymous && !c.Auth.AnonymousNonLoopback && c.Listen != "" && !isLoopback(c.Listen) {
 		errs = append(errs, fmt.Errorf("api.auth.anonymous: anonymous access on the non-loopback address %s needs api.auth.anonymous_non_loopback: true (or turn anonymous off and use tokens)", c.Listen))
 	}

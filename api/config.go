@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/vmflow/vmflow/api/auth/oidc"
 )
 
 // Config is the HTTP API's configuration (key "api").
@@ -25,6 +27,7 @@ type Config struct {
 	TLS    TLSConfig    `mapstructure:"tls" yaml:"tls"`
 	Audit  AuditConfig  `mapstructure:"audit" yaml:"audit"`
 	Limits LimitsConfig `mapstructure:"limits" yaml:"limits"`
+	OIDC   oidc.Config  `mapstructure:"oidc" yaml:"oidc"`
 }
 
 // DefaultLimit is /api/v1/pairs's limit when none is given (capped by MaxLimit).
@@ -41,6 +44,7 @@ func DefaultConfig() Config {
 		Auth:         defaultAuthConfig(),
 		TLS:          defaultTLSConfig(),
 		Limits:       defaultLimitsConfig(),
+		OIDC:         oidc.DefaultConfig(),
 	}
 }
 
