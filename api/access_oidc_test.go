@@ -20,7 +20,6 @@ import (
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
-
 )
 
 // claimStorage is the example OP's storage with vmflow's role and tenant
