@@ -44,8 +44,13 @@ func (s claimStorage) SetUserinfoFromScopes(ctx context.Context, ui *zoidc.UserI
 // startOP runs the example OpenID provider of zitadel/oidc on loopback
 // with vmflow registered as a client whose callback is on apiURL.
 func startOP(t *testing.T, ln net.Listener, apiURL string) string {
-	issuer := "http://" + ln.Addr().String()
 	storage.RegisterClients(storage.WebClient("vmflow", "s3cret", apiURL+"/auth/callback"))
+	return startOPWith(t, ln)
+}
+
+// startOPWith runs the OP with the clients registered so far.
+func startOPWith(t *testing.T, ln net.Listener) string {
+	issuer := "http://" + ln.Addr().String()
 	st := claimStorage{storage.NewStorage(storage.NewUserStore(issuer))}
 	router := exampleop.SetupServer(issuer, st, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
 	srv := &http.Server{Handler: router}
