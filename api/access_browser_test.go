@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,23 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/zitadel/oidc/v3/example/server/storage"
-)
 
-func chromiumPath(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("VMFLOW_INTEGRATION") == "1" {
-		t.Fatal("chromium not found (apt-get install -y chromium); required under VMFLOW_INTEGRATION=1")
-	}
-	t.Skip("chromium not found; set VMFLOW_INTEGRATION=1 to make this a failure")
-	return ""
-}
+	"github.com/vmflow/vmflow/internal/testenv/bin"
+)
 
 // TestOIDCLoginInChromium: headless Chromium opens the UI without a
 // session, is sent to the OpenID provider (zitadel/oidc's example OP on
@@ -39,7 +23,7 @@ func chromiumPath(t *testing.T) string {
 // own API calls then carry the session (HttpOnly: invisible to scripts)
 // and see tenant acme's pairs only.
 func TestOIDCLoginInChromium(t *testing.T) {
-	exe := chromiumPath(t)
+	exe := bin.Require(t, "chromium", "apt-get install -y chromium")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	issuer := "http://" + ln.Addr().String()
