@@ -201,6 +201,10 @@ func (a *access) handle(c *gin.Context) {
 	}
 	if known && pol.role == "" { // public: audited with whatever identity it carries
 		id, _ := a.chain.Authenticate(r)
+		if !a.allow(c, a.strict, "public:"+clientHost(r)) { // login flows call out (code exchange): bounded
+			a.record(c, id, start)
+			return
+		}
 		c.Next()
 		if v, ok := c.Get(loginKey); ok && id == nil {
 			id, _ = v.(*auth.Identity)
