@@ -423,10 +423,11 @@ func TestAuditChanges(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	var out struct{ Silence struct{ ID string } }
+	var out struct{ Silence struct{ ID, CreatedBy string } }
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 	resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "operator", out.Silence.CreatedBy, "the authenticated identity, not the body's createdBy")
 	code, _ := ae.do(t, "DELETE", "/api/v1/silences/"+out.Silence.ID, ae.as("admin"), nil)
 	require.Equal(t, 200, code)
 	var added, removed bool
