@@ -423,7 +423,9 @@ func TestAuditChanges(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	var out struct{ Silence struct{ ID, CreatedBy string } }
+	var out struct {
+		Silence struct{ ID, CreatedBy string }
+	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 	resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
