@@ -93,6 +93,7 @@ func (s *Server) installAccess(e *gin.Engine) error {
 		if err := a.tokens.Load(); err != nil {
 			return fmt.Errorf("api.auth.tokens_file: %w", err)
 		}
+		a.tokensSeen = true // from now on every change of the file is audited
 		chain = append(chain, a.tokens, auth.AuthenticatorFunc(a.cookieToken))
 	}
 	if s.cfg.TLS.ClientAuth != "none" {
