@@ -138,6 +138,15 @@ func TestTenantViewMasksOtherTenants(t *testing.T) {
 			assert.False(t, strings.Contains(body, s), "%s shows %s", p, s)
 		}
 	}
+	// The OpenAPI document a tenant gets lists only what it may call.
+	code, body = ae.do(t, "GET", "/api/v1/openapi.json", ae.as("other"), nil)
+	require.Equal(t, 200, code)
+	var doc struct{ Paths map[string]map[string]any }
+	require.NoError(t, json.Unmarshal([]byte(body), &doc))
+	assert.Contains(t, doc.Paths, "/api/v1/pairs")
+	for _, p := range []string{"/api/v1/exporters", "/api/v1/inventory/sources", "/metrics", "/api/v1/silences", "/api/v1/admin/reload", "/api/v1/alerts/rules"} {
+		assert.NotContains(t, doc.Paths, p)
+	}
 	// A VM of another tenant is a VM that does not exist.
 	c1, b1 := ae.do(t, "GET", "/api/v1/vms/web-1/series?since=1h", ae.as("other"), nil)
 	c2, b2 := ae.do(t, "GET", "/api/v1/vms/nosuch/series?since=1h", ae.as("other"), nil)
