@@ -291,3 +291,7 @@ func (v *AlertView) latest() time.Time {
 func hashString(s string) uint64 { return xxhash.Sum64String(s) }
 
 func combine(a, b uint64) uint64 { return hashmix.Mix64(a*0x9e3779b97f4a7c15 ^ b) }
+
+// Matches tells whether the filter selects v (the API's tenant views
+// filter masked alerts with it).
+func (f AlertFilter) Matches(v *AlertView) bool { return f.match(v) }

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vmflow/vmflow/alert"
+	"github.com/vmflow/vmflow/api/auth"
 )
 
 // Alerts is what the API needs of the alert engine (alert.Engine).
@@ -101,6 +102,9 @@ func (s *Server) handlePostSilence(c *gin.Context) {
 		return
 	}
 	in.State = ""
+	if id := auth.FromContext(c.Request.Context()); id != nil {
+		in.CreatedBy = id.Name // who, as authenticated (access.go), not as claimed
+	}
 	out, err := s.deps.Alerts.AddSilence(in)
 	if errors.Is(err, alert.ErrNoSilence) {
 		c.JSON(http.StatusNotFound, errorBody{Error: err.Error()})

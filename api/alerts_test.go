@@ -18,7 +18,7 @@ import (
 // testAlerts is a real alert engine that evaluated the fixture windows:
 // web-1 → db-1 sends SYNs nobody answers (failing connections, firing),
 // and 192.0.2.7 → db-1 had one ICMP error in window 1 (resolved since).
-func testAlerts(t *testing.T) *alert.Engine {
+func testAlerts(t testing.TB) *alert.Engine {
 	t.Helper()
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/vmflow/vmflow/api/auth/oidc"
 )
 
 // Config is the HTTP API's configuration (key "api").
@@ -20,6 +22,12 @@ type Config struct {
 	// CapacityBPS is the link capacity (bit/s) the capacity-planning route
 	// computes runout dates against, unless ?capacity_bps= is given.
 	CapacityBPS float64 `mapstructure:"capacity_bps" yaml:"capacity_bps"`
+	// Access control (access_config.go).
+	Auth   AuthConfig   `mapstructure:"auth" yaml:"auth"`
+	TLS    TLSConfig    `mapstructure:"tls" yaml:"tls"`
+	Audit  AuditConfig  `mapstructure:"audit" yaml:"audit"`
+	Limits LimitsConfig `mapstructure:"limits" yaml:"limits"`
+	OIDC   oidc.Config  `mapstructure:"oidc" yaml:"oidc"`
 }
 
 // DefaultLimit is /api/v1/pairs's limit when none is given (capped by MaxLimit).
@@ -33,6 +41,10 @@ func DefaultConfig() Config {
 		WriteTimeout: 30 * time.Second,
 		MaxLimit:     1000,
 		CapacityBPS:  10e9,
+		Auth:         defaultAuthConfig(),
+		TLS:          defaultTLSConfig(),
+		Limits:       defaultLimitsConfig(),
+		OIDC:         oidc.DefaultConfig(),
 	}
 }
 
@@ -56,5 +68,6 @@ func (c Config) Validate() error {
 	if !(c.CapacityBPS > 0) {
 		errs = append(errs, fmt.Errorf("api.capacity_bps: must be > 0, got %g", c.CapacityBPS))
 	}
+	errs = append(errs, c.validateAccess())
 	return errors.Join(errs...)
 }

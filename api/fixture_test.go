@@ -145,7 +145,7 @@ type testEnv struct {
 	reg *prometheus.Registry
 }
 
-func testInventory(t *testing.T) fakeInventory {
+func testInventory(t testing.TB) fakeInventory {
 	t.Helper()
 	en, err := enrich.New(enrich.DefaultConfig(), nil)
 	require.NoError(t, err)
@@ -164,7 +164,7 @@ func testInventory(t *testing.T) fakeInventory {
 	}}
 }
 
-func newEnv(t *testing.T, mutate func(*Deps, *Config)) *testEnv {
+func newEnv(t testing.TB, mutate func(*Deps, *Config)) *testEnv {
 	t.Helper()
 	mem := store.NewMemory(store.DefaultMemoryConfig(), nil)
 	for _, w := range fixtureWindows() {
@@ -186,12 +186,13 @@ func newEnv(t *testing.T, mutate func(*Deps, *Config)) *testEnv {
 			"assets/app.js": {Data: []byte("console.log('hi')")},
 		},
 	}
+	asAdmin := fixtureAdmin(t, &cfg) // access_fixture_test.go: requests without credentials come as admin
 	if mutate != nil {
 		mutate(&deps, &cfg)
 	}
 	srv, err := New(cfg, deps)
 	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(asAdmin(srv.Handler()))
 	t.Cleanup(ts.Close)
 	return &testEnv{srv: srv, ts: ts, mem: mem, reg: reg}
 }

@@ -386,5 +386,6 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 	}
 	addAlertOpenAPI(paths, doc["components"].(obj)["schemas"].(obj), params)
 	addConsoleDoc(doc) // console aggregate routes (openapi_console.go)
+	addAccessDoc(doc)  // login routes, security scheme, 401/403/429 (access_doc.go)
 	return json.MarshalIndent(doc, "", "  ")
 }

@@ -68,6 +68,8 @@ type Deps struct {
 	Now func() time.Time
 	// Alerts serves /api/v1/alerts and /api/v1/silences (nil: 503).
 	Alerts Alerts
+	// Access: extra authenticators (OIDC) and the audit writer (access.go).
+	Access AccessDeps
 }
 
 // Server is the HTTP API. New is inert; Start listens.
@@ -77,6 +79,9 @@ type Server struct {
 	engine  *gin.Engine
 	started time.Time
 	openapi []byte
+	access  *access // access control (access.go); nil on tenant views
+	docMu   sync.Mutex
+	docs    map[string][]byte // OpenAPI document per role and scope (openapiFor)
 
 	mRequests *prometheus.CounterVec
 	mLatency  *prometheus.HistogramVec
@@ -140,6 +145,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.deps.Logger.Error("api handler panic", "path", c.Request.URL.Path, "panic", rec)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{Error: "internal error"})
 	}))
+	if err := s.installAccess(e); err != nil { // authentication, route policies, tenant views, limits, audit
+		return nil, err
+	}
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, errorBody{Error: "not found: " + c.Request.URL.Path})
 	})
@@ -183,7 +191,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // uiHeaders forbids the UI from loading anything from elsewhere.
 func uiHeaders(c *gin.Context) {
 	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", uiCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-cache")
 }
@@ -216,7 +224,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.ln != nil {
 		return errors.New("api: already started")
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	ln, err := s.listen() // TCP, or TLS when api.tls is set (access_tls.go)
 	if err != nil {
 		return fmt.Errorf("api listen %s: %w", s.cfg.Listen, err)
 	}
@@ -228,6 +236,7 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn), // TLS handshake errors and the like
 	}
 	srv := s.srv
 	go func() {
@@ -283,5 +292,5 @@ func (s *Server) handleOpenAPI(c *gin.Context) {
 	if err := noQuery(c); err != nil {
 		return
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", s.openapi)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", s.openapiFor(c))
 }

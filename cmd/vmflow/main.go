@@ -6,6 +6,7 @@
 //	                                      retention policies and rollups
 //	vmflow demo [flags]                   vmflow fed by a synthetic cloud over loopback
 //	vmflow synth [flags]                  the synthetic cloud alone, sent to a vmflow
+//	vmflow token create NAME --role R     a new API token (printed once, stored hashed)
 //
 // Every configuration key can be overridden by an environment variable:
 // VMFLOW_ + the key path in upper case with "." replaced by "_"
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/internal/buildinfo"
@@ -51,6 +53,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	if len(args) >= 1 && args[0] == "synth" {
 		return runSynth(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) >= 1 && args[0] == "token" { // token.go
+		return runToken(args[1:], environ, stdout, stderr, time.Now())
 	}
 	fs := flag.NewFlagSet("vmflow", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -121,6 +121,7 @@ type proc struct {
 	out    *lockedBuf
 	base   string // http://127.0.0.1:PORT
 	exited chan struct{}
+	token  string // API token sent by do ("" none: anonymous)
 }
 
 // start runs bin with args in dir with env (added to a minimal
@@ -186,6 +187,9 @@ func (p *proc) do(t *testing.T, method, path string, out any) (int, string) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, p.base+path, nil)
 	require.NoError(t, err)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err.Error()

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vmflow/vmflow/api/auth"
 )
 
 const invAlpha = `
@@ -54,7 +56,12 @@ enrich:
     file: a.yaml
 `)
 	port := freePort(t)
-	p := start(t, binPath, t.TempDir(), portEnv(port), port, "--config", cfgPath)
+	// The admin reload route needs an admin token (README "Security model").
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	adminToken, err := auth.AppendToken(tokens, auth.TokenEntry{Name: "ship-admin", Role: auth.RoleAdmin}, time.Now())
+	require.NoError(t, err)
+	p := start(t, binPath, t.TempDir(), append(portEnv(port), "VMFLOW_API_AUTH_TOKENS_FILE="+tokens), port, "--config", cfgPath)
+	p.token = adminToken
 	require.Equal(t, []string{"alpha"}, p.vmNames(t))
 
 	reloads := func(result string) float64 {
