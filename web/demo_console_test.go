@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmflow/vmflow/api"
+	"github.com/vmflow/vmflow/api/auth"
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/internal/synth"
 )
@@ -24,15 +28,23 @@ import (
 type demoEnv struct {
 	d      *app.Demo
 	origin string
+	// opToken is an operator's API token: the demo itself serves anonymous
+	// viewers only, so changes (silences) need an identity.
+	opToken string
 }
 
 func startDemoEnv(t *testing.T, window time.Duration) *demoEnv {
 	t.Helper()
-	d, err := app.StartDemo(context.Background(), synth.DemoConfig(), app.DemoOptions{Listen: "127.0.0.1:0", Window: window, Dir: t.TempDir()},
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.jsonl")
+	tok, err := auth.AppendToken(tokens, auth.TokenEntry{Name: "demo-operator", Role: auth.RoleOperator}, time.Now())
+	require.NoError(t, err)
+	d, err := app.StartDemo(context.Background(), synth.DemoConfig(), app.DemoOptions{Listen: "127.0.0.1:0", Window: window, Dir: dir,
+		Environ: []string{"VMFLOW_API_AUTH_TOKENS_FILE=" + tokens}},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	t.Cleanup(d.Stop)
-	return &demoEnv{d: d, origin: "http://" + d.App.APIAddr()}
+	return &demoEnv{d: d, origin: "http://" + d.App.APIAddr(), opToken: tok}
 }
 
 func (e *demoEnv) api(t testing.TB, path string, out any) { apiGet(t, e.origin, path, out) }
@@ -141,7 +153,11 @@ func TestConsoleAlertsDemo(t *testing.T) {
 	b.open(b.hash())
 	assert.Equal(t, sev, b.eval1(`document.getElementById("alert-filters-severity").value`))
 
-	// Silence the first listed alert from the list.
+	// Silence the first listed alert from the list, logged in as an
+	// operator (the token cookie POST /login sets; anonymous viewers may
+	// not change silences).
+	_, err := chromedp.Call(b.ctx, network.SetCookie, network.SetCookieParams{Name: api.TokenCookie, Value: e.opToken, URL: e.origin, HTTPOnly: new(true)})
+	require.NoError(t, err)
 	b.open("#/alerts?state=firing")
 	var first struct{ Fingerprint, Rule string }
 	b.eval(`(() => { const x = document.querySelector("#alerts-table tbody tr:first-child .silence-btn"); return {Fingerprint: x.dataset.fingerprint, Rule: x.closest("tr").children[2].textContent} })()`, &first)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vmflow/vmflow/api"
 	"github.com/vmflow/vmflow/api/auth"
+	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/internal/synth"
 )
 
@@ -116,7 +117,7 @@ func TestAccessMatrix(t *testing.T) {
 	none := &accessClient{}
 	bad := &accessClient{header: "Bearer " + badTok}
 
-	d, err := startDemo(context.Background(), synth.DemoConfig(), demoOptions{Listen: "127.0.0.1:0", Window: 2 * time.Second, Dir: dir, Environ: []string{
+	d, err := app.StartDemo(context.Background(), synth.DemoConfig(), app.DemoOptions{Listen: "127.0.0.1:0", Window: 2 * time.Second, Dir: dir, Environ: []string{
 		"VMFLOW_API_AUTH_ANONYMOUS=false", "VMFLOW_API_AUTH_TOKENS_FILE=" + tokens, "VMFLOW_API_AUDIT_FILE=" + audit,
 		"VMFLOW_API_LIMITS_RATE=0", "VMFLOW_API_LIMITS_TENANT_RATE=0",
 	}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
