@@ -34,6 +34,8 @@ type Aggregator struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	ports *portTable // per-window port counter deltas (ports.go)
+
 	windows     prometheus.Counter
 	windowPairs prometheus.Gauge
 	closeDur    prometheus.Histogram
@@ -58,6 +60,7 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 			Name: "vmflow_aggregate_window_close_seconds", Help: "Time to merge shards, resolve endpoints and write a window to the sinks.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
 		sinkWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_sink_writes_total", Help: "Windows written to sinks (windows × sinks)."}),
+		ports:      newPortTable(cfg.MaxPorts, cfg.PortExpiry),
 	}
 	for _, s := range sinks {
 		if s == nil {
@@ -65,13 +68,24 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{a.windows, a.windowPairs, a.closeDur, a.sinkWrites, &workerCollector{a: a}} {
+		for _, c := range append([]prometheus.Collector{a.windows, a.windowPairs, a.closeDur, a.sinkWrites, &workerCollector{a: a}}, a.ports.collectors()...) {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregate: register metrics: %w", err)
 			}
 		}
 	}
 	return a, nil
+}
+
+// AddCounters takes decoded sFlow counter samples for the per-window port
+// deltas (Window.Ports). Safe for concurrent use; the Pipeline calls it.
+func (a *Aggregator) AddCounters(cs []decoder.Counters) { a.ports.add(cs) }
+
+func (a *Aggregator) index() *enrich.Index {
+	if a.enr == nil {
+		return nil
+	}
+	return a.enr.Index()
 }
 
 // Config returns the configuration.
@@ -267,6 +281,7 @@ func (a *Aggregator) closeWindow(end time.Time) *Window {
 	}
 
 	win := a.merge(start, end, shards)
+	win.Ports = a.ports.close(end, a.index())
 
 	// Give the shards back, cleared.
 	for i, w := range workers {

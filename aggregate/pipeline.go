@@ -151,6 +151,7 @@ func (w *PipelineWorker) Handle(d *collector.Datagram) (collector.Meta, error) {
 	}
 	if len(b.Counters) > 0 {
 		w.storeCounters(b.Counters)
+		w.p.agg.AddCounters(b.Counters)
 	}
 	return metaOf(&b.Header), nil
 }

@@ -157,6 +157,20 @@ func TestPipelineLabCaptures(t *testing.T) {
 	assert.Equal(t, uint32(7), byName["vnet1"].IfIndex, "README: vnet1 is ifIndex 7")
 	assert.Positive(t, byName["vnet1"].InOctets)
 	assert.Positive(t, testutil.ToFloat64(p.counterSamples))
+
+	// The window's port deltas: vnet1 (vm1) moved traffic between polls.
+	var vnet1 *PortStats
+	for i := range win.Ports {
+		if win.Ports[i].Name == "vnet1" {
+			vnet1 = &win.Ports[i]
+		}
+	}
+	require.NotNil(t, vnet1, "window ports: %+v", win.Ports)
+	assert.Equal(t, "vm1", vnet1.VM)
+	assert.Equal(t, "lab-hv1", vnet1.Host)
+	assert.Positive(t, vnet1.Seconds)
+	assert.Positive(t, vnet1.OutOctets+vnet1.InOctets)
+	assert.Zero(t, vnet1.Resets)
 }
 
 // fakeDecoder returns canned batches.

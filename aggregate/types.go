@@ -86,6 +86,9 @@ type Pair struct {
 type Window struct {
 	Start, End time.Time
 	Pairs      []Pair
+	// Ports are the switch ports' counter deltas of the window (sFlow
+	// counter samples), sorted by key; see PortStats.
+	Ports []PortStats
 }
 
 // Sink receives closed windows (memory store, InfluxDB writer, alerts).
