@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/vmflow/vmflow/aggregate"
 )
@@ -42,6 +43,10 @@ type segment struct {
 	wins    []uint16 // aggregation windows merged into the row
 	off     []uint32 // cold[off[i]:off[i+1]] is row i's cold part
 	cold    []byte
+
+	// ports are the window's (or bucket's) port counter deltas, as the
+	// aggregator gave them (merged by key in buckets); immutable.
+	ports []aggregate.PortStats
 }
 
 func (s *segment) rows() int { return len(s.ents) }
@@ -66,8 +71,12 @@ func (s *segment) find(e uint32) int {
 // bytesUsed is the heap the segment holds (capacities).
 func (s *segment) bytesUsed() int {
 	return cap(s.ents)*4 + cap(s.bytes)*8 + cap(s.packets)*8 + cap(s.samples)*8 + cap(s.flows)*8 +
-		cap(s.wins)*2 + cap(s.off)*4 + cap(s.cold) + 200
+		cap(s.wins)*2 + cap(s.off)*4 + cap(s.cold) + 200 + cap(s.ports)*portStatsSize
 }
+
+// portStatsSize is the size of one aggregate.PortStats (its strings are
+// the inventory's, shared).
+const portStatsSize = int(unsafe.Sizeof(aggregate.PortStats{}))
 
 func newSegment(n, coldHint int) *segment {
 	return &segment{
@@ -204,6 +213,7 @@ func mergeSegments(a, b *segment, tier int) *segment {
 		out.end = a.end
 	}
 	out.nwin = a.nwin + b.nwin
+	out.ports = aggregate.MergePorts(a.ports, b.ports)
 	out.sources = a.sources | b.sources
 	var sa, sb aggregate.Stats
 	i, j := 0, 0
