@@ -37,6 +37,7 @@ type PortStats struct {
 	// close: Host from the agent (exporter identity), VM from the port name
 	// as a tap (or OVS port) of a VM on that host.
 	Host, VM, UUID, Tenant string
+	VMID                   enrich.VMID // 0: no VM resolved
 
 	IfSpeed  uint64 // bits/s, latest (0: unknown)
 	IfStatus uint32 // latest ifAdminStatus (bit 0) / ifOperStatus (bit 1)
@@ -68,6 +69,9 @@ func (s *PortStats) Merge(o *PortStats) {
 		s.IfSpeed = o.IfSpeed
 	}
 	s.IfStatus = o.IfStatus
+	if o.VMID != 0 {
+		s.VMID = o.VMID
+	}
 	for _, p := range [...]struct {
 		dst *string
 		v   string
@@ -358,7 +362,7 @@ func resolvePort(st *PortStats, idx *enrich.Index) {
 		return
 	}
 	if p, ok := idx.ByTap(h, st.Name); ok {
-		st.VM, st.UUID, st.Tenant = p.VM.Name, p.VM.UUID, p.VM.Tenant
+		st.VM, st.UUID, st.Tenant, st.VMID = p.VM.Name, p.VM.UUID, p.VM.Tenant, p.VM.ID
 	}
 }
 

@@ -386,5 +386,6 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 	}
 	addAlertOpenAPI(paths, doc["components"].(obj)["schemas"].(obj), params)
 	addConsoleDoc(doc) // console aggregate routes (openapi_console.go)
+	addPortsDoc(doc)   // per-VM port counters (openapi_ports.go)
 	return json.MarshalIndent(doc, "", "  ")
 }
