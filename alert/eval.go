@@ -50,6 +50,12 @@ type vmAgg struct {
 	ident            uint64
 	dstPorts         float64
 	sketch           *hyperloglog.Sketch
+	// Switch port counters of the VM's ports in the window (per second;
+	// utilisation 0..1, the busiest port), and one of its ports (or -1)
+	// for VMs seen by their ports only (ports_signals.go).
+	portErr  [4]float64 // in errors, out errors, in discards, out discards
+	portUtil [2]float64
+	port     int32
 }
 
 // selection is the window's pairs seen through one export protocol.
@@ -265,7 +271,7 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 		a := &sel.vms[id]
 		if a.seen != seq {
 			sk := a.sketch
-			*a = vmAgg{seen: seq, pair: -1, rpair: -1, sketch: sk}
+			*a = vmAgg{seen: seq, pair: -1, rpair: -1, port: -1, sketch: sk}
 			sel.touched = append(sel.touched, id)
 		}
 		return a
@@ -302,6 +308,7 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 			}
 		}
 	}
+	e.aggregatePorts(w, touch)
 	// Distinct destination ports: only VMs whose upper bound reaches the
 	// lowest ports threshold get a sketch.
 	minPorts := int32(math.MaxInt32)
@@ -414,7 +421,7 @@ func vmSignal(sig string, a *vmAgg, secs float64) float64 {
 	case "flows":
 		return a.flows
 	}
-	return 0
+	return portSignal(sig, a)
 }
 
 func globAny(pats []string, s string) bool {
@@ -761,10 +768,13 @@ func (e *Engine) evalVMs(r *Rule, w *aggregate.Window, sel *selection, now time.
 	for _, id := range sel.touched {
 		a := &sel.vms[id]
 		var ep *aggregate.Endpoint
-		if a.pair >= 0 {
+		switch {
+		case a.pair >= 0:
 			ep = &w.Pairs[a.pair].Src
-		} else {
+		case a.rpair >= 0:
 			ep = &w.Pairs[a.rpair].Dst
+		default:
+			ep = portEndpoint(&w.Ports[a.port])
 		}
 		if !plain && !r.flt.vmOK(ep) {
 			continue
