@@ -105,6 +105,13 @@ d.panel("Top VMs", "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "v
 d.panel("Ingest: datagrams/s, lost/s, decode errors/s", "timeseries",
         [counter_rate(["datagrams", "lost_datagrams", "decode_errors"], '"_field"', "")], w=24, unit="short",
         desc="From the collector's per-exporter counters (all exporters).")
+d.panel("Ports with errors or discards", "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm_port" and (r._field == "in_errors" or r._field == "out_errors" or r._field == "in_discards" or r._field == "out_discards"))\n' + VMF +
+        '  |> group(columns: ["host", "vm", "port", "_field"])\n  |> sum()\n'
+        '  |> pivot(rowKey: ["host", "vm", "port"], columnKey: ["_field"], valueColumn: "_value")\n  |> group()\n'
+        '  |> map(fn: (r) => ({r with total: r.in_errors + r.out_errors + r.in_discards + r.out_discards}))\n'
+        '  |> sort(columns: ["total"], desc: true)\n  |> limit(n: 20)\n'
+        '  |> keep(columns: ["host", "vm", "port", "in_errors", "out_errors", "in_discards", "out_discards", "total"])'], w=24, h=8,
+        desc="Switch ports (sFlow interface counters) by errors + discards in the range; in = from the VM, out = to the VM.")
 d.save("vmflow-overview.json")
 
 # ---------- pair detail ----------
@@ -167,6 +174,21 @@ d.panel("Top peers over time (received)", "timeseries", [PERIOD + HEAD +
         '  |> group(columns: ["src_vm"])\n'
         '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
         '  |> map(fn: (r) => ({r with _value: r._value * 8.0 / period}))'], unit="bps")
+PORTSEL = '  |> filter(fn: (r) => r._measurement == "vm_port" and r.vm == "${vm}")\n'
+PORTDESC = "From sFlow counter samples of the VM's switch port(s) (OVS interface counters). In = from the VM into the switch, out = to the VM."
+def port_rate(fields, scale):
+    ff = " or ".join('r._field == "%s"' % f for f in fields)
+    return (PERIOD + HEAD + PORTSEL + '  |> filter(fn: (r) => %s)\n' % ff +
+            '  |> group(columns: ["port", "_field"])\n'
+            '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
+            '  |> map(fn: (r) => ({r with _value: float(v: r._value) * %s / period}))' % scale)
+d.panel("Port errors and discards/s", "timeseries", [port_rate(["in_errors", "out_errors", "in_discards", "out_discards"], "1.0")], unit="short",
+        desc=PORTDESC + " Counter wraps and agent restarts are handled without spikes.")
+d.panel("Port throughput (switch counters)", "timeseries", [port_rate(["in_octets", "out_octets"], "8.0")], unit="bps", desc=PORTDESC)
+d.panel("Port utilisation", "timeseries", [HEAD + PORTSEL + '  |> filter(fn: (r) => r._field == "in_util" or r._field == "out_util")\n'
+        '  |> group(columns: ["port", "_field"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)'], w=24, unit="percentunit",
+        desc=PORTDESC + " Against the port's ifSpeed (absent when the speed is unknown).")
 d.save("vmflow-vm.json")
 
 # ---------- exporters ----------
