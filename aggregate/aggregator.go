@@ -281,6 +281,7 @@ func (a *Aggregator) closeWindow(end time.Time) *Window {
 	}
 
 	win := a.merge(start, end, shards)
+	fillAnswers(win.Pairs) // health.go
 	win.Ports = a.ports.close(end, a.index())
 
 	// Give the shards back, cleared.

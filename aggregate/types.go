@@ -52,6 +52,10 @@ type Stats struct {
 	SYN, SYNACK, RST, FIN                             float64 // scaled packet counts
 	ICMPErrors                                        float64 // unreachable, time exceeded, parameter problem
 	DroppedPackets, DroppedBytes                      float64 // from IPFIX (OVS)
+	// SYNACKIn and RSTIn are the reverse pair's SYN-ACKs and RSTs in the
+	// same window and export protocol: the answers to this pair's SYNs
+	// (set at window close; health.go).
+	SYNACKIn, RSTIn float64
 
 	TopPorts [TopPortsN]PortCount
 

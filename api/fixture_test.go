@@ -81,7 +81,7 @@ func fixture() []fixturePair {
 	for i := 0; i < nWindows; i++ {
 		b := float64(1000 * (i + 1))
 		st := aggregate.Stats{Bytes: b, Packets: b / 100, Samples: uint64(10 * (i + 1)), Flows: 2,
-			SampledBytes: uint64(b), SampledPackets: uint64(b / 100), TCPBytes: b, TCPPackets: b / 100, SYN: 1}
+			SampledBytes: uint64(b), SampledPackets: uint64(b / 100), TCPBytes: b, TCPPackets: b / 100, SYN: 1, SYNACKIn: float64(i % 2)}
 		st.TopPorts[0] = aggregate.PortCount{Proto: 6, Port: 5432, Bytes: b}
 		fx = append(fx, fixturePair{i, web1, db1, decoder.SourceIPFIX, st})
 		fx = append(fx, fixturePair{i, web1, db1, decoder.SourceSFlow, aggregate.Stats{Bytes: 800, Packets: 8,

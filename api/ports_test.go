@@ -74,3 +74,27 @@ func TestVMPortsInListDetailAndSeries(t *testing.T) {
 	}
 	assert.Equal(t, uint64(3), errs)
 }
+
+// TestPairConnHealth: web-1 → db-1 (IPFIX) sent 6 SYNs over the fixture,
+// 3 answered by SYN-ACKs: failure ratio 0.5 with its Wilson interval.
+func TestPairConnHealth(t *testing.T) {
+	e := newEnv(t, nil)
+	var out pairsOut
+	require.Equal(t, 200, e.get(t, "/api/v1/pairs?since=1h&source=ipfix", &out))
+	var h *connHealthOut
+	for _, p := range out.Pairs {
+		if p.Src.VM == "web-1" && p.Dst.VM == "db-1" {
+			h = p.ConnHealth
+		}
+	}
+	require.NotNil(t, h)
+	assert.Equal(t, 6.0, h.SYN)
+	assert.Equal(t, 3.0, h.SYNACK)
+	assert.Equal(t, 0.5, h.FailureRatio)
+	assert.Equal(t, 6.0, h.SampledSYN, "1-in-1")
+	// Wilson on 3 answers of 9 (answers + SYNs): [0.1206, 0.6458] →
+	// answered ratio [0.137, 1.824] → failure [0, 0.863].
+	assert.Equal(t, 0.0, h.FailureCI95[0])
+	assert.InDelta(t, 0.863, h.FailureCI95[1], 1e-3)
+	assert.Equal(t, 0.0, h.RefusedRatio)
+}

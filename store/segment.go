@@ -122,7 +122,7 @@ func (s *segment) stats(i int, st *aggregate.Stats) {
 }
 
 // The cold fields, in encoding order (bit i of the presence mask).
-const nCold = 21
+const nCold = 23
 
 func coldFields(st *aggregate.Stats) [nCold]uint64 {
 	f := math.Float64bits
@@ -133,6 +133,7 @@ func coldFields(st *aggregate.Stats) [nCold]uint64 {
 		f(st.SYN), f(st.SYNACK), f(st.RST), f(st.FIN),
 		f(st.ICMPErrors), f(st.DroppedPackets), f(st.DroppedBytes),
 		uint64(st.First), uint64(st.Last),
+		f(st.SYNACKIn), f(st.RSTIn),
 	}
 }
 
@@ -144,6 +145,7 @@ func setColdFields(st *aggregate.Stats, v *[nCold]uint64) {
 	st.SYN, st.SYNACK, st.RST, st.FIN = f(v[12]), f(v[13]), f(v[14]), f(v[15])
 	st.ICMPErrors, st.DroppedPackets, st.DroppedBytes = f(v[16]), f(v[17]), f(v[18])
 	st.First, st.Last = int64(v[19]), int64(v[20])
+	st.SYNACKIn, st.RSTIn = f(v[21]), f(v[22])
 }
 
 // encodeCold appends the cold part of st: a uvarint presence mask, each

@@ -135,7 +135,7 @@ func TestMemoryDictionaryCompacts(t *testing.T) {
 
 func TestColdRoundTrip(t *testing.T) {
 	st := aggregate.Stats{Bytes: 1, Packets: 2, Samples: 3, Flows: 4, BytesVar: 5.5, SampledPackets: 9, UDPBytes: 1e12,
-		RST: 0.25, DroppedBytes: 3, First: -7, Last: 1 << 62}
+		RST: 0.25, DroppedBytes: 3, First: -7, Last: 1 << 62, SYNACKIn: 7, RSTIn: 0.5}
 	st.TopPorts[0] = aggregate.PortCount{Proto: 17, Port: 53, Bytes: 9.5}
 	st.TopPorts[1] = aggregate.PortCount{Proto: 6, Port: 0, Bytes: 1}
 	s := newSegment(1, 0)

@@ -278,6 +278,8 @@ func pairFromRecord(v map[string]any) aggregate.Pair {
 	st.SYNACK = fnum(v["synack"])
 	st.RST = fnum(v["rst"])
 	st.FIN = fnum(v["fin"])
+	st.SYNACKIn = fnum(v["synack_in"])
+	st.RSTIn = fnum(v["rst_in"])
 	st.ICMPErrors = fnum(v["icmp_errors"])
 	st.DroppedPackets = fnum(v["dropped_packets"])
 	st.DroppedBytes = fnum(v["dropped_bytes"])
