@@ -395,7 +395,7 @@ func pairSignal(sig string, p *aggregate.Pair, pv *pview, secs float64) float64 
 	case "icmp_errors":
 		return s.ICMPErrors
 	}
-	return 0
+	return healthSignal(sig, s)
 }
 
 func vmSignal(sig string, a *vmAgg, secs float64) float64 {

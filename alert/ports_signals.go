@@ -56,3 +56,27 @@ func portSignal(sig string, a *vmAgg) float64 {
 	}
 	return 0
 }
+
+// healthSignal: a pair's connection health from the sampled TCP flags
+// (aggregate.Stats.Health): conn_failure is the share of its SYNs without
+// a SYN-ACK on the reverse pair, conn_failure_lo the lower end of its 95%
+// interval (fires only when the failure is significant, not on a few
+// samples), conn_refused the share answered by RST. 0 without SYNs.
+func healthSignal(sig string, s *aggregate.Stats) float64 {
+	switch sig {
+	case "conn_failure", "conn_failure_lo", "conn_refused":
+	default:
+		return 0
+	}
+	h, ok := s.Health(0)
+	if !ok {
+		return 0
+	}
+	switch sig {
+	case "conn_failure":
+		return h.FailureRatio
+	case "conn_failure_lo":
+		return h.FailureCI95[0]
+	}
+	return h.RefusedRatio
+}

@@ -61,3 +61,28 @@ func TestPortSignals(t *testing.T) {
 	assert.Equal(t, "vm-1", got[0].Labels["vm"])
 	assert.Equal(t, 3.0, got[0].Value)
 }
+
+// TestConnHealthSignals: a threshold on the lower end of the failure
+// interval fires for a pair whose SYNs mostly go unanswered with enough
+// samples, not for one with the same ratio on two samples.
+func TestConnHealthSignals(t *testing.T) {
+	f := newFixture(t, `
+rules:
+  - name: conn-fail
+    kind: threshold
+    subject: pair
+    signal: conn_failure_lo
+    severity: P2
+    threshold: 0.5
+`, nil)
+	many := pair(1, 2, 1000)
+	many.Stats.SYN, many.Stats.SYNACKIn, many.Stats.SampledPackets, many.Stats.Packets = 100, 10, 1, 1
+	few := pair(3, 4, 1000)
+	few.Stats.SYN, few.Stats.SYNACKIn, few.Stats.SampledPackets, few.Stats.Packets = 2, 0, 1, 1
+	f.e.Evaluate(window(0, many, few))
+	got := f.firing("conn-fail")
+	require.Len(t, got, 1)
+	assert.Equal(t, "vm-1", got[0].Labels["src"])
+	assert.Greater(t, got[0].Value, 0.5)
+	assert.Less(t, got[0].Value, 0.9)
+}
