@@ -146,6 +146,23 @@ d.panel("Bytes with 95% interval", "timeseries", ['import "math"\n' + HEAD + PAI
         desc="Per-window byte estimate and its 95% confidence interval (sFlow sampling), bytes ± 1.96·√bytes_var.")
 d.panel("Samples and flows per window", "timeseries", [HEAD + PAIRSEL +
         '  |> filter(fn: (r) => r._field == "samples" or r._field == "flows")\n  |> group(columns: ["source", "_field"])'], w=24, unit="short")
+def answered_share(field, name, failure):
+    val = '1.0 - r.ans / r.syn' if failure else 'r.ans / r.syn'
+    clampv = '0.0' if failure else '1.0'
+    return (HEAD + PAIRSEL +
+        '  |> filter(fn: (r) => r._field == "syn" or r._field == "%s")\n' % field +
+        '  |> group(columns: ["source"])\n'
+        '  |> window(every: v.windowPeriod)\n'
+        '  |> reduce(identity: {syn: 0.0, ans: 0.0}, fn: (r, accumulator) => ({\n'
+        '      syn: accumulator.syn + (if r._field == "syn" then float(v: r._value) else 0.0),\n'
+        '      ans: accumulator.ans + (if r._field == "%s" then float(v: r._value) else 0.0)}))\n' % field +
+        '  |> filter(fn: (r) => r.syn > 0.0)\n'
+        '  |> map(fn: (r) => ({_time: r._stop, source: r.source, %s: if r.ans >= r.syn then %s else %s}))\n' % (name, clampv, val) +
+        '  |> group(columns: ["source"])')
+d.panel("Connection failure ratio (sampled SYNs vs SYN-ACKs back)", "timeseries",
+        [answered_share("synack_in", "failure", True), answered_share("rst_in", "refused", False)], w=24, unit="percentunit",
+        desc="Share of the pair's SYNs not answered by a SYN-ACK on the reverse pair (failure) and answered by a RST (refused), per period; "
+             "absent without SYNs. The API's conn_health gives the 95% interval.")
 d.save("vmflow-pair.json")
 
 # ---------- VM detail ----------

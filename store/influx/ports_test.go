@@ -16,6 +16,9 @@ import (
 
 func portWin(base time.Time, k int) *aggregate.Window {
 	w := mkWindow(base, k)
+	for i := range w.Pairs { // answers for the connection health panel
+		w.Pairs[i].Stats.SYNACKIn = w.Pairs[i].Stats.SYN / 2
+	}
 	w.Ports = []aggregate.PortStats{
 		{Key: aggregate.PortKey{Agent: netip.MustParseAddr("10.9.0.1"), IfIndex: 7}, Name: "vnet7", Host: "hv1", VM: "web-1", Tenant: "acme",
 			Seconds: 10, Samples: 1, IfSpeed: 1e9, InOctets: 1250000, OutOctets: 250000, InPackets: 1000, OutPackets: 200,
