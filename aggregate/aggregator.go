@@ -220,6 +220,7 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 			}
 		}
 	}
+	fillAnswers(base) // health.go
 	slots := base.slots
 	order := a.order[:0]
 	for i := range slots {
@@ -281,7 +282,6 @@ func (a *Aggregator) closeWindow(end time.Time) *Window {
 	}
 
 	win := a.merge(start, end, shards)
-	fillAnswers(win.Pairs) // health.go
 	win.Ports = a.ports.close(end, a.index())
 
 	// Give the shards back, cleared.

@@ -5,38 +5,22 @@ import "math"
 // Connection health without a probe (see README "Connection health from
 // OVS"): a pair's SYNs against the answers on the reverse pair of the same
 // window and export protocol, SYN-ACKs (accepted) and RSTs (refused).
-// The window close fills Stats.SYNACKIn and RSTIn (fillAnswers); they add
+// The window close (merge) fills Stats.SYNACKIn and RSTIn (fillAnswers); they add
 // up across windows like every other count.
 
-type answerKey struct {
-	a, b   EndpointKey
-	source uint8
-}
-
-// fillAnswers sets each pair's SYNACKIn/RSTIn from its reverse pair. Only
-// pairs with SYN-ACKs or RSTs are indexed, only pairs with SYNs look up.
-func fillAnswers(ps []Pair) {
-	var idx map[answerKey]int32
-	for i := range ps {
-		st := &ps[i].Stats
-		if st.SYNACK > 0 || st.RST > 0 {
-			if idx == nil {
-				idx = make(map[answerKey]int32)
-			}
-			idx[answerKey{ps[i].Key.Src, ps[i].Key.Dst, uint8(ps[i].Key.Source)}] = int32(i)
-		}
-	}
-	if idx == nil {
-		return
-	}
-	for i := range ps {
-		p := &ps[i]
-		if p.Stats.SYN <= 0 {
+// fillAnswers sets each pair's SYNACKIn/RSTIn from its reverse pair,
+// looked up in the merged shard's own index (no extra map): only pairs
+// with SYNs look up.
+func fillAnswers(sh *shard) {
+	for i := range sh.slots {
+		sl := &sh.slots[i]
+		if sl.st.SYN <= 0 {
 			continue
 		}
-		if j, ok := idx[answerKey{p.Key.Dst, p.Key.Src, uint8(p.Key.Source)}]; ok {
-			p.Stats.SYNACKIn = ps[j].Stats.SYNACK
-			p.Stats.RSTIn = ps[j].Stats.RST
+		rev := PairKey{Src: sl.key.Dst, Dst: sl.key.Src, Source: sl.key.Source}
+		if j, ok := sh.find(&rev); ok {
+			sl.st.SYNACKIn = sh.slots[j].st.SYNACK
+			sl.st.RSTIn = sh.slots[j].st.RST
 		}
 	}
 }

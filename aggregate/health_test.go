@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
 )
 
 func TestWilson(t *testing.T) {
@@ -94,4 +95,23 @@ func TestConnHealthCoverage(t *testing.T) {
 	t.Logf("coverage %.3f", frac)
 	assert.InDelta(t, 0.95, frac, 0.025)
 	assert.False(t, math.IsNaN(frac))
+}
+
+// BenchmarkFillAnswers is the window close's extra cost: 200,000 pairs,
+// 100,000 client → server pairs with SYNs and their 100,000 reverse pairs
+// with SYN-ACKs.
+func BenchmarkFillAnswers(b *testing.B) {
+	sh := newShard()
+	for i := 0; i < 100000; i++ {
+		c, s := EndpointKey{VM: enrich.VMID(2*i + 1)}, EndpointKey{VM: enrich.VMID(2*i + 2)}
+		fwd, rev := PairKey{Src: c, Dst: s}, PairKey{Src: s, Dst: c}
+		sh.slots[sh.insert(&fwd)].st.SYN = 4
+		sh.slots[sh.insert(&rev)].st.SYNACK = 3
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fillAnswers(sh)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/window")
 }

@@ -166,7 +166,6 @@ type portState struct {
 	name    string
 	seen    int64 // unix ns of the last sample
 	cur     PortStats
-	dirty   bool
 }
 
 // portTable computes per-window port counter deltas from sFlow counter
@@ -254,7 +253,6 @@ func (t *portTable) add(cs []decoder.Counters) {
 func (t *portTable) update(ps *portState, c *decoder.Counters) {
 	snap, ed := snapOf(c)
 	ps.cur.IfSpeed, ps.cur.IfStatus = c.IfSpeed, c.IfStatus
-	ps.dirty = true
 	if !ps.has {
 		ps.base, ps.errDisc, ps.has, ps.seen = snap, ed, true, snap.received
 		return
@@ -331,7 +329,7 @@ func (t *portTable) close(end time.Time, idx *enrich.Index) []PortStats {
 	var out []PortStats
 	cutoff := end.Add(-t.expiry).UnixNano()
 	for k, ps := range t.m {
-		if ps.dirty && (ps.cur.Samples > 0 || ps.cur.Resets > 0) {
+		if ps.cur.Samples > 0 || ps.cur.Resets > 0 {
 			st := ps.cur
 			st.Key = k
 			st.Name = ps.name
@@ -339,7 +337,6 @@ func (t *portTable) close(end time.Time, idx *enrich.Index) []PortStats {
 			out = append(out, st)
 		}
 		ps.cur = PortStats{IfSpeed: ps.cur.IfSpeed, IfStatus: ps.cur.IfStatus}
-		ps.dirty = false
 		if ps.seen < cutoff {
 			delete(t.m, k)
 		}

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,21 +128,9 @@ func (s *Server) portsLatest(ctx context.Context, from, to time.Time) map[string
 }
 
 func sortPortsOut(ps []portOut) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && portLess(&ps[j], &ps[j-1]); j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
-		}
-	}
-}
-
-func portLess(a, b *portOut) bool {
-	if a.Host != b.Host {
-		return a.Host < b.Host
-	}
-	if a.Name != b.Name {
-		return a.Name < b.Name
-	}
-	return a.IfIndex < b.IfIndex
+	slices.SortFunc(ps, func(a, b portOut) int {
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Name, b.Name), cmp.Compare(a.IfIndex, b.IfIndex))
+	})
 }
 
 // vmOut is a VM of GET /api/v1/vms: the inventory record plus its switch
