@@ -60,7 +60,7 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 			Name: "vmflow_aggregate_window_close_seconds", Help: "Time to merge shards, resolve endpoints and write a window to the sinks.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
 		sinkWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_sink_writes_total", Help: "Windows written to sinks (windows × sinks)."}),
-		ports:      newPortTable(cfg.MaxPorts, cfg.PortExpiry),
+		ports:      newPortTable(cfg.MaxPorts, cfg.PortExpiry, cfg.Window),
 	}
 	for _, s := range sinks {
 		if s == nil {

@@ -33,8 +33,8 @@ type Config struct {
 	// MigrationGrace is how long after a VM's host changed observations
 	// from its previous host still count (0: off).
 	MigrationGrace time.Duration `mapstructure:"migration_grace" yaml:"migration_grace"`
-	// MaxPorts bounds the interface counter entries kept per collector
-	// worker (sFlow counter samples, for Pipeline.Ports).
+	// MaxPorts bounds the switch ports tracked (sFlow counter samples: the
+	// latest counters for Pipeline.Ports and the per-window deltas).
 	MaxPorts int `mapstructure:"max_ports" yaml:"max_ports"`
 	// PortExpiry: a port whose counter samples stopped this long ago is
 	// forgotten (its per-window delta state dropped).

@@ -136,8 +136,8 @@ func MergePorts(a, b []PortStats) []PortStats {
 //     has wrapped: the delta is taken modulo 2^32, unless that delta is
 //     above 2^31 (implausible: treated as a reset of that counter, 0);
 //   - a value of all ones is sFlow's "unknown": no delta for that counter;
-//   - a sample not newer than the baseline (duplicate, reordered) is
-//     ignored.
+//   - a sample not newer than the baseline (reordered), or repeating it
+//     (same sequence, uptime and octets: a duplicate), is ignored.
 const (
 	wrap32Max  = 1 << 31
 	unknown32  = 0xffffffff
@@ -145,79 +145,63 @@ const (
 	uptimeSlop = 2000 // ms of slack when telling an uptime wrap from a restart
 )
 
-// portSnap is the baseline of a port: its last sample. The 32-bit packet
-// counters (unicast, multicast, broadcast) are kept apart so that each
-// wraps on its own; errors and discards are in portState.errDisc.
-type portSnap struct {
-	received  int64
-	uptime    uint32
-	seq       uint32
-	inOctets  uint64
-	outOctets uint64
-	in32      [3]uint32
-	out32     [3]uint32
-}
-
+// portState is one port: its latest record (the Ports view, and the
+// baseline of the next delta) and the open window's deltas. The 32-bit
+// counters (unicast, multicast, broadcast packets, errors, discards) each
+// wrap on their own.
 type portState struct {
-	key     PortKey
-	base    portSnap
-	has     bool
-	errDisc [4]uint32 // inErrors, inDiscards, outErrors, outDiscards of base
-	name    string
-	seen    int64 // unix ns of the last sample
-	cur     PortStats
+	last     PortCounters
+	uptime   uint32
+	seq      uint32
+	received int64  // unix ns of last's generic counters (0: no baseline yet)
+	idle     uint32 // windows closed since the last record
+	cur      PortStats
 }
 
-// portTable computes per-window port counter deltas from sFlow counter
-// samples. It is shared by all collector workers (a port's samples may
-// arrive on any of them), behind one mutex: counter samples are rare (one
-// per port per polling interval). State per port: one portState (about
-// 300 bytes with its map entry; the port name string is allocated only
-// when it changes).
+// portTable keeps the latest interface counters of every port (sFlow
+// counter samples) and computes the per-window deltas. It is shared by all
+// collector workers (a port's samples may arrive on any of them), behind
+// one mutex: counter samples are rare (one per port per polling interval).
+// State per port: one portState (about 500 bytes with its map entry; the
+// port name string is allocated only when it changes).
 type portTable struct {
-	mu     sync.Mutex
-	m      map[PortKey]*portState
-	max    int
-	expiry time.Duration
+	mu      sync.Mutex
+	m       map[PortKey]*portState
+	max     int
+	maxIdle uint32 // windows without a record before a port is forgotten
 
+	mStored  prometheus.Counter
+	mDropped prometheus.Counter
 	mResets  *prometheus.CounterVec
 	mWraps   prometheus.Counter
-	mDropped prometheus.Counter
 	mIgnored prometheus.Counter
 }
 
-func newPortTable(max int, expiry time.Duration) *portTable {
+func newPortTable(maxPorts int, expiry, window time.Duration) *portTable {
 	return &portTable{
-		m: map[PortKey]*portState{}, max: max, expiry: expiry,
+		m: map[PortKey]*portState{}, max: maxPorts, maxIdle: uint32(max(1, int64(expiry/window))),
+		mStored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vmflow_aggregate_counter_samples_total", Help: "Interface counter records (sFlow counter samples) stored for the port view."}),
+		mDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vmflow_aggregate_ports_dropped_total", Help: "Interface counter records of new ports not stored because aggregate.max_ports was reached."}),
 		mResets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmflow_aggregate_port_resets_total",
 			Help: "Port counter samples that restarted the baseline instead of giving a delta, by reason (uptime, sequence, counter)."}, []string{"reason"}),
 		mWraps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmflow_aggregate_port_counter_wraps_total", Help: "32-bit port counters that wrapped (delta taken modulo 2^32)."}),
-		mDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vmflow_aggregate_port_state_dropped_total", Help: "Counter samples of new ports not tracked because aggregate.max_ports was reached."}),
 		mIgnored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmflow_aggregate_port_samples_ignored_total", Help: "Counter samples not newer than the port's previous one (duplicates, reordered)."}),
 	}
 }
 
 func (t *portTable) collectors() []prometheus.Collector {
-	return []prometheus.Collector{t.mResets, t.mWraps, t.mDropped, t.mIgnored, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "vmflow_aggregate_port_states", Help: "Ports whose counters are tracked for per-window deltas.",
+	return []prometheus.Collector{t.mStored, t.mDropped, t.mResets, t.mWraps, t.mIgnored, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmflow_aggregate_ports", Help: "Interface counter entries kept (ports).",
 	}, func() float64 {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		return float64(len(t.m))
 	})}
-}
-
-func snapOf(c *decoder.Counters) (s portSnap, ed [4]uint32) {
-	s.received, s.uptime, s.seq = c.Received, c.Uptime, c.SampleSeq
-	s.inOctets, s.outOctets = c.InOctets, c.OutOctets
-	s.in32 = [3]uint32{uint32(c.InUcast), uint32(c.InMcast), uint32(c.InBcast)}
-	s.out32 = [3]uint32{uint32(c.OutUcast), uint32(c.OutMcast), uint32(c.OutBcast)}
-	ed = [4]uint32{uint32(c.InErrors), uint32(c.InDiscard), uint32(c.OutErrors), uint32(c.OutDiscard)}
-	return s, ed
 }
 
 // add takes a batch's counter samples. No allocation for known ports.
@@ -226,7 +210,7 @@ func (t *portTable) add(cs []decoder.Counters) {
 	defer t.mu.Unlock()
 	for i := range cs {
 		c := &cs[i]
-		if !c.HasIf {
+		if !c.HasIf && !c.HasOFPort && c.PortNameLen == 0 {
 			continue
 		}
 		agent := c.Agent
@@ -240,59 +224,80 @@ func (t *portTable) add(cs []decoder.Counters) {
 				t.mDropped.Inc()
 				continue
 			}
-			ps = &portState{key: k}
+			ps = &portState{last: PortCounters{Agent: agent, SubAgent: c.SubAgent, IfIndex: c.IfIndex}}
 			t.m[k] = ps
 		}
-		if n := c.PortName[:c.PortNameLen]; len(n) > 0 && string(n) != ps.name {
-			ps.name = string(n)
+		t.mStored.Inc()
+		ps.idle = 0
+		l := &ps.last
+		l.Exporter = c.Exporter
+		l.Updated = time.Unix(0, c.Received)
+		if c.HasOFPort {
+			l.HasOFPort, l.DatapathID, l.OFPort = true, c.DatapathID, c.OFPort
 		}
-		t.update(ps, c)
+		if n := c.PortName[:c.PortNameLen]; len(n) > 0 && string(n) != l.Name {
+			l.Name = string(n)
+		}
+		if c.HasIf {
+			t.update(ps, c)
+		}
 	}
 }
 
+// setIf copies the generic interface counters into the latest record.
+func (l *PortCounters) setIf(c *decoder.Counters) {
+	l.IfType, l.IfSpeed, l.IfStatus = c.IfType, c.IfSpeed, c.IfStatus
+	l.InOctets, l.InUcast, l.InMcast, l.InBcast = c.InOctets, c.InUcast, c.InMcast, c.InBcast
+	l.InDiscard, l.InErrors = c.InDiscard, c.InErrors
+	l.OutOctets, l.OutUcast, l.OutMcast, l.OutBcast = c.OutOctets, c.OutUcast, c.OutMcast, c.OutBcast
+	l.OutDiscard, l.OutErrors = c.OutDiscard, c.OutErrors
+}
+
 func (t *portTable) update(ps *portState, c *decoder.Counters) {
-	snap, ed := snapOf(c)
 	ps.cur.IfSpeed, ps.cur.IfStatus = c.IfSpeed, c.IfStatus
-	if !ps.has {
-		ps.base, ps.errDisc, ps.has, ps.seen = snap, ed, true, snap.received
-		return
+	b := &ps.last // the previous sample until setIf below
+	dt := c.Received - ps.received
+	if ps.received != 0 {
+		dup := c.SampleSeq == ps.seq && c.Uptime == ps.uptime && c.InOctets == b.InOctets && c.OutOctets == b.OutOctets
+		if dt <= 0 || dup {
+			t.mIgnored.Inc()
+			return
+		}
+		t.delta(ps, c, dt)
 	}
-	b := &ps.base
-	dt := snap.received - b.received
-	if dt <= 0 || snap.seq == b.seq {
-		t.mIgnored.Inc()
-		return
-	}
-	ps.seen = snap.received
+	b.setIf(c)
+	ps.uptime, ps.seq, ps.received = c.Uptime, c.SampleSeq, c.Received
+}
+
+// delta adds the increase from the previous sample (ps.last) to c into
+// the open window, or counts a reset.
+func (t *portTable) delta(ps *portState, c *decoder.Counters, dt int64) {
+	b := &ps.last
 	reason := ""
 	switch {
-	case snap.uptime < b.uptime && uint64(snap.uptime-b.uptime) > uint64(dt/1e6)+uptimeSlop:
+	case c.Uptime < ps.uptime && uint64(c.Uptime-ps.uptime) > uint64(dt/1e6)+uptimeSlop:
 		reason = "uptime"
-	case snap.seq-b.seq > wrap32Max:
+	case c.SampleSeq-ps.seq > wrap32Max:
 		reason = "sequence"
-	case backwards64(b.inOctets, snap.inOctets) || backwards64(b.outOctets, snap.outOctets):
+	case backwards64(b.InOctets, c.InOctets) || backwards64(b.OutOctets, c.OutOctets):
 		reason = "counter"
 	}
+	cur := &ps.cur
 	if reason != "" {
 		t.mResets.WithLabelValues(reason).Inc()
-		ps.cur.Resets++
-		ps.base, ps.errDisc = snap, ed
+		cur.Resets++
 		return
 	}
-	cur := &ps.cur
 	cur.Seconds += float64(dt) / 1e9
 	cur.Samples++
-	cur.InOctets += delta64(b.inOctets, snap.inOctets)
-	cur.OutOctets += delta64(b.outOctets, snap.outOctets)
-	for j := 0; j < 3; j++ {
-		cur.InPackets += t.delta32(b.in32[j], snap.in32[j])
-		cur.OutPackets += t.delta32(b.out32[j], snap.out32[j])
-	}
-	cur.InErrors += t.delta32(ps.errDisc[0], ed[0])
-	cur.InDiscards += t.delta32(ps.errDisc[1], ed[1])
-	cur.OutErrors += t.delta32(ps.errDisc[2], ed[2])
-	cur.OutDiscards += t.delta32(ps.errDisc[3], ed[3])
-	ps.base, ps.errDisc = snap, ed
+	cur.InOctets += delta64(b.InOctets, c.InOctets)
+	cur.OutOctets += delta64(b.OutOctets, c.OutOctets)
+	cur.InPackets += t.delta32(b.InUcast, c.InUcast) + t.delta32(b.InMcast, c.InMcast) + t.delta32(b.InBcast, c.InBcast)
+	cur.OutPackets += t.delta32(b.OutUcast, c.OutUcast) + t.delta32(b.OutMcast, c.OutMcast) + t.delta32(b.OutBcast, c.OutBcast)
+	cur.InErrors += t.delta32(b.InErrors, c.InErrors)
+	cur.InDiscards += t.delta32(b.InDiscard, c.InDiscard)
+	cur.OutErrors += t.delta32(b.OutErrors, c.OutErrors)
+	cur.OutDiscards += t.delta32(b.OutDiscard, c.OutDiscard)
 }
 
 func backwards64(prev, cur uint64) bool {
@@ -306,7 +311,8 @@ func delta64(prev, cur uint64) uint64 {
 	return cur - prev
 }
 
-func (t *portTable) delta32(prev, cur uint32) uint64 {
+func (t *portTable) delta32(prev64, cur64 uint64) uint64 {
+	prev, cur := uint32(prev64), uint32(cur64)
 	if prev == unknown32 || cur == unknown32 {
 		return 0
 	}
@@ -327,17 +333,16 @@ func (t *portTable) close(end time.Time, idx *enrich.Index) []PortStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []PortStats
-	cutoff := end.Add(-t.expiry).UnixNano()
 	for k, ps := range t.m {
 		if ps.cur.Samples > 0 || ps.cur.Resets > 0 {
 			st := ps.cur
 			st.Key = k
-			st.Name = ps.name
+			st.Name = ps.last.Name
 			resolvePort(&st, idx)
 			out = append(out, st)
 		}
 		ps.cur = PortStats{IfSpeed: ps.cur.IfSpeed, IfStatus: ps.cur.IfStatus}
-		if ps.seen < cutoff {
+		if ps.idle++; ps.idle > t.maxIdle {
 			delete(t.m, k)
 		}
 	}

@@ -99,7 +99,7 @@ func TestPortDeltasAndResolution(t *testing.T) {
 	assert.Equal(t, uint64(8000), p.InOctets)
 	assert.Equal(t, 1000.0, p.Rate(p.InOctets), "a missed poll does not make a spike or a dip")
 	assert.Equal(t, -1.0, p.Utilisation(p.InOctets), "speed unknown")
-	n, err := testutil.GatherAndCount(reg, "vmflow_aggregate_port_states")
+	n, err := testutil.GatherAndCount(reg, "vmflow_aggregate_ports")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 }
@@ -180,8 +180,10 @@ func TestPortDuplicatesUnknownAndBounds(t *testing.T) {
 	assert.Equal(t, 2.0, testutil.ToFloat64(a.ports.mIgnored))
 	assert.Equal(t, 1.0, testutil.ToFloat64(a.ports.mDropped), "max_ports")
 
-	// Expiry: a port silent for port_expiry is forgotten.
-	a.closeWindow(t0.Add(40 * time.Second))
+	// Expiry: a port silent for port_expiry (3 windows) is forgotten.
+	for i := 1; i <= 4; i++ {
+		a.closeWindow(t0.Add(time.Duration(2+10*i) * time.Second))
+	}
 	a.ports.mu.Lock()
 	n := len(a.ports.m)
 	a.ports.mu.Unlock()

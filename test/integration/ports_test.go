@@ -152,7 +152,10 @@ func TestPortCountersMatchOVS(t *testing.T) {
 		assert.Equal(t, d["tx_errors"], p.OutErrors, "%s out_errors = tx_errors", v.Name)
 		assert.Equal(t, d["rx_dropped"], p.InDiscards, "%s in_discards = rx_dropped", v.Name)
 		assert.Equal(t, d["tx_dropped"], p.OutDiscards, "%s out_discards = tx_dropped", v.Name)
-		assert.InDelta(t, t1.Sub(t0).Seconds(), p.Seconds, 2.5, "%s: the samples cover the interval (within a polling interval and a window)", v.Name)
+		// The range's windows (aligned to 2 s) hold the deltas of the samples
+		// received in them, each reaching back one polling interval (1 s).
+		rng := t1.Sub(t0.Add(-time.Second)).Seconds()
+		assert.InDelta(t, rng, p.Seconds, window.Seconds()+1+0.5, "%s: the samples cover the range (within a window and a polling interval)", v.Name)
 	}
 	assert.Greater(t, delta["vm1"]["rx_bytes"], udp.Packets*1042, "vm1 sent the UDP datagrams")
 	assert.GreaterOrEqual(t, delta["vm2"]["tx_dropped"], uint64(40), "the pings to the down vm2 were discarded at vnet2")
