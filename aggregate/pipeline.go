@@ -83,6 +83,9 @@ func (w *PipelineWorker) Handle(d *collector.Datagram) (collector.Meta, error) {
 			idx = w.p.enr.Index()
 		}
 		w.agg.AddBatch(idx, b.Records)
+		if w.p.agg.ports.unnamed.Load() > 0 { // ports to attribute by ifIndex (ports.go)
+			w.p.agg.ports.learnIfIndex(idx, b.Records)
+		}
 	}
 	if len(b.Counters) > 0 {
 		w.p.agg.AddCounters(b.Counters)

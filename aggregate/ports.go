@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,6 +157,10 @@ type portState struct {
 	received int64  // unix ns of last's generic counters (0: no baseline yet)
 	idle     uint32 // windows closed since the last record
 	cur      PortStats
+	// learnedMAC is the MAC of a VM seen entering the bridge through this
+	// port (sFlow flow samples' input ifIndex), for ports without a name.
+	learnedMAC [6]byte
+	learnMiss  uint16 // flow samples through the port that named no VM of its host
 }
 
 // portTable keeps the latest interface counters of every port (sFlow
@@ -166,6 +171,7 @@ type portState struct {
 // port name string is allocated only when it changes).
 type portTable struct {
 	mu      sync.Mutex
+	unnamed atomic.Int32 // ports with counters but no name nor learned MAC (set at close)
 	m       map[PortKey]*portState
 	max     int
 	maxIdle uint32 // windows without a record before a port is forgotten
@@ -333,12 +339,16 @@ func (t *portTable) close(end time.Time, idx *enrich.Index) []PortStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []PortStats
+	unnamed := int32(0)
 	for k, ps := range t.m {
+		if ps.last.Name == "" && ps.learnedMAC == ([6]byte{}) {
+			unnamed++
+		}
 		if ps.cur.Samples > 0 || ps.cur.Resets > 0 {
 			st := ps.cur
 			st.Key = k
 			st.Name = ps.last.Name
-			resolvePort(&st, idx)
+			resolvePort(&st, idx, ps.learnedMAC)
 			out = append(out, st)
 		}
 		ps.cur = PortStats{IfSpeed: ps.cur.IfSpeed, IfStatus: ps.cur.IfStatus}
@@ -346,12 +356,50 @@ func (t *portTable) close(end time.Time, idx *enrich.Index) []PortStats {
 			delete(t.m, k)
 		}
 	}
+	t.unnamed.Store(unnamed)
 	sortPortStats(out)
 	return out
 }
 
-// resolvePort fills host and VM from the inventory index.
-func resolvePort(st *PortStats, idx *enrich.Index) {
+// learnGiveUp is how many flow samples through an unnamed port may name
+// no VM of its host before the port stops being learned (an uplink).
+const learnGiveUp = 256
+
+// noVM marks a port given up on (learnedMAC; a multicast address, never a
+// VM's).
+var noVM = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// learnIfIndex attributes ports that have no name (agents that send no
+// port-name record) from flow samples: a sample entering through ifIndex
+// i of an agent with the source MAC of a VM running on that agent's host
+// names port (agent, i) as that VM's. The uplink, where other hosts' VMs
+// enter, never matches and is given up after learnGiveUp samples. Only
+// called while such ports exist (unnamed > 0).
+func (t *portTable) learnIfIndex(idx *enrich.Index, rs []decoder.Record) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range rs {
+		r := &rs[i]
+		if r.Source != decoder.SourceSFlow || r.InIf == 0 {
+			continue
+		}
+		ps, ok := t.m[PortKey{Agent: r.Agent, SubAgent: r.SubAgent, IfIndex: r.InIf}]
+		if !ok || ps.last.Name != "" || ps.learnedMAC != ([6]byte{}) {
+			continue
+		}
+		h, okH := idx.HostOfObservation(r.Agent, r.SubAgent)
+		if p, okV := idx.ByMAC(r.SrcMAC); okH && okV && p.VM.Host == h {
+			ps.learnedMAC = r.SrcMAC
+		} else if ps.learnMiss++; ps.learnMiss >= learnGiveUp {
+			ps.learnedMAC = noVM
+		}
+	}
+}
+
+// resolvePort fills host and VM from the inventory index: by the port name
+// as a tap of the host, else by the MAC learned from flow samples when
+// that VM runs on the host.
+func resolvePort(st *PortStats, idx *enrich.Index, learned [6]byte) {
 	if idx == nil {
 		return
 	}
@@ -360,10 +408,17 @@ func resolvePort(st *PortStats, idx *enrich.Index) {
 		return
 	}
 	st.Host = h
-	if st.Name == "" {
-		return
+	var p enrich.Port
+	switch {
+	case st.Name != "":
+		p, ok = idx.ByTap(h, st.Name)
+	case learned != [6]byte{} && learned != noVM:
+		p, ok = idx.ByMAC(learned)
+		ok = ok && p.VM.Host == h
+	default:
+		ok = false
 	}
-	if p, ok := idx.ByTap(h, st.Name); ok {
+	if ok {
 		st.VM, st.UUID, st.Tenant, st.VMID = p.VM.Name, p.VM.UUID, p.VM.Tenant, p.VM.ID
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmflow/vmflow/collector"
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/enrich"
 )
@@ -223,4 +224,53 @@ func BenchmarkPortAdd(b *testing.B) {
 		a.AddCounters(batch)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/sample")
+}
+
+// TestPortByIfIndex: an agent that sends no port names: ports are
+// attributed from flow samples entering through their ifIndex with a VM's
+// MAC, only when that VM runs on the agent's host (the uplink, where a VM
+// of another host enters, stays unattributed).
+func TestPortByIfIndex(t *testing.T) {
+	enr := testEnricher(t)
+	a, _, _ := newTestAgg(t, DefaultConfig(), enr)
+	fd := &fakeDecoder{}
+	p := NewPipeline(fd, enr, a, nil)
+	h := p.NewWorker()
+	ctr := func(ifIndex uint32, at time.Duration, oct uint64) decoder.Counters {
+		return decoder.Counters{Agent: expA, Exporter: expA, IfIndex: ifIndex, HasIf: true, SampleSeq: uint32(at / time.Second),
+			Uptime: uint32(at / time.Millisecond), Received: t0.Add(at).UnixNano(), InOctets: oct}
+	}
+	send := func(at time.Duration, oct uint64, withFlows bool) {
+		fd.ctrs = []decoder.Counters{ctr(7, at, oct), ctr(9, at, oct)}
+		fd.records = nil
+		if withFlows {
+			r1 := sample(expA, macA1, macA2, ipA1, ipA2).Record
+			r1.InIf = 7
+			r2 := sample(expA, macB1, macA2, ipB1, ipA2).Record
+			r2.InIf = 9
+			fd.records = []decoder.Record{r1, r2}
+		}
+		_, err := h.Handle(&collector.Datagram{Proto: collector.ProtoSFlow})
+		require.NoError(t, err)
+	}
+	send(0, 100, true)
+	send(time.Second, 200, true)
+	w := a.closeWindow(t0.Add(2 * time.Second))
+	require.Len(t, w.Ports, 2)
+	assert.Empty(t, w.Ports[0].VM, "nothing learned before the first close")
+	send(3*time.Second, 300, true) // learning is on now
+	send(4*time.Second, 400, false)
+	w = a.closeWindow(t0.Add(5 * time.Second))
+	require.Len(t, w.Ports, 2)
+	assert.Equal(t, uint32(7), w.Ports[0].Key.IfIndex)
+	assert.Equal(t, "a1", w.Ports[0].VM, "a1's MAC entered through ifIndex 7 on its own host")
+	assert.Equal(t, "hvA", w.Ports[0].Host)
+	assert.Equal(t, uint32(9), w.Ports[1].Key.IfIndex)
+	assert.Empty(t, w.Ports[1].VM, "b1 runs on hvB: ifIndex 9 is hvA's uplink, not b1's port")
+	assert.Equal(t, int32(1), a.ports.unnamed.Load(), "the uplink stays to be learned ...")
+	for i := 0; i < learnGiveUp; i++ {
+		send(time.Duration(6+i)*time.Second, uint64(500+i), true)
+	}
+	a.closeWindow(t0.Add(time.Hour))
+	assert.Equal(t, int32(0), a.ports.unnamed.Load(), "... until given up")
 }
