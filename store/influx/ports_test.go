@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,26 @@ func TestPortPointsWritten(t *testing.T) {
 			assert.Equal(t, "ifindex9", other[0]["port"])
 			assert.NotNil(t, other[0]["resets"])
 			assert.True(t, strings.HasPrefix(fmt.Sprint(other[0]["_measurement"]), "vm_port"))
+
+			// History reads rebuild the windows' ports.
+			ws, err := r.Windows(context.Background(), base, base.Add(time.Minute))
+			require.NoError(t, err)
+			var got []aggregate.PortStats
+			for _, hw := range ws {
+				got = aggregate.MergePorts(got, hw.Ports)
+			}
+			var wantPorts []aggregate.PortStats
+			for k := 0; k < 3; k++ {
+				wantPorts = aggregate.MergePorts(wantPorts, portWin(base, k).Ports)
+			}
+			require.Len(t, got, 2)
+			byIf := func(a, b aggregate.PortStats) int { return int(a.Key.IfIndex) - int(b.Key.IfIndex) }
+			slices.SortFunc(got, byIf)
+			slices.SortFunc(wantPorts, byIf)
+			for i := range wantPorts {
+				wantPorts[i].UUID = "" // not in vm_port
+				assert.Equal(t, wantPorts[i], got[i], "port %d read back", i)
+			}
 		})
 	}
 }

@@ -201,6 +201,9 @@ func (r *Reader) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.
 	if err := r.fillInfo(ctx, from, to, byEnd); err != nil {
 		return nil, fmt.Errorf("history windows: %w", err)
 	}
+	if err := r.fillPorts(ctx, from, to, byEnd); err != nil { // ports.go
+		return nil, fmt.Errorf("history windows: ports: %w", err)
+	}
 	out := make([]*aggregate.Window, 0, len(byEnd))
 	for _, w := range byEnd {
 		sort.Slice(w.Pairs, func(i, j int) bool { return pairLess(&w.Pairs[i], &w.Pairs[j]) })
