@@ -1,6 +1,10 @@
 package aggregate
 
-import "math"
+import (
+	"math"
+
+	"github.com/vmflow/vmflow/decoder"
+)
 
 // Connection health without a probe (see README "Connection health from
 // OVS"): a pair's SYNs against the answers on the reverse pair of the same
@@ -10,7 +14,10 @@ import "math"
 
 // fillAnswers sets each pair's SYNACKIn/RSTIn from its reverse pair,
 // looked up in the merged shard's own index (no extra map): only pairs
-// with SYNs look up.
+// with SYNs look up. Flow records (IPFIX, NetFlow v9) carry the OR of
+// their packets' flags, so the server's side of an accepted connection
+// (SYN+ACK, then ACKs) counts as a SYN flow like the client's: for them
+// the reverse pair's SYN flows are answers too.
 func fillAnswers(sh *shard) {
 	for i := range sh.slots {
 		sl := &sh.slots[i]
@@ -19,8 +26,12 @@ func fillAnswers(sh *shard) {
 		}
 		rev := PairKey{Src: sl.key.Dst, Dst: sl.key.Src, Source: sl.key.Source}
 		if j, ok := sh.find(&rev); ok {
-			sl.st.SYNACKIn = sh.slots[j].st.SYNACK
-			sl.st.RSTIn = sh.slots[j].st.RST
+			r := &sh.slots[j].st
+			sl.st.SYNACKIn = r.SYNACK
+			if sl.key.Source != decoder.SourceSFlow {
+				sl.st.SYNACKIn += r.SYN
+			}
+			sl.st.RSTIn = r.RST
 		}
 	}
 }

@@ -115,3 +115,32 @@ func BenchmarkFillAnswers(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/window")
 }
+
+// TestConnHealthIPFIXFlags: IPFIX records with OR-ed tcpControlBits (an
+// exporter that sends them; OVS does not): accepted connections have a
+// SYN|ACK flow each way, refused ones a SYN flow and a RST flow back.
+func TestConnHealthIPFIXFlags(t *testing.T) {
+	enr := testEnricher(t)
+	a, _, _ := newTestAgg(t, DefaultConfig(), enr)
+	w := a.NewWorker()
+	var recs []decoder.Record
+	for i := 0; i < 8; i++ { // accepted: client and server flows, several packets
+		recs = append(recs,
+			sample(expA, macA1, macA2, ipA1, ipA2).ipfix(expA, 1).tcp(0x1a).pkts(6).ports(uint16(40000+i), 80).Record,
+			sample(expA, macA2, macA1, ipA2, ipA1).ipfix(expA, 1).tcp(0x1a).pkts(5).ports(80, uint16(40000+i)).Record)
+	}
+	for i := 0; i < 2; i++ { // refused: one SYN, one RST+ACK back
+		recs = append(recs,
+			sample(expA, macA1, macA2, ipA1, ipA2).ipfix(expA, 1).tcp(0x02).pkts(1).ports(uint16(41000+i), 81).Record,
+			sample(expA, macA2, macA1, ipA2, ipA1).ipfix(expA, 1).tcp(0x14).pkts(1).ports(81, uint16(41000+i)).Record)
+	}
+	w.AddBatch(enr.Index(), recs)
+	win := a.closeWindow(time.Now())
+	p := pairOf(win, "a1", "a2", decoder.SourceIPFIX)
+	require.NotNil(t, p)
+	h, ok := p.Stats.Health(0)
+	require.True(t, ok)
+	assert.Equal(t, 10.0, h.SYN)
+	assert.InDelta(t, 0.2, h.FailureRatio, 1e-12, "2 of 10 connections refused")
+	assert.InDelta(t, 0.2, h.RefusedRatio, 1e-12)
+}
