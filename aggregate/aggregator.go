@@ -30,11 +30,12 @@ type Aggregator struct {
 	closeMu sync.Mutex // serialises window closes; guards the merge buffers
 	remap   []int32
 	order   []orderKey
+	ports   dstPorts
 
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	ports *portTable // per-window port counter deltas (ports.go)
+	swports *portTable // switch port counters and their per-window deltas (ports.go)
 
 	windows     prometheus.Counter
 	windowPairs prometheus.Gauge
@@ -60,7 +61,7 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 			Name: "vmflow_aggregate_window_close_seconds", Help: "Time to merge shards, resolve endpoints and write a window to the sinks.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
 		sinkWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_sink_writes_total", Help: "Windows written to sinks (windows × sinks)."}),
-		ports:      newPortTable(cfg.MaxPorts, cfg.PortExpiry, cfg.Window),
+		swports:    newPortTable(cfg.MaxPorts, cfg.PortExpiry, cfg.Window),
 	}
 	for _, s := range sinks {
 		if s == nil {
@@ -68,7 +69,10 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 		}
 	}
 	if reg != nil {
-		for _, c := range append([]prometheus.Collector{a.windows, a.windowPairs, a.closeDur, a.sinkWrites, &workerCollector{a: a}}, a.ports.collectors()...) {
+		sketch := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vmflow_aggregate_dst_port_sketch_bytes",
+			Help: "Memory of the per-VM distinct-destination-port HyperLogLog sketches (VMs with more than 64 ports in a window)."},
+			func() float64 { return float64(a.ports.bytes.Load()) })
+		for _, c := range append([]prometheus.Collector{a.windows, a.windowPairs, a.closeDur, a.sinkWrites, sketch, &workerCollector{a: a}}, a.swports.collectors()...) {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregate: register metrics: %w", err)
 			}
@@ -79,7 +83,7 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 
 // AddCounters takes decoded sFlow counter samples for the per-window port
 // deltas (Window.Ports). Safe for concurrent use; the Pipeline calls it.
-func (a *Aggregator) AddCounters(cs []decoder.Counters) { a.ports.add(cs) }
+func (a *Aggregator) AddCounters(cs []decoder.Counters) { a.swports.add(cs) }
 
 func (a *Aggregator) index() *enrich.Index {
 	if a.enr == nil {
@@ -217,9 +221,13 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 			if _, seen := base.flows[fe.h]; !seen {
 				base.flows[fe.h] = struct{}{}
 				base.slots[remap[fe.slot]].st.Flows++
+				fe.slot = remap[fe.slot]
+				base.flowList = append(base.flowList, fe)
 			}
 		}
 	}
+	// base.flowList now holds every distinct flow of the window.
+	win.DstPorts = a.ports.count(base)
 	fillAnswers(base) // health.go
 	slots := base.slots
 	order := a.order[:0]
@@ -282,7 +290,7 @@ func (a *Aggregator) closeWindow(end time.Time) *Window {
 	}
 
 	win := a.merge(start, end, shards)
-	win.Ports = a.ports.close(end, a.index())
+	win.Ports = a.swports.close(end, a.index())
 
 	// Give the shards back, cleared.
 	for i, w := range workers {

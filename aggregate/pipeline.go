@@ -83,8 +83,8 @@ func (w *PipelineWorker) Handle(d *collector.Datagram) (collector.Meta, error) {
 			idx = w.p.enr.Index()
 		}
 		w.agg.AddBatch(idx, b.Records)
-		if w.p.agg.ports.unnamed.Load() > 0 { // ports to attribute by ifIndex (ports.go)
-			w.p.agg.ports.learnIfIndex(idx, b.Records)
+		if w.p.agg.swports.unnamed.Load() > 0 { // ports to attribute by ifIndex (ports.go)
+			w.p.agg.swports.learnIfIndex(idx, b.Records)
 		}
 	}
 	if len(b.Counters) > 0 {
@@ -159,7 +159,7 @@ type PortCounters struct {
 // port table), with host and VM resolved from the current index; sorted
 // by agent, sub-agent, ifIndex.
 func (p *Pipeline) Ports() []PortCounters {
-	t := p.agg.ports
+	t := p.agg.swports
 	t.mu.Lock()
 	latest := make([]PortCounters, 0, len(t.m))
 	for _, ps := range t.m {

@@ -116,7 +116,7 @@ func TestPortCounterWrap32(t *testing.T) {
 	assert.Equal(t, uint64(0x15), p.InErrors)
 	assert.Equal(t, uint64(1500), p.InOctets)
 	assert.Equal(t, uint32(0), p.Resets)
-	assert.Equal(t, 2.0, testutil.ToFloat64(a.ports.mWraps))
+	assert.Equal(t, 2.0, testutil.ToFloat64(a.swports.mWraps))
 }
 
 func TestPortRestartsNoSpike(t *testing.T) {
@@ -133,7 +133,7 @@ func TestPortRestartsNoSpike(t *testing.T) {
 	assert.Equal(t, uint64(200), p.InOctets, "100 before, 100 after the restart; the restart itself counts nothing")
 	assert.Equal(t, uint64(2), p.InPackets)
 	assert.Equal(t, 2.0, p.Seconds)
-	assert.Equal(t, 1.0, testutil.ToFloat64(a.ports.mResets.WithLabelValues("uptime")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(a.swports.mResets.WithLabelValues("uptime")))
 
 	// Port reset: the agent keeps running, the port's counters restart
 	// (port deleted and re-added under the same ifIndex).
@@ -145,7 +145,7 @@ func TestPortRestartsNoSpike(t *testing.T) {
 	p = onlyPort(t, a.closeWindow(t0.Add(8*time.Second)))
 	assert.Equal(t, uint32(1), p.Resets)
 	assert.Equal(t, uint64(100+30), p.InOctets)
-	assert.Equal(t, 1.0, testutil.ToFloat64(a.ports.mResets.WithLabelValues("counter")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(a.swports.mResets.WithLabelValues("counter")))
 
 	// Sequence restart alone (a port reset on an agent that renumbers).
 	feed(a, cs{at: 9 * time.Second, uptime: 7300, seq: 1, inOct: 90, inPk: 3})
@@ -178,16 +178,16 @@ func TestPortDuplicatesUnknownAndBounds(t *testing.T) {
 	assert.Equal(t, uint64(100), p.InOctets)
 	assert.Zero(t, p.OutOctets, "unknown (all ones) counts nothing")
 	assert.Zero(t, p.InDiscards)
-	assert.Equal(t, 2.0, testutil.ToFloat64(a.ports.mIgnored))
-	assert.Equal(t, 1.0, testutil.ToFloat64(a.ports.mDropped), "max_ports")
+	assert.Equal(t, 2.0, testutil.ToFloat64(a.swports.mIgnored))
+	assert.Equal(t, 1.0, testutil.ToFloat64(a.swports.mDropped), "max_ports")
 
 	// Expiry: a port silent for port_expiry (3 windows) is forgotten.
 	for i := 1; i <= 4; i++ {
 		a.closeWindow(t0.Add(time.Duration(2+10*i) * time.Second))
 	}
-	a.ports.mu.Lock()
-	n := len(a.ports.m)
-	a.ports.mu.Unlock()
+	a.swports.mu.Lock()
+	n := len(a.swports.m)
+	a.swports.mu.Unlock()
 	assert.Zero(t, n)
 }
 
@@ -267,10 +267,10 @@ func TestPortByIfIndex(t *testing.T) {
 	assert.Equal(t, "hvA", w.Ports[0].Host)
 	assert.Equal(t, uint32(9), w.Ports[1].Key.IfIndex)
 	assert.Empty(t, w.Ports[1].VM, "b1 runs on hvB: ifIndex 9 is hvA's uplink, not b1's port")
-	assert.Equal(t, int32(1), a.ports.unnamed.Load(), "the uplink stays to be learned ...")
+	assert.Equal(t, int32(1), a.swports.unnamed.Load(), "the uplink stays to be learned ...")
 	for i := 0; i < learnGiveUp; i++ {
 		send(time.Duration(6+i)*time.Second, uint64(500+i), true)
 	}
 	a.closeWindow(t0.Add(time.Hour))
-	assert.Equal(t, int32(0), a.ports.unnamed.Load(), "... until given up")
+	assert.Equal(t, int32(0), a.swports.unnamed.Load(), "... until given up")
 }
