@@ -474,6 +474,7 @@ func TestConfigValidate(t *testing.T) {
 		"aggregate.prefer":          func(c *Config) { c.Prefer = "arp" },
 		"aggregate.migration_grace": func(c *Config) { c.MigrationGrace = -1 },
 		"aggregate.max_ports":       func(c *Config) { c.MaxPorts = 0 },
+		"aggregate.port_expiry":     func(c *Config) { c.PortExpiry = 0 },
 	} {
 		c := DefaultConfig()
 		mut(&c)

@@ -35,6 +35,8 @@ type Aggregator struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	swports *portTable // switch port counters and their per-window deltas (ports.go)
+
 	windows     prometheus.Counter
 	windowPairs prometheus.Gauge
 	closeDur    prometheus.Histogram
@@ -59,6 +61,7 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 			Name: "vmflow_aggregate_window_close_seconds", Help: "Time to merge shards, resolve endpoints and write a window to the sinks.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
 		sinkWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_sink_writes_total", Help: "Windows written to sinks (windows × sinks)."}),
+		swports:    newPortTable(cfg.MaxPorts, cfg.PortExpiry, cfg.Window),
 	}
 	for _, s := range sinks {
 		if s == nil {
@@ -69,13 +72,24 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 		sketch := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vmflow_aggregate_dst_port_sketch_bytes",
 			Help: "Memory of the per-VM distinct-destination-port HyperLogLog sketches (VMs with more than 64 ports in a window)."},
 			func() float64 { return float64(a.ports.bytes.Load()) })
-		for _, c := range []prometheus.Collector{a.windows, a.windowPairs, a.closeDur, a.sinkWrites, sketch, &workerCollector{a: a}} {
+		for _, c := range append([]prometheus.Collector{a.windows, a.windowPairs, a.closeDur, a.sinkWrites, sketch, &workerCollector{a: a}}, a.swports.collectors()...) {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregate: register metrics: %w", err)
 			}
 		}
 	}
 	return a, nil
+}
+
+// AddCounters takes decoded sFlow counter samples for the per-window port
+// deltas (Window.Ports). Safe for concurrent use; the Pipeline calls it.
+func (a *Aggregator) AddCounters(cs []decoder.Counters) { a.swports.add(cs) }
+
+func (a *Aggregator) index() *enrich.Index {
+	if a.enr == nil {
+		return nil
+	}
+	return a.enr.Index()
 }
 
 // Config returns the configuration.
@@ -214,6 +228,7 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 	}
 	// base.flowList now holds every distinct flow of the window.
 	win.DstPorts = a.ports.count(base)
+	fillAnswers(base) // health.go
 	slots := base.slots
 	order := a.order[:0]
 	for i := range slots {
@@ -275,6 +290,7 @@ func (a *Aggregator) closeWindow(end time.Time) *Window {
 	}
 
 	win := a.merge(start, end, shards)
+	win.Ports = a.swports.close(end, a.index())
 
 	// Give the shards back, cleared.
 	for i, w := range workers {

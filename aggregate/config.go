@@ -33,9 +33,12 @@ type Config struct {
 	// MigrationGrace is how long after a VM's host changed observations
 	// from its previous host still count (0: off).
 	MigrationGrace time.Duration `mapstructure:"migration_grace" yaml:"migration_grace"`
-	// MaxPorts bounds the interface counter entries kept per collector
-	// worker (sFlow counter samples, for Pipeline.Ports).
+	// MaxPorts bounds the switch ports tracked (sFlow counter samples: the
+	// latest counters for Pipeline.Ports and the per-window deltas).
 	MaxPorts int `mapstructure:"max_ports" yaml:"max_ports"`
+	// PortExpiry: a port whose counter samples stopped this long ago is
+	// forgotten (its per-window delta state dropped).
+	PortExpiry time.Duration `mapstructure:"port_expiry" yaml:"port_expiry"`
 }
 
 // DefaultConfig returns the defaults.
@@ -47,6 +50,7 @@ func DefaultConfig() Config {
 		Prefer:         PreferMAC,
 		MigrationGrace: 10 * time.Second,
 		MaxPorts:       16384,
+		PortExpiry:     10 * time.Minute,
 	}
 }
 
@@ -73,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPorts < 1 {
 		return fmt.Errorf("aggregate.max_ports: must be >= 1, got %d", c.MaxPorts)
+	}
+	if c.PortExpiry < time.Second {
+		return fmt.Errorf("aggregate.port_expiry: must be >= 1s, got %s", c.PortExpiry)
 	}
 	return nil
 }

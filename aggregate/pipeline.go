@@ -1,10 +1,8 @@
 package aggregate
 
 import (
-	"errors"
 	"net/netip"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,86 +26,26 @@ type Decoder interface {
 
 // Pipeline is the hot path glue: collector.Handler that decodes each
 // datagram, attributes its records with the current inventory index and
-// adds them to an aggregation worker. It also keeps the latest interface
-// counters (sFlow counter samples) per port for Ports.
+// adds them to an aggregation worker; sFlow counter samples go to the
+// aggregator's port table (ports.go: the latest counters per port for
+// Ports, and the per-window deltas).
 type Pipeline struct {
 	dec Decoder
 	enr *enrich.Enricher
 	agg *Aggregator
-
-	maxPorts int
-
-	mu      sync.Mutex
-	workers []*PipelineWorker
-
-	counterSamples prometheus.Counter
-	portsDropped   prometheus.Counter
 }
 
 // NewPipeline wires decoder, enricher and aggregator. dec is normally a
-// *decoder.Decoder. Metrics go to reg (nil: none); a metric already
-// registered by another Pipeline on reg is shared.
+// *decoder.Decoder. The port metrics are the aggregator's (registered by
+// New); reg is kept for callers and unused.
 func NewPipeline(dec Decoder, enr *enrich.Enricher, agg *Aggregator, reg prometheus.Registerer) *Pipeline {
-	p := &Pipeline{
-		dec:      dec,
-		enr:      enr,
-		agg:      agg,
-		maxPorts: agg.cfg.MaxPorts,
-		counterSamples: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vmflow_aggregate_counter_samples_total", Help: "Interface counter records (sFlow counter samples) stored for the port view."}),
-		portsDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vmflow_aggregate_ports_dropped_total", Help: "Interface counter records of new ports not stored because aggregate.max_ports was reached."}),
-	}
-	if reg != nil {
-		p.counterSamples = registerOrReuse(reg, p.counterSamples)
-		p.portsDropped = registerOrReuse(reg, p.portsDropped)
-		p.registerPortsGauge(reg)
-	}
-	return p
-}
-
-func registerOrReuse(reg prometheus.Registerer, c prometheus.Counter) prometheus.Counter {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if ex, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return ex
-			}
-		}
-	}
-	return c
-}
-
-func (p *Pipeline) registerPortsGauge(reg prometheus.Registerer) {
-	_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "vmflow_aggregate_ports", Help: "Interface counter entries kept (all workers).",
-	}, func() float64 {
-		n := 0
-		p.mu.Lock()
-		ws := append([]*PipelineWorker(nil), p.workers...)
-		p.mu.Unlock()
-		for _, w := range ws {
-			w.portsMu.Lock()
-			n += len(w.ports)
-			w.portsMu.Unlock()
-		}
-		return float64(n)
-	}))
+	_ = reg
+	return &Pipeline{dec: dec, enr: enr, agg: agg}
 }
 
 // NewWorker implements collector.Handler: one per collector goroutine.
 func (p *Pipeline) NewWorker() collector.WorkerHandler {
-	w := &PipelineWorker{p: p, agg: p.agg.NewWorker(), ports: map[portKey]*PortCounters{}}
-	p.mu.Lock()
-	p.workers = append(p.workers, w)
-	p.mu.Unlock()
-	return w
-}
-
-type portKey struct {
-	Agent    netip.Addr
-	SubAgent uint32
-	IfIndex  uint32
+	return &PipelineWorker{p: p, agg: p.agg.NewWorker()}
 }
 
 // PipelineWorker handles datagrams on one collector goroutine.
@@ -115,9 +53,6 @@ type PipelineWorker struct {
 	p     *Pipeline
 	agg   *Worker
 	batch decoder.Batch
-
-	portsMu sync.Mutex
-	ports   map[portKey]*PortCounters
 }
 
 // Aggregator returns the worker's aggregation worker.
@@ -148,9 +83,12 @@ func (w *PipelineWorker) Handle(d *collector.Datagram) (collector.Meta, error) {
 			idx = w.p.enr.Index()
 		}
 		w.agg.AddBatch(idx, b.Records)
+		if w.p.agg.swports.unnamed.Load() > 0 { // ports to attribute by ifIndex (ports.go)
+			w.p.agg.swports.learnIfIndex(idx, b.Records)
+		}
 	}
 	if len(b.Counters) > 0 {
-		w.storeCounters(b.Counters)
+		w.p.agg.AddCounters(b.Counters)
 	}
 	return metaOf(&b.Header), nil
 }
@@ -217,68 +155,17 @@ type PortCounters struct {
 	OFPort     uint32 `json:"of_port,omitempty"`
 }
 
-// storeCounters keeps the latest counters per (agent, sub-agent, ifIndex).
-// Counter samples are rare (one per port per polling interval), so a
-// per-worker lock costs nothing; the port name string is only allocated
-// when it changes.
-func (w *PipelineWorker) storeCounters(cs []decoder.Counters) {
-	w.portsMu.Lock()
-	defer w.portsMu.Unlock()
-	for i := range cs {
-		c := &cs[i]
-		if !c.HasIf && !c.HasOFPort && c.PortNameLen == 0 {
-			continue
-		}
-		agent := c.Agent
-		if !agent.IsValid() {
-			agent = c.Exporter
-		}
-		k := portKey{Agent: agent, SubAgent: c.SubAgent, IfIndex: c.IfIndex}
-		pc, ok := w.ports[k]
-		if !ok {
-			if len(w.ports) >= w.p.maxPorts {
-				w.p.portsDropped.Inc()
-				continue
-			}
-			pc = &PortCounters{Agent: agent, SubAgent: c.SubAgent, IfIndex: c.IfIndex}
-			w.ports[k] = pc
-		}
-		w.p.counterSamples.Inc()
-		pc.Exporter = c.Exporter
-		pc.Updated = time.Unix(0, c.Received)
-		if c.HasIf {
-			pc.IfType, pc.IfSpeed, pc.IfStatus = c.IfType, c.IfSpeed, c.IfStatus
-			pc.InOctets, pc.InUcast, pc.InMcast, pc.InBcast = c.InOctets, c.InUcast, c.InMcast, c.InBcast
-			pc.InDiscard, pc.InErrors = c.InDiscard, c.InErrors
-			pc.OutOctets, pc.OutUcast, pc.OutMcast, pc.OutBcast = c.OutOctets, c.OutUcast, c.OutMcast, c.OutBcast
-			pc.OutDiscard, pc.OutErrors = c.OutDiscard, c.OutErrors
-		}
-		if c.HasOFPort {
-			pc.HasOFPort, pc.DatapathID, pc.OFPort = true, c.DatapathID, c.OFPort
-		}
-		if n := c.PortName[:c.PortNameLen]; len(n) > 0 && string(n) != pc.Name {
-			pc.Name = string(n)
-		}
-	}
-}
-
-// Ports returns the latest counters of every port seen, newest record per
-// port across workers, with host and VM resolved from the current index;
-// sorted by agent, sub-agent, ifIndex.
+// Ports returns the latest counters of every port seen (the aggregator's
+// port table), with host and VM resolved from the current index; sorted
+// by agent, sub-agent, ifIndex.
 func (p *Pipeline) Ports() []PortCounters {
-	p.mu.Lock()
-	ws := append([]*PipelineWorker(nil), p.workers...)
-	p.mu.Unlock()
-	latest := map[portKey]PortCounters{}
-	for _, w := range ws {
-		w.portsMu.Lock()
-		for k, pc := range w.ports {
-			if old, ok := latest[k]; !ok || pc.Updated.After(old.Updated) {
-				latest[k] = *pc
-			}
-		}
-		w.portsMu.Unlock()
+	t := p.agg.swports
+	t.mu.Lock()
+	latest := make([]PortCounters, 0, len(t.m))
+	for _, ps := range t.m {
+		latest = append(latest, ps.last)
 	}
+	t.mu.Unlock()
 	var idx *enrich.Index
 	if p.enr != nil {
 		idx = p.enr.Index()

@@ -156,7 +156,21 @@ func TestPipelineLabCaptures(t *testing.T) {
 	assert.Equal(t, "lab-hv1", byName["vnet1"].Host)
 	assert.Equal(t, uint32(7), byName["vnet1"].IfIndex, "README: vnet1 is ifIndex 7")
 	assert.Positive(t, byName["vnet1"].InOctets)
-	assert.Positive(t, testutil.ToFloat64(p.counterSamples))
+	assert.Positive(t, testutil.ToFloat64(a.swports.mStored))
+
+	// The window's port deltas: vnet1 (vm1) moved traffic between polls.
+	var vnet1 *PortStats
+	for i := range win.Ports {
+		if win.Ports[i].Name == "vnet1" {
+			vnet1 = &win.Ports[i]
+		}
+	}
+	require.NotNil(t, vnet1, "window ports: %+v", win.Ports)
+	assert.Equal(t, "vm1", vnet1.VM)
+	assert.Equal(t, "lab-hv1", vnet1.Host)
+	assert.Positive(t, vnet1.Seconds)
+	assert.Positive(t, vnet1.OutOctets+vnet1.InOctets)
+	assert.Zero(t, vnet1.Resets)
 }
 
 // fakeDecoder returns canned batches.
@@ -228,7 +242,7 @@ func TestPipelinePortsBounded(t *testing.T) {
 	require.Len(t, ports, 2)
 	assert.Equal(t, uint32(1), ports[0].IfIndex)
 	assert.Equal(t, "hvA", ports[0].Host)
-	assert.Equal(t, 1.0, testutil.ToFloat64(p.portsDropped))
+	assert.Equal(t, 1.0, testutil.ToFloat64(a.swports.mDropped))
 
 	// Newer counters replace older ones.
 	fd.ctrs = []decoder.Counters{{Agent: expA, Exporter: expA, IfIndex: 1, HasIf: true, InOctets: 500, Received: 10}}

@@ -59,6 +59,8 @@ func (s *Stats) Merge(o *Stats) {
 	s.OtherBytes += o.OtherBytes
 	s.SYN += o.SYN
 	s.SYNACK += o.SYNACK
+	s.SYNACKIn += o.SYNACKIn
+	s.RSTIn += o.RSTIn
 	s.RST += o.RST
 	s.FIN += o.FIN
 	s.ICMPErrors += o.ICMPErrors

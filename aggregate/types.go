@@ -52,6 +52,10 @@ type Stats struct {
 	SYN, SYNACK, RST, FIN                             float64 // scaled packet counts
 	ICMPErrors                                        float64 // unreachable, time exceeded, parameter problem
 	DroppedPackets, DroppedBytes                      float64 // from IPFIX (OVS)
+	// SYNACKIn and RSTIn are the reverse pair's SYN-ACKs and RSTs in the
+	// same window and export protocol: the answers to this pair's SYNs
+	// (set at window close; health.go).
+	SYNACKIn, RSTIn float64
 
 	TopPorts [TopPortsN]PortCount
 
@@ -86,6 +90,9 @@ type Pair struct {
 type Window struct {
 	Start, End time.Time
 	Pairs      []Pair
+	// Ports are the switch ports' counter deltas of the window (sFlow
+	// counter samples), sorted by key; see PortStats.
+	Ports []PortStats
 	// DstPorts is, per source VM and export protocol, the number of
 	// distinct (protocol, destination port) over all the VM's flows of the
 	// window (a HyperLogLog estimate, ±3.3%; exact below ~100), sorted by

@@ -42,6 +42,12 @@ type vmAgg struct {
 	rpair            int32 // a pair where it is the destination (or -1)
 	ident            uint64
 	dstPorts         float64 // distinct (protocol, destination port): aggregate's per-VM sketch
+	// Switch port counters of the VM's ports in the window (per second;
+	// utilisation 0..1, the busiest port), and one of its ports (or -1)
+	// for VMs seen by their ports only (ports_signals.go).
+	portErr  [4]float64 // in errors, out errors, in discards, out discards
+	portUtil [2]float64
+	port     int32
 }
 
 // selection is the window's pairs seen through one export protocol.
@@ -174,7 +180,7 @@ func tcpPrecision(p *aggregate.Pair) int32 {
 // tcpFlagSignal: the pair signals made of TCP flag counts.
 func tcpFlagSignal(sig string) bool {
 	switch sig {
-	case "syn", "synack", "syn_unanswered", "rst", "rst_in":
+	case "syn", "synack", "syn_unanswered", "rst", "rst_in", "conn_failure", "conn_failure_lo", "conn_refused":
 		return true
 	}
 	return false
@@ -307,7 +313,7 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 		}
 		a := &sel.vms[id]
 		if a.seen != seq {
-			*a = vmAgg{seen: seq, pair: -1, rpair: -1}
+			*a = vmAgg{seen: seq, pair: -1, rpair: -1, port: -1}
 			sel.touched = append(sel.touched, id)
 		}
 		return a
@@ -339,6 +345,7 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 			}
 		}
 	}
+	e.aggregatePorts(w, touch) // ports_signals.go
 	// Distinct destination ports: counted by the aggregator over every
 	// distinct flow of the window, per source VM and protocol; auto takes
 	// the protocol that saw the most (IPFIX 1-in-1 sees every flow).
@@ -401,7 +408,7 @@ func pairSignal(sig string, p *aggregate.Pair, pv *pview, secs float64) float64 
 	case "icmp_errors":
 		return s.ICMPErrors
 	}
-	return 0
+	return healthSignal(sig, s)
 }
 
 func vmSignal(sig string, a *vmAgg, secs float64) float64 {
@@ -427,7 +434,7 @@ func vmSignal(sig string, a *vmAgg, secs float64) float64 {
 	case "flows":
 		return a.flows
 	}
-	return 0
+	return portSignal(sig, a)
 }
 
 func globAny(pats []string, s string) bool {
@@ -786,10 +793,13 @@ func (e *Engine) evalVMs(r *Rule, w *aggregate.Window, sel *selection, now time.
 	for _, id := range sel.touched {
 		a := &sel.vms[id]
 		var ep *aggregate.Endpoint
-		if a.pair >= 0 {
+		switch {
+		case a.pair >= 0:
 			ep = &w.Pairs[a.pair].Src
-		} else {
+		case a.rpair >= 0:
 			ep = &w.Pairs[a.rpair].Dst
+		default:
+			ep = portEndpoint(&w.Ports[a.port])
 		}
 		if !plain && !r.flt.vmOK(ep) {
 			continue

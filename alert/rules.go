@@ -202,9 +202,11 @@ var Kinds = []string{KindThreshold, KindBaseline, KindNewPeer, KindFanOut, KindF
 
 // Signals by subject.
 var (
-	pairSignals = []string{"bytes", "packets", "bps", "pps", "flows", "syn", "synack", "syn_unanswered", "rst", "rst_in", "icmp_errors"}
-	vmSignals   = []string{"tx_bytes", "rx_bytes", "tx_bps", "rx_bps", "tx_pps", "rx_pps", "peers", "sources", "dst_ports", "flows"}
-	expSignals  = []string{"datagrams", "lost_datagrams", "decode_errors", "silent_windows"}
+	pairSignals = []string{"bytes", "packets", "bps", "pps", "flows", "syn", "synack", "syn_unanswered", "rst", "rst_in", "icmp_errors",
+		"conn_failure", "conn_failure_lo", "conn_refused"}
+	vmSignals = []string{"tx_bytes", "rx_bytes", "tx_bps", "rx_bps", "tx_pps", "rx_pps", "peers", "sources", "dst_ports", "flows",
+		"port_in_errors", "port_out_errors", "port_in_discards", "port_out_discards", "port_errors", "port_in_util", "port_out_util"}
+	expSignals = []string{"datagrams", "lost_datagrams", "decode_errors", "silent_windows"}
 )
 
 // params each kind accepts besides the common ones.

@@ -37,6 +37,7 @@ var routePolicies = map[string]policy{
 	"GET /api/v1/pairs/:src/:dst":        viewerAll,
 	"GET /api/v1/pairs/:src/:dst/series": viewerAll,
 	"GET /api/v1/vms":                    viewerAll,
+	"GET /api/v1/vms/:name":              viewerAll,
 	"GET /api/v1/vms/:name/series":       viewerAll,
 	"GET /api/v1/overview":               viewerAll,
 	"GET /api/v1/graph":                  viewerAll,

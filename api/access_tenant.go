@@ -126,6 +126,13 @@ func (sc *tenantScope) window(w *aggregate.Window, keep store.Match) *aggregate.
 		}
 		out.Pairs = append(out.Pairs, q)
 	}
+	// Port counters of the tenants' own VMs only (the uplinks and other
+	// tenants' taps are the installation's).
+	for i := range w.Ports {
+		if t := w.Ports[i].Tenant; t != "" && sc.tenants[t] {
+			out.Ports = append(out.Ports, w.Ports[i])
+		}
+	}
 	return out
 }
 

@@ -81,7 +81,7 @@ func fixture() []fixturePair {
 	for i := 0; i < nWindows; i++ {
 		b := float64(1000 * (i + 1))
 		st := aggregate.Stats{Bytes: b, Packets: b / 100, Samples: uint64(10 * (i + 1)), Flows: 2,
-			SampledBytes: uint64(b), SampledPackets: uint64(b / 100), TCPBytes: b, TCPPackets: b / 100, SYN: 1}
+			SampledBytes: uint64(b), SampledPackets: uint64(b / 100), TCPBytes: b, TCPPackets: b / 100, SYN: 1, SYNACKIn: float64(i % 2)}
 		st.TopPorts[0] = aggregate.PortCount{Proto: 6, Port: 5432, Bytes: b}
 		fx = append(fx, fixturePair{i, web1, db1, decoder.SourceIPFIX, st})
 		fx = append(fx, fixturePair{i, web1, db1, decoder.SourceSFlow, aggregate.Stats{Bytes: 800, Packets: 8,
@@ -110,8 +110,23 @@ func fixtureWindows() []*aggregate.Window {
 			Src: f.src.endpoint(), Dst: f.dst.endpoint(), Stats: f.stats,
 		})
 	}
+	// web-1's tap vnet0 on hv1: counter samples every 10 s, 1 error per
+	// window from window 3 on; window 4 has a second sample 5 s apart.
+	for i, w := range ws {
+		p := aggregate.PortStats{Key: fixturePort, Name: "vnet0", Host: "hv1", VM: "web-1", UUID: "11111111-1111-1111-1111-111111111111",
+			VMID: 1, IfSpeed: 10_000_000, Seconds: 10, Samples: 1, InOctets: 12500 * 10, OutOctets: 2500 * 10, InPackets: 100, OutPackets: 50}
+		if i >= 3 {
+			p.InErrors, p.OutDiscards = 1, 2
+		}
+		if i == 4 {
+			p.Seconds, p.Samples, p.InOctets = 15, 2, 12500*15
+		}
+		w.Ports = []aggregate.PortStats{p}
+	}
 	return ws
 }
+
+var fixturePort = aggregate.PortKey{Agent: netip.MustParseAddr("10.1.0.1"), IfIndex: 7}
 
 // expected sums the fixture for one directed pair, source and window range [lo, hi].
 func expected(src, dst ep, source decoder.Source, lo, hi int) (bytes, packets, bytesVar float64, windows int) {

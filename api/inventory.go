@@ -59,7 +59,14 @@ func (s *Server) handleVMs(c *gin.Context) {
 		c.JSON(http.StatusOK, vmsResponse(nil, nil))
 		return
 	}
-	c.JSON(http.StatusOK, vmsResponse(idx.VMs(), idx.Conflicts()))
+	out := vmsResponse(idx.VMs(), idx.Conflicts())
+	c.JSON(http.StatusOK, vmsWithPortsOut{VMs: s.withPorts(c.Request.Context(), out.VMs), Conflicts: out.Conflicts})
+}
+
+// vmsWithPortsOut is GET /api/v1/vms: each VM with its ports (ports.go).
+type vmsWithPortsOut struct {
+	VMs       []vmOut           `json:"vms"`
+	Conflicts []enrich.Conflict `json:"conflicts"`
 }
 
 type sourcesOut struct {

@@ -120,8 +120,9 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"top_ports": arrayOf(object("", obj{
 			"proto": integer("IP protocol number"), "port": integer("destination port"), "bytes": num("estimated bytes"),
 		}, "proto", "port", "bytes"), "top destination ports by bytes (approximate across windows: each window keeps its top 8)"),
-		"source":  str("export protocol(s) the numbers come from, e.g. `ipfix`, or `ipfix+sflow` when `auto` chose differently in different windows"),
-		"windows": integer("windows of the range in which the pair appeared"),
+		"source":      str("export protocol(s) the numbers come from, e.g. `ipfix`, or `ipfix+sflow` when `auto` chose differently in different windows"),
+		"windows":     integer("windows of the range in which the pair appeared"),
+		"conn_health": connHealthSchema(), // health.go
 	}, "src", "dst", "bytes", "packets", "samples", "flows", "bps", "pps", "bytes_ci95", "packets_ci95",
 		"tcp", "protocols", "icmp_errors", "dropped_packets", "dropped_bytes", "top_ports", "source", "windows")
 	pairs := object("", obj{
@@ -386,6 +387,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 	}
 	addAlertOpenAPI(paths, doc["components"].(obj)["schemas"].(obj), params)
 	addConsoleDoc(doc) // console aggregate routes (openapi_console.go)
-	addAccessDoc(doc)  // login routes, security scheme, 401/403/429 (access_doc.go)
+	addPortsDoc(doc)   // per-VM port counters (openapi_ports.go)
+	addAccessDoc(doc)  // login routes, security scheme, 401/403/429 (access_doc.go); last: it covers every route
 	return json.MarshalIndent(doc, "", "  ")
 }

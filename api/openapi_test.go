@@ -161,6 +161,8 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"/api/v1/pairs/{src}/{dst}/series", "/api/v1/pairs/web-1/db-1/series"},
 		{"/api/v1/pairs/{src}/{dst}/series", "/api/v1/pairs/db-1/web-1/series?step=40s&source=sflow"},
 		{"/api/v1/vms", "/api/v1/vms"},
+		{"/api/v1/vms/{name}", "/api/v1/vms/web-1?since=1m"},
+		{"/api/v1/vms/{name}", "/api/v1/vms/db-1"},
 		{"/api/v1/vms/{name}/series", "/api/v1/vms/web-1/series"},
 		{"/api/v1/vms/{name}/series", "/api/v1/vms/db-1/series?step=1m&since=2m"},
 		{"/api/v1/vms/{name}/series", "/api/v1/vms/clone/series"},

@@ -54,6 +54,8 @@ type pairOut struct {
 	TopPorts       []aggregate.PortCount `json:"top_ports"`
 	Source         string                `json:"source"`
 	Windows        int                   `json:"windows"`
+	// ConnHealth: failure ratio from the sampled TCP flags (health.go).
+	ConnHealth *connHealthOut `json:"conn_health,omitempty"`
 }
 
 type pairsOut struct {
@@ -284,6 +286,7 @@ func pairResult(a *acc, covered time.Duration) pairOut {
 		TopPorts:       []aggregate.PortCount{},
 		Source:         sourcesString(a.sources),
 		Windows:        a.windows,
+		ConnHealth:     connHealthOf(st),
 	}
 	for _, p := range st.TopPorts {
 		if p.Bytes > 0 || p.Port != 0 {

@@ -164,6 +164,9 @@ type vmPointOut struct {
 	RxPackets float64   `json:"rx_packets"`
 	TxBPS     float64   `json:"tx_bps"`
 	RxBPS     float64   `json:"rx_bps"`
+	// Port is the VM's switch ports' counters in the point (ports.go);
+	// absent without a counter sample in it.
+	Port *portRates `json:"port,omitempty"`
 }
 
 type vmSeriesOut struct {
@@ -225,6 +228,7 @@ func (s *Server) handleVMSeries(c *gin.Context) {
 	bk := newBucketer(step, windows)
 	var (
 		pt     vmPointOut
+		ports  vmPortAcc
 		seen   bool // the VM had traffic in the current point
 		found  bool // ... in the range
 		dur    time.Duration
@@ -233,9 +237,11 @@ func (s *Server) handleVMSeries(c *gin.Context) {
 	flush := func() {
 		if seen {
 			pt.TxBPS, pt.RxBPS = rate(pt.TxBytes*8, dur), rate(pt.RxBytes*8, dur)
+			pt.Port = ports.out()
 			out.Points = append(out.Points, pt)
 		}
 		pt, seen = vmPointOut{}, false
+		ports.ports = ports.ports[:0]
 	}
 	for _, w := range windows {
 		if l := bk.label(w); !l.Equal(pt.Time) {
@@ -243,6 +249,9 @@ func (s *Server) handleVMSeries(c *gin.Context) {
 			pt.Time, dur = l, 0
 		}
 		dur = max(dur, bk.duration(pt.Time, w))
+		if ports.add(w, tok) {
+			seen = true
+		}
 		sel.each(w, func(p *aggregate.Pair) {
 			if m.match(&p.Src, p.Key.Src) {
 				pt.TxBytes += p.Stats.Bytes

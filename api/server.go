@@ -160,6 +160,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/pairs/:src/:dst/series", s.handleSeries)
 	v1.GET("/vms", s.handleVMs)
 	v1.GET("/vms/:name/series", s.handleVMSeries)
+	v1.GET("/vms/:name", s.handleVM) // ports.go
 	v1.GET("/inventory/sources", s.handleSources)
 	v1.GET("/exporters", s.handleExporters)
 	v1.GET("/health", s.handleHealth)

@@ -112,6 +112,11 @@ type Counters struct {
 	SubAgent uint32
 	Received int64
 	SourceID uint32 // sFlow data source (type<<24 | index)
+	// Uptime is the agent's uptime (ms) in the datagram header and
+	// SampleSeq the counter sample's sequence number (per data source):
+	// either going back tells an agent restart or a port reset.
+	Uptime    uint32
+	SampleSeq uint32
 
 	IfIndex    uint32
 	IfType     uint32

@@ -72,6 +72,7 @@ type sflowMeta struct {
 	agent    netip.Addr
 	subAgent uint32
 	received int64
+	uptime   uint32 // agent uptime (ms) of the datagram
 }
 
 // ifIndexCompact decodes the 32-bit input/output of a compact flow sample
@@ -473,12 +474,14 @@ func finishFlowRecord(b *Batch, a *flowAcc, st *sflowStats) {
 	}
 }
 
-func startCounters(b *Batch, m *sflowMeta, srcType, srcIndex uint32) *Counters {
+func startCounters(b *Batch, m *sflowMeta, seq, srcType, srcIndex uint32) *Counters {
 	c := b.AddCounters()
 	c.Exporter = m.exporter
 	c.Agent = m.agent
 	c.SubAgent = m.subAgent
 	c.Received = m.received
+	c.Uptime = m.uptime
+	c.SampleSeq = seq
 	c.SourceID = srcType<<24 | srcIndex&0x00ffffff
 	if srcType == 0 {
 		c.IfIndex = srcIndex
@@ -645,6 +648,7 @@ func (d *sflowDecoder) decodeFast(from netip.AddrPort, data []byte, received int
 	b.Header.SubAgent = m.subAgent
 	b.Header.Sequence = sfU32(p[4:])
 	b.Header.Uptime = sfU32(p[8:])
+	m.uptime = b.Header.Uptime
 	p = p[16:]
 	if n > uint32(d.cfg.MaxSamples) {
 		return fmt.Errorf("%d samples (max %d): %w", n, d.cfg.MaxSamples, ErrTooManySamples)
@@ -744,7 +748,10 @@ func (d *sflowDecoder) fastFlowSample(expanded bool, body []byte, m *sflowMeta, 
 }
 
 func (d *sflowDecoder) fastCounterSample(expanded bool, body []byte, m *sflowMeta, b *Batch, st *sflowStats) error {
-	var srcType, srcIndex, n uint32
+	var srcType, srcIndex, n, seq uint32
+	if len(body) >= 4 {
+		seq = sfU32(body)
+	}
 	if expanded {
 		st.samples[sampleExpandedCounter]++
 		if len(body) < 16 {
@@ -764,7 +771,7 @@ func (d *sflowDecoder) fastCounterSample(expanded bool, body []byte, m *sflowMet
 	if n > uint32(d.cfg.MaxRecords) {
 		return fmt.Errorf("%d records (max %d): %w", n, d.cfg.MaxRecords, ErrTooManyRecords)
 	}
-	c := startCounters(b, m, srcType, srcIndex)
+	c := startCounters(b, m, seq, srcType, srcIndex)
 	var seen counterSeen
 	for j := 0; j < int(n); j++ {
 		format, rec, rest, err := nextRecord(body)

@@ -114,6 +114,7 @@ func (d *sflowDecoder) decodeGoflow2(from netip.AddrPort, data []byte, received 
 	b.Header.SubAgent = m.subAgent
 	b.Header.Sequence = p.SequenceNumber
 	b.Header.Uptime = p.Uptime
+	m.uptime = p.Uptime
 	b.Header.Samples = int(p.SamplesCount)
 	for i, s := range p.Samples {
 		var err error
@@ -198,7 +199,7 @@ func goflow2SampledIP(v *sflow.SampledIPBase, tos uint32) sampledIP {
 }
 
 func mapCounterSample(s *sflow.CounterSample, m *sflowMeta, b *Batch, st *sflowStats) error {
-	c := startCounters(b, m, s.Header.SourceIdType, s.Header.SourceIdValue)
+	c := startCounters(b, m, s.Header.SampleSequenceNumber, s.Header.SourceIdType, s.Header.SourceIdValue)
 	var seen counterSeen
 	for j := range s.Records {
 		rec := &s.Records[j]

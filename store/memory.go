@@ -241,6 +241,7 @@ func (m *Memory) encode(w *aggregate.Window) *segment {
 	m.scratch = ids
 	seg := newSegment(len(ids), len(ids)*96)
 	seg.start, seg.end, seg.nwin = w.Start, w.End, 1
+	seg.ports = w.Ports
 	end := w.End.UnixNano()
 	var st aggregate.Stats
 	for k := 0; k < len(ids); {

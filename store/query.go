@@ -162,7 +162,7 @@ func (m *Memory) WindowsWhere(ctx context.Context, from, to time.Time, keep Matc
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		w := &aggregate.Window{Start: seg.start, End: seg.end}
+		w := &aggregate.Window{Start: seg.start, End: seg.end, Ports: seg.ports}
 		add := func(r int) {
 			p := s.d.pair(seg.ents[r])
 			seg.stats(r, &p.Stats)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/vmflow/vmflow/aggregate"
 )
@@ -42,6 +43,10 @@ type segment struct {
 	wins    []uint16 // aggregation windows merged into the row
 	off     []uint32 // cold[off[i]:off[i+1]] is row i's cold part
 	cold    []byte
+
+	// ports are the window's (or bucket's) port counter deltas, as the
+	// aggregator gave them (merged by key in buckets); immutable.
+	ports []aggregate.PortStats
 }
 
 func (s *segment) rows() int { return len(s.ents) }
@@ -66,8 +71,12 @@ func (s *segment) find(e uint32) int {
 // bytesUsed is the heap the segment holds (capacities).
 func (s *segment) bytesUsed() int {
 	return cap(s.ents)*4 + cap(s.bytes)*8 + cap(s.packets)*8 + cap(s.samples)*8 + cap(s.flows)*8 +
-		cap(s.wins)*2 + cap(s.off)*4 + cap(s.cold) + 200
+		cap(s.wins)*2 + cap(s.off)*4 + cap(s.cold) + 200 + cap(s.ports)*portStatsSize
 }
+
+// portStatsSize is the size of one aggregate.PortStats (its strings are
+// the inventory's, shared).
+const portStatsSize = int(unsafe.Sizeof(aggregate.PortStats{}))
 
 func newSegment(n, coldHint int) *segment {
 	return &segment{
@@ -113,7 +122,7 @@ func (s *segment) stats(i int, st *aggregate.Stats) {
 }
 
 // The cold fields, in encoding order (bit i of the presence mask).
-const nCold = 21
+const nCold = 23
 
 func coldFields(st *aggregate.Stats) [nCold]uint64 {
 	f := math.Float64bits
@@ -124,6 +133,7 @@ func coldFields(st *aggregate.Stats) [nCold]uint64 {
 		f(st.SYN), f(st.SYNACK), f(st.RST), f(st.FIN),
 		f(st.ICMPErrors), f(st.DroppedPackets), f(st.DroppedBytes),
 		uint64(st.First), uint64(st.Last),
+		f(st.SYNACKIn), f(st.RSTIn),
 	}
 }
 
@@ -135,6 +145,7 @@ func setColdFields(st *aggregate.Stats, v *[nCold]uint64) {
 	st.SYN, st.SYNACK, st.RST, st.FIN = f(v[12]), f(v[13]), f(v[14]), f(v[15])
 	st.ICMPErrors, st.DroppedPackets, st.DroppedBytes = f(v[16]), f(v[17]), f(v[18])
 	st.First, st.Last = int64(v[19]), int64(v[20])
+	st.SYNACKIn, st.RSTIn = f(v[21]), f(v[22])
 }
 
 // encodeCold appends the cold part of st: a uvarint presence mask, each
@@ -204,6 +215,7 @@ func mergeSegments(a, b *segment, tier int) *segment {
 		out.end = a.end
 	}
 	out.nwin = a.nwin + b.nwin
+	out.ports = aggregate.MergePorts(a.ports, b.ports)
 	out.sources = a.sources | b.sources
 	var sa, sb aggregate.Stats
 	i, j := 0, 0

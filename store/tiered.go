@@ -114,7 +114,7 @@ func filterWindows(ws []*aggregate.Window, keep Match) []*aggregate.Window {
 	}
 	out := make([]*aggregate.Window, len(ws))
 	for i, w := range ws {
-		c := &aggregate.Window{Start: w.Start, End: w.End}
+		c := &aggregate.Window{Start: w.Start, End: w.End, Ports: w.Ports}
 		for j := range w.Pairs {
 			p := &w.Pairs[j]
 			if keep(&p.Key, &p.Src, &p.Dst) {

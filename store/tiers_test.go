@@ -135,7 +135,7 @@ func TestMemoryDictionaryCompacts(t *testing.T) {
 
 func TestColdRoundTrip(t *testing.T) {
 	st := aggregate.Stats{Bytes: 1, Packets: 2, Samples: 3, Flows: 4, BytesVar: 5.5, SampledPackets: 9, UDPBytes: 1e12,
-		RST: 0.25, DroppedBytes: 3, First: -7, Last: 1 << 62}
+		RST: 0.25, DroppedBytes: 3, First: -7, Last: 1 << 62, SYNACKIn: 7, RSTIn: 0.5}
 	st.TopPorts[0] = aggregate.PortCount{Proto: 17, Port: 53, Bytes: 9.5}
 	st.TopPorts[1] = aggregate.PortCount{Proto: 6, Port: 0, Bytes: 1}
 	s := newSegment(1, 0)
@@ -143,4 +143,46 @@ func TestColdRoundTrip(t *testing.T) {
 	var got aggregate.Stats
 	s.stats(0, &got)
 	assert.Equal(t, st, got)
+}
+
+// TestMemoryPortsMergeExactly: the windows' port deltas survive the tiers,
+// merged by port: every bucket's sums are those of its windows, and the
+// whole range sums to the total.
+func TestMemoryPortsMergeExactly(t *testing.T) {
+	m := NewMemory(tierCfg(), nil)
+	k := aggregate.PortKey{Agent: netip.MustParseAddr("192.0.2.1"), IfIndex: 7}
+	const n = 180
+	for i := 0; i < n; i++ {
+		w := statWin(i, 1)
+		w.Ports = []aggregate.PortStats{{Key: k, VM: "a1", Seconds: 10, Samples: 1, InOctets: uint64(1000 + i), InErrors: uint64(i % 2)}}
+		if i%3 == 0 {
+			w.Ports = append(w.Ports, aggregate.PortStats{Key: aggregate.PortKey{Agent: k.Agent, IfIndex: 8}, Seconds: 10, OutDiscards: 1})
+		}
+		m.Write(w)
+	}
+	m.WaitIdle()
+	ws, err := m.Windows(context.Background(), t0.Add(-time.Hour), t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Less(t, len(ws), n, "merged into buckets")
+	var oct, errs, disc uint64
+	var secs float64
+	for _, w := range ws {
+		var wsecs float64
+		for _, p := range w.Ports {
+			if p.Key == k {
+				oct += p.InOctets
+				errs += p.InErrors
+				secs += p.Seconds
+				wsecs = p.Seconds
+				assert.Equal(t, "a1", p.VM)
+			} else {
+				disc += p.OutDiscards
+			}
+		}
+		assert.InDelta(t, w.End.Sub(w.Start).Seconds(), wsecs, 1e-9, "a bucket covers its windows' time")
+	}
+	assert.Equal(t, uint64(n*1000+n*(n-1)/2), oct)
+	assert.Equal(t, uint64(n/2), errs)
+	assert.Equal(t, uint64(n/3), disc)
+	assert.Equal(t, float64(n*10), secs)
 }

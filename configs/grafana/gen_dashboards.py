@@ -105,6 +105,13 @@ d.panel("Top VMs", "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "v
 d.panel("Ingest: datagrams/s, lost/s, decode errors/s", "timeseries",
         [counter_rate(["datagrams", "lost_datagrams", "decode_errors"], '"_field"', "")], w=24, unit="short",
         desc="From the collector's per-exporter counters (all exporters).")
+d.panel("Ports with errors or discards", "table", [HEAD + '  |> filter(fn: (r) => r._measurement == "vm_port" and (r._field == "in_errors" or r._field == "out_errors" or r._field == "in_discards" or r._field == "out_discards"))\n' + VMF +
+        '  |> group(columns: ["host", "vm", "port", "_field"])\n  |> sum()\n'
+        '  |> pivot(rowKey: ["host", "vm", "port"], columnKey: ["_field"], valueColumn: "_value")\n  |> group()\n'
+        '  |> map(fn: (r) => ({r with total: r.in_errors + r.out_errors + r.in_discards + r.out_discards}))\n'
+        '  |> sort(columns: ["total"], desc: true)\n  |> limit(n: 20)\n'
+        '  |> keep(columns: ["host", "vm", "port", "in_errors", "out_errors", "in_discards", "out_discards", "total"])'], w=24, h=8,
+        desc="Switch ports (sFlow interface counters) by errors + discards in the range; in = from the VM, out = to the VM.")
 d.save("vmflow-overview.json")
 
 # ---------- pair detail ----------
@@ -139,6 +146,23 @@ d.panel("Bytes with 95% interval", "timeseries", ['import "math"\n' + HEAD + PAI
         desc="Per-window byte estimate and its 95% confidence interval (sFlow sampling), bytes ± 1.96·√bytes_var.")
 d.panel("Samples and flows per window", "timeseries", [HEAD + PAIRSEL +
         '  |> filter(fn: (r) => r._field == "samples" or r._field == "flows")\n  |> group(columns: ["source", "_field"])'], w=24, unit="short")
+def answered_share(field, name, failure):
+    val = '1.0 - r.ans / r.syn' if failure else 'r.ans / r.syn'
+    clampv = '0.0' if failure else '1.0'
+    return (HEAD + PAIRSEL +
+        '  |> filter(fn: (r) => r._field == "syn" or r._field == "%s")\n' % field +
+        '  |> group(columns: ["source"])\n'
+        '  |> window(every: v.windowPeriod)\n'
+        '  |> reduce(identity: {syn: 0.0, ans: 0.0}, fn: (r, accumulator) => ({\n'
+        '      syn: accumulator.syn + (if r._field == "syn" then float(v: r._value) else 0.0),\n'
+        '      ans: accumulator.ans + (if r._field == "%s" then float(v: r._value) else 0.0)}))\n' % field +
+        '  |> filter(fn: (r) => r.syn > 0.0)\n'
+        '  |> map(fn: (r) => ({_time: r._stop, source: r.source, %s: if r.ans >= r.syn then %s else %s}))\n' % (name, clampv, val) +
+        '  |> group(columns: ["source"])')
+d.panel("Connection failure ratio (sampled SYNs vs SYN-ACKs back)", "timeseries",
+        [answered_share("synack_in", "failure", True), answered_share("rst_in", "refused", False)], w=24, unit="percentunit",
+        desc="Share of the pair's SYNs not answered by a SYN-ACK on the reverse pair (failure) and answered by a RST (refused), per period; "
+             "absent without SYNs. The API's conn_health gives the 95% interval.")
 d.save("vmflow-pair.json")
 
 # ---------- VM detail ----------
@@ -167,6 +191,21 @@ d.panel("Top peers over time (received)", "timeseries", [PERIOD + HEAD +
         '  |> group(columns: ["src_vm"])\n'
         '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
         '  |> map(fn: (r) => ({r with _value: r._value * 8.0 / period}))'], unit="bps")
+PORTSEL = '  |> filter(fn: (r) => r._measurement == "vm_port" and r.vm == "${vm}")\n'
+PORTDESC = "From sFlow counter samples of the VM's switch port(s) (OVS interface counters). In = from the VM into the switch, out = to the VM."
+def port_rate(fields, scale):
+    ff = " or ".join('r._field == "%s"' % f for f in fields)
+    return (PERIOD + HEAD + PORTSEL + '  |> filter(fn: (r) => %s)\n' % ff +
+            '  |> group(columns: ["port", "_field"])\n'
+            '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n'
+            '  |> map(fn: (r) => ({r with _value: float(v: r._value) * %s / period}))' % scale)
+d.panel("Port errors and discards/s", "timeseries", [port_rate(["in_errors", "out_errors", "in_discards", "out_discards"], "1.0")], unit="short",
+        desc=PORTDESC + " Counter wraps and agent restarts are handled without spikes.")
+d.panel("Port throughput (switch counters)", "timeseries", [port_rate(["in_octets", "out_octets"], "8.0")], unit="bps", desc=PORTDESC)
+d.panel("Port utilisation", "timeseries", [HEAD + PORTSEL + '  |> filter(fn: (r) => r._field == "in_util" or r._field == "out_util")\n'
+        '  |> group(columns: ["port", "_field"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)'], w=24, unit="percentunit",
+        desc=PORTDESC + " Against the port's ifSpeed (absent when the speed is unknown).")
 d.save("vmflow-vm.json")
 
 # ---------- exporters ----------

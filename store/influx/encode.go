@@ -332,6 +332,8 @@ func mergeStats(dst *aggregate.Stats, s *aggregate.Stats) {
 	dst.SYNACK += s.SYNACK
 	dst.RST += s.RST
 	dst.FIN += s.FIN
+	dst.SYNACKIn += s.SYNACKIn
+	dst.RSTIn += s.RSTIn
 	dst.ICMPErrors += s.ICMPErrors
 	dst.DroppedPackets += s.DroppedPackets
 	dst.DroppedBytes += s.DroppedBytes
@@ -548,6 +550,8 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	f.nz("synack", st.SYNACK)
 	f.nz("rst", st.RST)
 	f.nz("fin", st.FIN)
+	f.nz("synack_in", st.SYNACKIn) // the reverse pair's answers (aggregate/health.go)
+	f.nz("rst_in", st.RSTIn)
 	f.nz("icmp_errors", st.ICMPErrors)
 	f.nz("dropped_packets", st.DroppedPackets)
 	f.nz("dropped_bytes", st.DroppedBytes)

@@ -22,6 +22,7 @@ type merger struct {
 	start, end time.Time
 	idx        map[aggregate.PairKey]int32
 	pairs      []aggregate.Pair
+	ports      []aggregate.PortStats
 	out        aggregate.Window
 	open       bool
 }
@@ -52,6 +53,7 @@ func (m *merger) add(w *aggregate.Window, emit func(*aggregate.Window)) {
 		m.start = w.Start
 	}
 	m.end = w.End
+	m.ports = aggregate.MergePorts(m.ports, w.Ports)
 	for i := range w.Pairs {
 		p := &w.Pairs[i]
 		j, ok := m.idx[p.Key]
@@ -92,7 +94,8 @@ func (m *merger) flush(emit func(*aggregate.Window)) {
 	if !m.open {
 		return
 	}
-	m.out = aggregate.Window{Start: m.start, End: m.end, Pairs: m.pairs}
+	m.out = aggregate.Window{Start: m.start, End: m.end, Pairs: m.pairs, Ports: m.ports}
+	m.ports = nil
 	emit(&m.out)
 	m.out = aggregate.Window{}
 	clear(m.idx)

@@ -201,6 +201,9 @@ func (r *Reader) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.
 	if err := r.fillInfo(ctx, from, to, byEnd); err != nil {
 		return nil, fmt.Errorf("history windows: %w", err)
 	}
+	if err := r.fillPorts(ctx, from, to, byEnd); err != nil { // ports.go
+		return nil, fmt.Errorf("history windows: ports: %w", err)
+	}
 	out := make([]*aggregate.Window, 0, len(byEnd))
 	for _, w := range byEnd {
 		sort.Slice(w.Pairs, func(i, j int) bool { return pairLess(&w.Pairs[i], &w.Pairs[j]) })
@@ -278,6 +281,8 @@ func pairFromRecord(v map[string]any) aggregate.Pair {
 	st.SYNACK = fnum(v["synack"])
 	st.RST = fnum(v["rst"])
 	st.FIN = fnum(v["fin"])
+	st.SYNACKIn = fnum(v["synack_in"])
+	st.RSTIn = fnum(v["rst_in"])
 	st.ICMPErrors = fnum(v["icmp_errors"])
 	st.DroppedPackets = fnum(v["dropped_packets"])
 	st.DroppedBytes = fnum(v["dropped_bytes"])

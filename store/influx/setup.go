@@ -60,7 +60,7 @@ func (o *SetupOptions) defaults(cfg Config) {
 var (
 	pairSumFields = []string{"bytes", "packets", "bytes_var", "packets_var", "samples", "flows",
 		"tcp_bytes", "tcp_packets", "udp_bytes", "udp_packets", "icmp_bytes", "icmp_packets", "other_bytes", "other_packets",
-		"syn", "synack", "rst", "fin", "icmp_errors", "dropped_packets", "dropped_bytes"}
+		"syn", "synack", "rst", "fin", "icmp_errors", "dropped_packets", "dropped_bytes", "synack_in", "rst_in"}
 	vmSumFields       = []string{"tx_bytes", "tx_packets", "rx_bytes", "rx_packets", "tx_pairs", "rx_pairs"}
 	exporterLastField = []string{"datagrams", "samples", "decode_errors", "lost_datagrams", "lost_records", "reordered", "restarts"}
 )

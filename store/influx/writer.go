@@ -411,6 +411,10 @@ func (w *Writer) emitLocked(win *aggregate.Window) {
 		w.cur = e.appendInfo(w.cur, i)
 		w.addPointsLocked(1)
 	}
+	for i := range win.Ports { // vm_port (ports.go)
+		w.cur = e.appendPort(w.cur, &win.Ports[i])
+		w.addPointsLocked(1)
+	}
 }
 
 func (w *Writer) addPointsLocked(n int) {
