@@ -170,6 +170,9 @@ type Batch struct {
 	Header   Header
 	Records  []Record
 	Counters []Counters
+	// Measurements are the vmflow probe's records (probe_decode.go):
+	// never traffic.
+	Measurements []Measurement
 }
 
 // Reset empties the batch, keeping its capacity.
@@ -177,6 +180,7 @@ func (b *Batch) Reset() {
 	b.Header = Header{}
 	b.Records = b.Records[:0]
 	b.Counters = b.Counters[:0]
+	b.Measurements = b.Measurements[:0]
 }
 
 // AddRecord appends a zeroed record and returns it for filling in.
