@@ -471,6 +471,7 @@ func (a *Aggregator) Totals() Counters {
 		t.unmappedExporter += c.unmappedExporter
 		t.unknownSrc += c.unknownSrc
 		t.unknownDst += c.unknownDst
+		t.measurements += c.measurements
 	}
 	return Counters{counters: t}
 }

@@ -94,6 +94,7 @@ type counters struct {
 	unmappedExporter uint64
 	unknownSrc       uint64
 	unknownDst       uint64
+	measurements     uint64 // probe measurements (latency.go)
 }
 
 // Worker aggregates on one collector worker goroutine. Its lock is only

@@ -18,10 +18,10 @@ type Measurement struct {
 	Received  int64 // unix ns when the datagram arrived
 	Time      int64 // unix ns of the first packet (observationTimeMicroseconds)
 
-	Event   uint8 // ProbeEvent*
-	Side    uint8 // ProbeSide*
-	Outcome uint8 // ProbeOutcome*
-	Retries uint8 // SYN retransmissions
+	Event   uint8  // ProbeEvent*
+	Side    uint8  // ProbeSide*
+	Outcome uint8  // ProbeOutcome*
+	Retries uint8  // SYN retransmissions
 	RTT     uint32 // µs (0 when not answered)
 
 	SrcMAC, DstMAC   [6]byte

@@ -10,6 +10,9 @@ const (
 	SourceSFlow
 	SourceIPFIX
 	SourceNetFlow9
+	// SourceProbe marks the pairs holding the vmflow probe's measurements
+	// (aggregate.Latency); they never have traffic.
+	SourceProbe
 )
 
 func (s Source) String() string {
@@ -20,6 +23,8 @@ func (s Source) String() string {
 		return "ipfix"
 	case SourceNetFlow9:
 		return "netflow9"
+	case SourceProbe:
+		return "probe"
 	}
 	return "unknown"
 }
