@@ -19,9 +19,8 @@ type Config struct {
 	// Taps is a regular expression: every interface whose name matches is
 	// watched (libvirt's vnetN and OpenStack's tapXXXX by default).
 	Taps string `mapstructure:"taps" yaml:"taps"`
-	// OVSPorts adds the ports of the local Open vSwitch (ovs-vsctl
-	// list-ports of every bridge) that match Taps... when true, only those:
-	// an interface must both match Taps and be an OVS port.
+	// OVSPorts: when true, an interface must both match Taps and be a
+	// port of the local Open vSwitch (ovs-vsctl list-ports of every bridge).
 	OVSPorts bool `mapstructure:"ovs_ports" yaml:"ovs_ports"`
 	// Rescan is how often the tap set is re-read (new taps are opened,
 	// gone ones closed).

@@ -6,6 +6,7 @@
 //	                                      retention policies and rollups
 //	vmflow demo [flags]                   vmflow fed by a synthetic cloud over loopback
 //	vmflow synth [flags]                  the synthetic cloud alone, sent to a vmflow
+//	vmflow probe [--config FILE]          the hypervisor probe (probe.* keys)
 //
 // Every configuration key can be overridden by an environment variable:
 // VMFLOW_ + the key path in upper case with "." replaced by "_"
@@ -52,6 +53,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if len(args) >= 1 && args[0] == "synth" {
 		return runSynth(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) >= 1 && args[0] == "probe" { // probe.go
+		return runProbe(ctx, args[1:], environ, stderr)
+	}
 	fs := flag.NewFlagSet("vmflow", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default "+DefaultConfigPath+" when it exists)")
@@ -60,7 +64,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	keys := fs.Bool("keys", false, "list every configuration key with its environment variable and exit")
 	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys] [--version]\n       vmflow influx setup [--config FILE]\n       vmflow demo|synth [flags]   (synthetic cloud; -h for flags)\n\n")
+		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys] [--version]\n       vmflow influx setup [--config FILE]\n       vmflow demo|synth [flags]   (synthetic cloud; -h for flags)\n       vmflow probe [--config FILE]   (hypervisor probe)\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEvery key can be overridden by VMFLOW_<KEY_PATH>, e.g. VMFLOW_API_LISTEN=127.0.0.1:9090.\n")
 	}
