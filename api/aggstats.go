@@ -143,7 +143,7 @@ func (s *selector) prepare(ws []*aggregate.Window) {
 func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 	if s.best == nil {
 		for i := range w.Pairs {
-			if w.Pairs[i].Key.Source == s.want {
+			if k := w.Pairs[i].Key.Source; k == s.want || k == decoder.SourceProbe { // probe: latency only (latency.go)
 				fn(&w.Pairs[i])
 			}
 		}
@@ -151,7 +151,7 @@ func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 	}
 	for i := range w.Pairs {
 		p := &w.Pairs[i]
-		if s.uniform || precision(p.Key.Source) == s.best[visitKey(p)] {
+		if s.uniform || p.Key.Source == decoder.SourceProbe || precision(p.Key.Source) == s.best[visitKey(p)] {
 			fn(p)
 		}
 	}

@@ -133,6 +133,7 @@ func (s *Server) handleSeries(c *gin.Context) {
 			BPS: rate(a.stats.Bytes*8, dur), PPS: rate(a.stats.Packets, dur),
 			Samples: a.stats.Samples, Flows: a.stats.Flows,
 			BytesCI95: ci95Bytes(&a.stats), PacketsCI95: ci95Packets(&a.stats),
+			Latency: latencyResult(a.stats.Lat),
 		})
 		a = acc{}
 	}

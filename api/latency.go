@@ -1,0 +1,111 @@
+package api
+
+import (
+	"time"
+
+	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/decoder"
+)
+
+// The probe's latency pairs (decoder.SourceProbe, aggregate.Latency) join
+// the pair of the selected export protocol: they add their latency, never
+// traffic, and do not count as windows of the pair.
+
+// addLatency handles a probe pair in acc.add (true: handled).
+func addLatency(a *acc, p *aggregate.Pair, end time.Time) bool {
+	if p.Key.Source != decoder.SourceProbe {
+		return false
+	}
+	a.stats.MergeLatency(&p.Stats)
+	if a.latest == nil {
+		a.latest, a.last = p, end
+	}
+	return true
+}
+
+// withLatency is st with lat merged in (lat: accumulated before st's
+// first traffic window).
+func withLatency(st aggregate.Stats, lat *aggregate.Latency) aggregate.Stats {
+	if lat != nil {
+		st.MergeLatency(&aggregate.Stats{Lat: lat})
+	}
+	return st
+}
+
+// histOut summarises a latency histogram, microseconds.
+type histOut struct {
+	Count uint64  `json:"count"`
+	Min   float64 `json:"min"`
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+	Mean  float64 `json:"mean"`
+}
+
+func histResult(h *aggregate.Hist) *histOut {
+	if h.N == 0 {
+		return nil
+	}
+	return &histOut{Count: h.N, Min: float64(h.Min), P50: h.Quantile(0.5), P95: h.Quantile(0.95),
+		P99: h.Quantile(0.99), Max: float64(h.Max), Mean: h.Mean()}
+}
+
+// networkOut is the network part of the handshake (client side minus
+// server side, quantile by quantile), microseconds.
+type networkOut struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+}
+
+// latencyOut is a pair's latency and connection health from the probe.
+type latencyOut struct {
+	// HandshakeUS: SYN → SYN-ACK at the client's tap (network + server stack).
+	HandshakeUS *histOut `json:"handshake_us,omitempty"`
+	// GuestUS: SYN → SYN-ACK at the server's tap (the server guest's share).
+	GuestUS *histOut `json:"guest_us,omitempty"`
+	// NetworkUS: handshake − guest, when both ends' probes were seen.
+	NetworkUS *networkOut `json:"network_us,omitempty"`
+	// EchoUS: ICMP echo RTT at the requester's tap; EchoGuestUS at the responder's.
+	EchoUS      *histOut `json:"echo_us,omitempty"`
+	EchoGuestUS *histOut `json:"echo_guest_us,omitempty"`
+	// MeasuredAt says whose tap the counts come from: client or server.
+	MeasuredAt   string  `json:"measured_at"`
+	Attempts     uint64  `json:"attempts"`
+	Established  uint64  `json:"established"`
+	Refused      uint64  `json:"refused"`
+	TimedOut     uint64  `json:"timed_out"`
+	SYNRetries   uint64  `json:"syn_retries"`
+	FINClosed    uint64  `json:"fin_closed"`
+	RSTClosed    uint64  `json:"rst_closed"`
+	Echoes       uint64  `json:"echoes"`
+	EchoLost     uint64  `json:"echo_lost"`
+	ICMPErrors   uint64  `json:"icmp_errors"`
+	FailureRatio float64 `json:"failure_ratio"`
+}
+
+func latencyResult(l *aggregate.Latency) *latencyOut {
+	if l == nil {
+		return nil
+	}
+	c := l.Counts()
+	o := &latencyOut{
+		HandshakeUS: histResult(&l.Handshake), GuestUS: histResult(&l.Guest),
+		EchoUS: histResult(&l.Echo), EchoGuestUS: histResult(&l.EchoServer),
+		MeasuredAt: "server",
+		Attempts:   c.Attempts, Established: c.Established, Refused: c.Refused, TimedOut: c.TimedOut,
+		SYNRetries: c.SYNRetries, FINClosed: c.FINClosed, RSTClosed: c.RSTClosed,
+		Echoes: c.Echoes, EchoLost: c.EchoLost, ICMPErrors: c.ICMPErrors,
+		FailureRatio: l.FailureRatio(),
+	}
+	if l.Client != (aggregate.ConnCounts{}) {
+		o.MeasuredAt = "client"
+	}
+	if p50, ok := l.Network(0.5); ok {
+		p95, _ := l.Network(0.95)
+		p99, _ := l.Network(0.99)
+		o.NetworkUS = &networkOut{P50: p50, P95: p95, P99: p99}
+	}
+	return o
+}
