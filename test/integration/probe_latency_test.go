@@ -338,3 +338,91 @@ func TestProbeLatencyDelayLine(t *testing.T) {
 		assert.Zero(t, ov+dr, "probe on %s lost measurements", p.host.Name)
 	}
 }
+
+// storm connects from src to dst:port with workers parallel dialers for d
+// and returns the connections established.
+func storm(t *testing.T, src, dst *ovslab.VM, port, workers int, d time.Duration) (ok, failed int64) {
+	t.Helper()
+	addr := net.JoinHostPort(dst.IP.String(), strconv.Itoa(port))
+	var nOK, nFail atomic.Int64
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = delayline.InNetns(src.Netns, func() error {
+				dl := net.Dialer{Timeout: 3 * time.Second}
+				for time.Now().Before(end) {
+					c, err := dl.Dial("tcp", addr)
+					if err != nil {
+						nFail.Add(1)
+						continue
+					}
+					nOK.Add(1)
+					c.Close()
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	return nOK.Load(), nFail.Load()
+}
+
+// TestProbeCost is issue 9's point 2: the probe's CPU while iperf3 pushes
+// data through the taps (data never reaches it), and a handshake storm
+// timed with under 1% of attempts lost.
+func TestProbeCost(t *testing.T) {
+	lab := ovslab.New(t, ovslab.Options{})
+	h := lab.Host("hv1")
+	vm1, vm2, vm3, vm4 := lab.VM("vm1"), lab.VM("vm2"), lab.VM("vm3"), lab.VM("vm4")
+	const window = 2 * time.Second
+	a := startVMFlow(t, writeInventory(t, lab), window)
+	p := startProbe(t, h, a.ListenPort(collector.ProtoIPFIX))
+
+	// iperf3 at the lab's top rate through vm1's and vm2's taps
+	f0, _ := p.metric("vmflow_probe_frames_total")
+	c0, t0 := p.cpuSeconds(t), time.Now()
+	res, err := lab.IperfTCP(vm1, vm2, ovslab.IperfOptions{Duration: 5 * time.Second})
+	require.NoError(t, err)
+	cpu := (p.cpuSeconds(t) - c0) / time.Since(t0).Seconds()
+	f1, _ := p.metric("vmflow_probe_frames_total")
+	gbps := float64(res.SentBytes) * 8 / 5 / 1e9
+	segments := float64(res.SentBytes) / 1448 // data segments, each seen on two taps
+	t.Logf("iperf3 %.2f Gbit/s for 5 s (~%.0f data segments): probe CPU %.2f%% of a core, %v frames reached it (handshakes, closes and RSTs of iperf3's connection attempts)",
+		gbps, segments, cpu*100, f1-f0)
+	assert.Less(t, cpu, 0.02, "probe CPU under iperf3")
+	assert.Less(t, f1-f0, segments/1000, "data packets reached the probe")
+
+	// handshake storm vm3 → vm4
+	serve(t, vm4, 8080)
+	e0, _ := p.metric("vmflow_probe_events_total")
+	const dur = 3 * time.Second
+	ok, failed := storm(t, vm3, vm4, 8080, 8, dur)
+	rate := float64(ok) / dur.Seconds()
+	time.Sleep(3*time.Second + 2*window)
+	var lat *struct {
+		est, att uint64
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for lat == nil || int64(lat.est) < ok*99/100 {
+		ps := latencyPairs(t, a)
+		if l := ps["vm3->vm4"].Latency; l != nil {
+			lat = &struct{ est, att uint64 }{l.Established, l.Attempts}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.NotNil(t, lat)
+	e1, _ := p.metric("vmflow_probe_events_total")
+	ov, _ := p.metric("vmflow_probe_pending_overflow_total")
+	drops, _ := p.metric("vmflow_probe_kernel_drops_total")
+	lost := ok - int64(lat.est)
+	t.Logf("storm: %d connections in %s (%.0f/s), %d failed; probe timed %d established of %d attempts at the client tap (%d lost = %.2f%%); probe events %v, overflow %v, kernel drops %v",
+		ok, dur, rate, failed, lat.est, lat.att, lost, 100*float64(lost)/float64(ok), e1-e0, ov, drops)
+	assert.GreaterOrEqual(t, rate, 2000.0, "handshake storm rate")
+	assert.Less(t, math.Abs(float64(lost)), float64(ok)/100, "under 1%% of the storm's handshakes lost")
+}
