@@ -50,6 +50,9 @@ func recordLen(v6 bool) int {
 	return n
 }
 
+// maxRecordLen is the IPv6 record's length.
+var maxRecordLen = recordLen(true)
+
 // TemplateSet returns the template set announcing both templates.
 func TemplateSet() []byte {
 	b := []byte{0, 2, 0, 0}
@@ -128,7 +131,7 @@ func newExporter(conn net.Conn, domain uint32, tmplEach time.Duration, m *metric
 func (e *exporter) add(ev *Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.size()+recordLen(true) > maxMessage {
+	if e.size()+maxRecordLen > maxMessage {
 		e.flushLocked()
 	}
 	var v6 bool
