@@ -56,6 +56,7 @@ type vmAgg struct {
 type selection struct {
 	name     string
 	pairs    []pview
+	latPairs []pview // the probe's pairs (latency signals, latency.go)
 	vms      []vmAgg  // by VMID
 	touched  []uint32 // VMIDs with traffic
 	sketches int
@@ -169,6 +170,7 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 	}
 	for _, sel := range st.sels {
 		sel.pairs = sel.pairs[:0]
+		sel.latPairs = sel.latPairs[:0]
 		sel.touched = sel.touched[:0]
 	}
 	want := map[string]bool{}
@@ -232,6 +234,10 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 		}
 		for i := range w.Pairs {
 			p := &w.Pairs[i]
+			if p.Key.Source == decoder.SourceProbe {
+				sel.latPairs = append(sel.latPairs, pview{i: int32(i), src: st.ident(p.Key.Src, &p.Src), dst: st.ident(p.Key.Dst, &p.Dst)})
+				continue
+			}
 			if src != 0 && p.Key.Source != src {
 				continue
 			}
@@ -388,7 +394,7 @@ func pairSignal(sig string, p *aggregate.Pair, pv *pview, secs float64) float64 
 	case "icmp_errors":
 		return s.ICMPErrors
 	}
-	return 0
+	return latencySignal(sig, s.Lat)
 }
 
 func vmSignal(sig string, a *vmAgg, secs float64) float64 {
@@ -670,8 +676,12 @@ func (e *Engine) resolve(a *active, now time.Time) AlertView {
 func (e *Engine) evalPairs(r *Rule, w *aggregate.Window, sel *selection, now time.Time, secs float64) {
 	plain := r.flt.plain()
 	var c cond
-	for k := range sel.pairs {
-		pv := &sel.pairs[k]
+	views := sel.pairs
+	if r.latency {
+		views = sel.latPairs
+	}
+	for k := range views {
+		pv := &views[k]
 		p := &w.Pairs[pv.i]
 		if !plain && !r.flt.pairOK(p) {
 			continue

@@ -202,7 +202,8 @@ var Kinds = []string{KindThreshold, KindBaseline, KindNewPeer, KindFanOut, KindF
 
 // Signals by subject.
 var (
-	pairSignals = []string{"bytes", "packets", "bps", "pps", "flows", "syn", "synack", "syn_unanswered", "rst", "rst_in", "icmp_errors"}
+	pairSignals = append([]string{"bytes", "packets", "bps", "pps", "flows", "syn", "synack", "syn_unanswered", "rst", "rst_in", "icmp_errors"},
+		latencySignals...) // latency.go
 	vmSignals   = []string{"tx_bytes", "rx_bytes", "tx_bps", "rx_bps", "tx_pps", "rx_pps", "peers", "sources", "dst_ports", "flows"}
 	expSignals  = []string{"datagrams", "lost_datagrams", "decode_errors", "silent_windows"}
 )
@@ -272,6 +273,7 @@ type Rule struct {
 	kind      string
 	subject   string
 	signal    string
+	latency   bool // a latency signal: evaluated on the probe's pairs (latency.go)
 	sevRank   int
 	forN      int
 	thr, clr  float64
@@ -559,6 +561,7 @@ func (r *Rule) checkSignal(s RuleSpec, fail func(key, format string, args ...any
 		return fail("signal", "must be one of %s for subject %s, got %q", strings.Join(sigs, ", "), s.Subject, s.Signal)
 	}
 	r.signal = s.Signal
+	r.latency = s.Subject == subjectPair && slices.Contains(latencySignals, s.Signal)
 	return nil
 }
 
