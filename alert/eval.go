@@ -56,7 +56,7 @@ type vmAgg struct {
 type selection struct {
 	name     string
 	pairs    []pview
-	latPairs []pview // the probe's pairs (latency signals, latency.go)
+	latPairs []pview  // the probe's pairs (latency signals, latency.go)
 	vms      []vmAgg  // by VMID
 	touched  []uint32 // VMIDs with traffic
 	sketches int

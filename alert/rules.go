@@ -204,8 +204,8 @@ var Kinds = []string{KindThreshold, KindBaseline, KindNewPeer, KindFanOut, KindF
 var (
 	pairSignals = append([]string{"bytes", "packets", "bps", "pps", "flows", "syn", "synack", "syn_unanswered", "rst", "rst_in", "icmp_errors"},
 		latencySignals...) // latency.go
-	vmSignals   = []string{"tx_bytes", "rx_bytes", "tx_bps", "rx_bps", "tx_pps", "rx_pps", "peers", "sources", "dst_ports", "flows"}
-	expSignals  = []string{"datagrams", "lost_datagrams", "decode_errors", "silent_windows"}
+	vmSignals  = []string{"tx_bytes", "rx_bytes", "tx_bps", "rx_bps", "tx_pps", "rx_pps", "peers", "sources", "dst_ports", "flows"}
+	expSignals = []string{"datagrams", "lost_datagrams", "decode_errors", "silent_windows"}
 )
 
 // params each kind accepts besides the common ones.
