@@ -14,6 +14,8 @@ var latencySignals = []string{
 	"syn_retries", "rst_closed",
 }
 
+func init() { pairSignals = append(pairSignals, latencySignals...) }
+
 func latencySignal(sig string, l *aggregate.Latency) float64 {
 	if l == nil {
 		return 0

@@ -202,10 +202,9 @@ var Kinds = []string{KindThreshold, KindBaseline, KindNewPeer, KindFanOut, KindF
 
 // Signals by subject.
 var (
-	pairSignals = append([]string{"bytes", "packets", "bps", "pps", "flows", "syn", "synack", "syn_unanswered", "rst", "rst_in", "icmp_errors"},
-		latencySignals...) // latency.go
-	vmSignals  = []string{"tx_bytes", "rx_bytes", "tx_bps", "rx_bps", "tx_pps", "rx_pps", "peers", "sources", "dst_ports", "flows"}
-	expSignals = []string{"datagrams", "lost_datagrams", "decode_errors", "silent_windows"}
+	pairSignals = []string{"bytes", "packets", "bps", "pps", "flows", "syn", "synack", "syn_unanswered", "rst", "rst_in", "icmp_errors"}
+	vmSignals   = []string{"tx_bytes", "rx_bytes", "tx_bps", "rx_bps", "tx_pps", "rx_pps", "peers", "sources", "dst_ports", "flows"}
+	expSignals  = []string{"datagrams", "lost_datagrams", "decode_errors", "silent_windows"}
 )
 
 // params each kind accepts besides the common ones.
