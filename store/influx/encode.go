@@ -342,6 +342,7 @@ func mergeStats(dst *aggregate.Stats, s *aggregate.Stats) {
 		dst.Last = s.Last
 	}
 	mergeTopPorts(&dst.TopPorts, &s.TopPorts)
+	dst.MergeLatency(s)
 }
 
 // mergeTopPorts adds b's ports into a, keeping the TopPortsN largest.
@@ -459,7 +460,10 @@ func (e *encoder) prepare(w *aggregate.Window) {
 			e.pairs = append(e.pairs, pairEntry{keyOff: int32(off), keyLen: int32(len(key)), first: p, n: 1, topBytes: p.Stats.Bytes, src: p.Src, dst: p.Dst})
 			e.insert(e.pidx, key, i)
 		}
-		// per-VM totals
+		// per-VM totals (the probe's pairs have no traffic: none)
+		if isProbePair(p) {
+			continue
+		}
 		src := p.Key.Source.String()
 		for side := 0; side < 2; side++ {
 			ep := &p.Src
@@ -551,6 +555,7 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	f.nz("icmp_errors", st.ICMPErrors)
 	f.nz("dropped_packets", st.DroppedPackets)
 	f.nz("dropped_bytes", st.DroppedBytes)
+	appendLatencyFields(&f, st.Lat) // latency.go
 	if st.First != 0 {
 		f.int("first", st.First)
 	}
