@@ -49,3 +49,24 @@ func appendLatencyFields(f *fieldWriter, l *aggregate.Latency) {
 		f.int("echo_lost", int64(c.EchoLost))
 	}
 }
+
+// latencyFromRecord rebuilds a probe point's connection counts (history
+// keeps no distributions: the quantile fields are the window's own and
+// cannot be merged, so history answers have counts only).
+func latencyFromRecord(src decoder.Source, v map[string]any) *aggregate.Latency {
+	if src != decoder.SourceProbe {
+		return nil
+	}
+	l := &aggregate.Latency{}
+	c := &l.Client
+	c.Attempts = uint64(inum(v["connect_attempts"]))
+	c.Established = uint64(inum(v["connect_established"]))
+	c.Refused = uint64(inum(v["connect_refused"]))
+	c.TimedOut = uint64(inum(v["connect_timed_out"]))
+	c.SYNRetries = uint64(inum(v["syn_retries"]))
+	c.FINClosed = uint64(inum(v["fin_closed"]))
+	c.RSTClosed = uint64(inum(v["rst_closed"]))
+	c.Echoes = uint64(inum(v["echoes"]))
+	c.EchoLost = uint64(inum(v["echo_lost"]))
+	return l
+}
