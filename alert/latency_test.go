@@ -58,3 +58,23 @@ rules:
 	assert.InDelta(t, 0.3, got[0].Value, 1e-9)
 	assert.Empty(t, f.firing("quiet"), "the probe's pairs (no bytes) are no traffic")
 }
+
+// The README's latency rule examples parse.
+func TestLatencyRuleExamplesParse(t *testing.T) {
+	_, err := ParseRules([]byte(`
+rules:
+  - name: slow-handshakes
+    kind: baseline
+    subject: pair
+    signal: latency_p95_us
+    severity: P2
+    deviations: 4
+  - name: connections-failing
+    kind: threshold
+    subject: pair
+    signal: connect_failure_ratio
+    threshold: 0.2
+    severity: P1
+`))
+	require.NoError(t, err)
+}
