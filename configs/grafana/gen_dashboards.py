@@ -139,6 +139,19 @@ d.panel("Bytes with 95% interval", "timeseries", ['import "math"\n' + HEAD + PAI
         desc="Per-window byte estimate and its 95% confidence interval (sFlow sampling), bytes ± 1.96·√bytes_var.")
 d.panel("Samples and flows per window", "timeseries", [HEAD + PAIRSEL +
         '  |> filter(fn: (r) => r._field == "samples" or r._field == "flows")\n  |> group(columns: ["source", "_field"])'], w=24, unit="short")
+# The probe's measurements (README "Latency probe"): fields of the
+# source=probe point.
+PROBESEL = PAIRSEL + '  |> filter(fn: (r) => r.source == "probe")\n'
+d.panel("Handshake latency (probe)", "timeseries", [HEAD + PROBESEL +
+        '  |> filter(fn: (r) => r._field == "latency_p50_us" or r._field == "latency_p95_us" or r._field == "guest_p50_us" or r._field == "network_p50_us" or r._field == "echo_p50_us")\n'
+        '  |> group(columns: ["_field"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)'], unit="µs",
+        desc="SYN → SYN-ACK at the client's tap (latency), at the server's tap (guest), their difference (network), ICMP echo RTT; per window, from vmflow probe.")
+d.panel("Connections (probe)", "timeseries", [HEAD + PROBESEL +
+        '  |> filter(fn: (r) => r._field == "connect_attempts" or r._field == "connect_refused" or r._field == "connect_timed_out" or r._field == "rst_closed" or r._field == "syn_retries")\n'
+        '  |> group(columns: ["_field"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)'], unit="short",
+        desc="TCP connection attempts and their failures (refused by RST, timed out), SYN retransmissions and RST closes, per interval, from vmflow probe.")
 d.save("vmflow-pair.json")
 
 # ---------- VM detail ----------

@@ -518,6 +518,9 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	b = append(b, MeasurementPair...)
 	b = append(b, e.keys[pe.keyOff:pe.keyOff+pe.keyLen]...)
 	f := fieldWriter{b: b, first: true}
+	if isProbePair(pe.first) { // latency fields only (latency.go)
+		return e.appendProbeFields(&f, st)
+	}
 	f.float("bytes", st.Bytes)
 	f.float("packets", st.Packets)
 	if e.full {
@@ -555,7 +558,6 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	f.nz("icmp_errors", st.ICMPErrors)
 	f.nz("dropped_packets", st.DroppedPackets)
 	f.nz("dropped_bytes", st.DroppedBytes)
-	appendLatencyFields(&f, st.Lat) // latency.go
 	if st.First != 0 {
 		f.int("first", st.First)
 	}

@@ -198,7 +198,7 @@ func TestDashboardQueries(t *testing.T) {
 	now := time.Now()
 	base := now.Add(-30 * time.Minute).Truncate(10 * time.Second)
 	for k := 0; k < 30; k++ {
-		win := mkWindow(base, k)
+		win := withProbePairs(mkWindow(base, k)) // latency_test.go
 		w.Write(win)
 		var rows []collector.ExporterStatus
 		for i, ip := range []string{"192.0.2.1:50000", "192.0.2.2:50000"} {

@@ -8,9 +8,10 @@ import (
 func isProbePair(p *aggregate.Pair) bool { return p.Key.Source == decoder.SourceProbe }
 
 // The probe's latency (aggregate.Latency) is written as fields of the
-// probe's own vm_pair point (tag source=probe): no extra measurement, and
-// a probed pair costs one series more (its source=probe point), while
-// pairs without a probe write nothing more. Quantiles (µs) are the
+// probe's own vm_pair point (tag source=probe, no traffic fields, so
+// traffic queries and panels never see it): no extra measurement, and a
+// probed pair costs one series more (its source=probe point), while pairs
+// without a probe write nothing more. Quantiles (µs) are the
 // window's; the counts are sums that rollups may add up (quantiles cannot
 // be merged in InfluxDB: exact merges are the memory store's).
 func appendLatencyFields(f *fieldWriter, l *aggregate.Latency) {
@@ -69,4 +70,18 @@ func latencyFromRecord(src decoder.Source, v map[string]any) *aggregate.Latency 
 	c.Echoes = uint64(inum(v["echoes"]))
 	c.EchoLost = uint64(inum(v["echo_lost"]))
 	return l
+}
+
+// appendProbeFields finishes a probe pair's point: latency fields, the
+// interval, first/last, the timestamp.
+func (e *encoder) appendProbeFields(f *fieldWriter, st *aggregate.Stats) []byte {
+	appendLatencyFields(f, st.Lat)
+	f.int("interval", e.ival)
+	if st.First != 0 {
+		f.int("first", st.First)
+	}
+	if st.Last != 0 {
+		f.int("last", st.Last)
+	}
+	return e.appendTimestamp(f.b)
 }
