@@ -166,7 +166,9 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 	st := e.st
 	var mask uint8
 	for i := range w.Pairs {
-		mask |= 1 << w.Pairs[i].Key.Source
+		if w.Pairs[i].Key.Source != decoder.SourceProbe { // latency only (latency.go)
+			mask |= 1 << w.Pairs[i].Key.Source
+		}
 	}
 	for _, sel := range st.sels {
 		sel.pairs = sel.pairs[:0]

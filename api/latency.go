@@ -11,6 +11,17 @@ import (
 // the pair of the selected export protocol: they add their latency, never
 // traffic, and do not count as windows of the pair.
 
+func isProbe(p *aggregate.Pair) bool { return p.Key.Source == decoder.SourceProbe }
+
+// newLatencySelector is newSelector that also visits the probe's pairs
+// (pairs, a pair and its series show their latency; the other routes are
+// traffic only).
+func newLatencySelector(source string) *selector {
+	s := newSelector(source)
+	s.latency = true
+	return s
+}
+
 // addLatency handles a probe pair in acc.add (true: handled).
 func addLatency(a *acc, p *aggregate.Pair, end time.Time) bool {
 	if p.Key.Source != decoder.SourceProbe {

@@ -245,7 +245,7 @@ func (s *Server) handlePairs(c *gin.Context) {
 		covered = ct.Sub(cf)
 	}
 	accs := map[endpoints]*acc{}
-	sel := newSelector(source)
+	sel := newLatencySelector(source)
 	sel.prepare(windows)
 	for _, w := range windows {
 		sel.each(w, func(p *aggregate.Pair) {

@@ -115,7 +115,7 @@ func (s *Server) handleSeries(c *gin.Context) {
 		return
 	}
 	out := seriesOut{From: from, To: to, Step: stepString(step, s.windowSize(windows)), Source: source, Points: []pointOut{}}
-	sel := newSelector(source)
+	sel := newLatencySelector(source)
 	sel.prepare(windows)
 	bk := newBucketer(step, windows)
 	var (
