@@ -120,3 +120,34 @@ func latencyResult(l *aggregate.Latency) *latencyOut {
 	}
 	return o
 }
+
+// OpenAPI schemas of latencyOut (openapi.go).
+func latencyHistSchema() obj {
+	return object("A latency distribution, microseconds (log histogram: quantiles within 1%, min and max exact).", obj{
+		"count": integer("values"), "min": num("smallest"), "p50": num("median"), "p95": num("95th percentile"),
+		"p99": num("99th percentile"), "max": num("largest"), "mean": num("mean"),
+	}, "count", "min", "p50", "p95", "p99", "max", "mean")
+}
+
+func latencySchema() obj {
+	return object("The vmflow probe's measurements of the pair (absent without a probe; README \"Latency probe\").", obj{
+		"handshake_us":  ref("LatencyHist"),
+		"guest_us":      ref("LatencyHist"),
+		"network_us":    object("handshake minus guest (both ends' probes seen), µs", obj{"p50": num("median"), "p95": num("95th percentile"), "p99": num("99th percentile")}, "p50", "p95", "p99"),
+		"echo_us":       ref("LatencyHist"),
+		"echo_guest_us": ref("LatencyHist"),
+		"measured_at":   str("whose tap the counts come from: `client` or `server`"),
+		"attempts":      integer("TCP connection attempts (first SYNs)"),
+		"established":   integer("answered by SYN-ACK"),
+		"refused":       integer("answered by RST"),
+		"timed_out":     integer("not answered within probe.handshake_timeout"),
+		"syn_retries":   integer("SYN retransmissions"),
+		"fin_closed":    integer("connections closed by FIN"),
+		"rst_closed":    integer("connections closed by RST"),
+		"echoes":        integer("ICMP echo requests"),
+		"echo_lost":     integer("echo requests not answered"),
+		"icmp_errors":   integer("ICMP errors seen at the tap"),
+		"failure_ratio": num("(refused + timed_out) / attempts"),
+	}, "measured_at", "attempts", "established", "refused", "timed_out", "syn_retries", "fin_closed", "rst_closed",
+		"echoes", "echo_lost", "icmp_errors", "failure_ratio")
+}
