@@ -281,20 +281,8 @@ func (w *Worker) addMeasurement(idx *enrich.Index, m *decoder.Measurement) {
 	srcKey, _ := w.endpoint(idx, m.SrcMAC, m.SrcIP, 0)
 	dstKey, _ := w.endpoint(idx, m.DstMAC, m.DstIP, 0)
 	w.cnt.measurements++
-	sh := w.cur
 	key := PairKey{Src: srcKey, Dst: dstKey, Source: decoder.SourceProbe}
-	i, ok := sh.find(&key)
-	if !ok {
-		if len(sh.slots) >= w.maxPairs {
-			w.cnt.overflow++
-			key = PairKey{Src: EndpointKey{VM: OverflowVM}, Dst: EndpointKey{VM: OverflowVM}, Source: decoder.SourceProbe}
-			i, ok = sh.find(&key)
-		}
-		if !ok {
-			i = sh.insert(&key)
-		}
-	}
-	st := &sh.slots[i].st
+	st := &w.cur.slots[w.slot(&key)].st
 	if st.Lat == nil {
 		st.Lat = &Latency{}
 	}

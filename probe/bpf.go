@@ -55,15 +55,6 @@ func assemble(prog []insn) ([]bpf.RawInstruction, error) {
 				return nil, err
 			}
 			ins = j
-		case bpf.JumpIfX:
-			var err error
-			if j.SkipTrue, err = skip(i, p.jt); err != nil {
-				return nil, err
-			}
-			if j.SkipFalse, err = skip(i, p.jf); err != nil {
-				return nil, err
-			}
-			ins = j
 		case bpf.Jump:
 			s, err := skip(i, p.ja)
 			if err != nil {
