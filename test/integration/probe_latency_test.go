@@ -381,6 +381,19 @@ func TestProbeCost(t *testing.T) {
 	a := startVMFlow(t, writeInventory(t, lab), window)
 	p := startProbe(t, h, a.ListenPort(collector.ProtoIPFIX))
 
+	// the tap set follows the host: a new tap is watched, a gone one released
+	run := func(args ...string) {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", args, out)
+	}
+	taps := func() float64 { v, _ := p.metric("vmflow_probe_taps"); return v }
+	require.Equal(t, 4.0, taps())
+	run("-n", h.Netns, "link", "add", "vnet99", "type", "veth", "peer", "name", "peer99")
+	run("-n", h.Netns, "link", "set", "vnet99", "up")
+	require.Eventually(t, func() bool { return taps() == 5 }, 10*time.Second, 200*time.Millisecond, "new tap picked up")
+	run("-n", h.Netns, "link", "del", "vnet99")
+	require.Eventually(t, func() bool { return taps() == 4 }, 10*time.Second, 200*time.Millisecond, "gone tap released")
+
 	// iperf3 at the lab's top rate through vm1's and vm2's taps
 	f0, _ := p.metric("vmflow_probe_frames_total")
 	c0, t0 := p.cpuSeconds(t), time.Now()
