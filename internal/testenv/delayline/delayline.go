@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -28,6 +29,8 @@ type Line struct {
 	stop  atomic.Bool
 	wg    sync.WaitGroup
 	fds   [2]int
+	mu    sync.Mutex
+	holds []time.Duration
 	// Forwarded counts frames sent on; Dropped frames the queue had no room for.
 	Forwarded, Dropped atomic.Uint64
 }
@@ -183,14 +186,47 @@ func ifIndexAndSocket(dev string) (int, error) {
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	tv := unix.Timeval{Usec: 100_000}
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	return fd, nil
 }
 
+// kernelTime is the SCM_TIMESTAMPNS of a received frame (0 if absent).
+func kernelTime(oob []byte) int64 {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return ts.Nano()
+		}
+	}
+	return 0
+}
+
 type frame struct {
-	due int64
-	b   []byte
+	recv, due int64
+	b         []byte
+}
+
+func (l *Line) hold(ns int64) {
+	l.mu.Lock()
+	l.holds = append(l.holds, time.Duration(ns))
+	l.mu.Unlock()
+}
+
+// TakeHolds returns the time each frame forwarded since the last call
+// was actually held (kernel arrival to write), and forgets them: the delay the line
+// really added, its own overshoot included.
+func (l *Line) TakeHolds() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.holds
+	l.holds = nil
+	return h
 }
 
 // forward reads frames arriving on in and sends each on out after the
@@ -202,15 +238,22 @@ func (l *Line) forward(in, out int) {
 		defer l.wg.Done()
 		defer close(q)
 		buf := make([]byte, 65536)
+		oob := make([]byte, 128)
 		for !l.stop.Load() {
-			n, from, err := unix.Recvfrom(in, buf, 0)
+			n, oobn, _, from, err := unix.Recvmsg(in, buf, oob, 0)
 			if err != nil {
 				continue // timeout (stop check) or EINTR
 			}
 			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 				continue // our own sends on the other direction
 			}
-			f := frame{due: time.Now().UnixNano() + l.delay.Load(), b: append([]byte(nil), buf[:n]...)}
+			// The frame's kernel arrival time: the delay counts from it,
+			// so the forwarder's own wake-up latency is not added.
+			now := kernelTime(oob[:oobn])
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			f := frame{recv: now, due: now + l.delay.Load(), b: append([]byte(nil), buf[:n]...)}
 			select {
 			case q <- f:
 			default:
@@ -221,11 +264,22 @@ func (l *Line) forward(in, out int) {
 	go func() {
 		defer l.wg.Done()
 		for f := range q {
-			if d := f.due - time.Now().UnixNano(); d > 0 {
-				time.Sleep(time.Duration(d))
+			// Go's timers may wake up to a millisecond late: sleep to
+			// within 1.1 ms of the due time, then yield until it.
+			for {
+				d := f.due - time.Now().UnixNano()
+				if d <= 0 {
+					break
+				}
+				if d > 1.2e6 {
+					time.Sleep(time.Duration(d - 1.1e6))
+				} else {
+					runtime.Gosched()
+				}
 			}
 			if _, err := unix.Write(out, f.b); err == nil {
 				l.Forwarded.Add(1)
+				l.hold(time.Now().UnixNano() - f.recv)
 			}
 		}
 	}()
