@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/enrich"
 )
@@ -340,6 +342,9 @@ func joinLatency(out []Pair, probe []Pair) []Pair {
 	}
 	return out
 }
+
+var descMeasurements = prometheus.NewDesc("vmflow_aggregate_measurements_total",
+	"vmflow probe measurements added to pairs' latency (never traffic).", nil, nil)
 
 // Measurements is the number of probe measurements added to pairs.
 func (c Counters) Measurements() uint64 { return c.measurements }
