@@ -7,7 +7,8 @@ import (
 )
 
 // The classic BPF filter attached to every tap socket: the kernel passes
-// only untagged Ethernet frames carrying
+// only Ethernet frames (untagged, or with one 802.1Q tag in the frame)
+// carrying
 //
 //   - TCP (IPv4, first fragment; IPv6 without extension headers) with SYN,
 //     FIN or RST set,
@@ -69,48 +70,58 @@ func assemble(prog []insn) ([]bpf.RawInstruction, error) {
 }
 
 func filterProgram() []insn {
-	const eth = 14
 	jeq := func(v uint32, t, f string) insn {
 		return insn{ins: bpf.JumpIf{Cond: bpf.JumpEqual, Val: v}, jt: t, jf: f}
 	}
 	jset := func(v uint32, t, f string) insn {
 		return insn{ins: bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: v}, jt: t, jf: f}
 	}
-	return []insn{
-		{ins: bpf.LoadAbsolute{Off: 12, Size: 2}},
-		jeq(0x0800, "ip4", ""),
-		jeq(0x86dd, "ip6", "drop"),
+	// l3 is the IPv4/IPv6 test for an L3 header at offset eth; labels
+	// are suffixed so that the untagged and the 802.1Q copies coexist.
+	l3 := func(eth uint32, sfx string) []insn {
+		return []insn{
+			{label: "l3" + sfx, ins: bpf.LoadAbsolute{Off: eth - 2, Size: 2}},
+			jeq(0x0800, "ip4"+sfx, ""),
+			jeq(0x86dd, "ip6"+sfx, "drop"),
 
-		{label: "ip4", ins: bpf.LoadAbsolute{Off: eth + 6, Size: 2}},
-		jset(0x1fff, "drop", ""), // not the first fragment
-		{ins: bpf.LoadAbsolute{Off: eth + 9, Size: 1}},
-		jeq(6, "tcp4", ""),
-		jeq(1, "icmp4", "drop"),
-		{label: "tcp4", ins: bpf.LoadMemShift{Off: eth}},
-		{ins: bpf.LoadIndirect{Off: eth + 13, Size: 1}}, // TCP flags
-		jset(0x07, "accept", "drop"),                    // FIN|SYN|RST
-		{label: "icmp4", ins: bpf.LoadMemShift{Off: eth}},
-		{ins: bpf.LoadIndirect{Off: eth, Size: 1}}, // ICMP type
-		jeq(0, "accept", ""),
-		jeq(8, "accept", ""),
-		jeq(3, "accept", ""),
-		jeq(11, "accept", ""),
-		jeq(12, "accept", "drop"),
+			{label: "ip4" + sfx, ins: bpf.LoadAbsolute{Off: eth + 6, Size: 2}},
+			jset(0x1fff, "drop", ""), // not the first fragment
+			{ins: bpf.LoadAbsolute{Off: eth + 9, Size: 1}},
+			jeq(6, "tcp4"+sfx, ""),
+			jeq(1, "icmp4"+sfx, "drop"),
+			{label: "tcp4" + sfx, ins: bpf.LoadMemShift{Off: eth}},
+			{ins: bpf.LoadIndirect{Off: eth + 13, Size: 1}}, // TCP flags
+			jset(0x07, "accept", "drop"),                   // FIN|SYN|RST
+			{label: "icmp4" + sfx, ins: bpf.LoadMemShift{Off: eth}},
+			{ins: bpf.LoadIndirect{Off: eth, Size: 1}}, // ICMP type
+			jeq(0, "accept", ""),
+			jeq(8, "accept", ""),
+			jeq(3, "accept", ""),
+			jeq(11, "accept", ""),
+			jeq(12, "accept", "drop"),
 
-		{label: "ip6", ins: bpf.LoadAbsolute{Off: eth + 6, Size: 1}}, // next header
-		jeq(6, "tcp6", ""),
-		jeq(58, "icmp6", "drop"),
-		{label: "tcp6", ins: bpf.LoadAbsolute{Off: eth + 40 + 13, Size: 1}},
-		jset(0x07, "accept", "drop"),
-		{label: "icmp6", ins: bpf.LoadAbsolute{Off: eth + 40, Size: 1}},
-		jeq(128, "accept", ""),
-		jeq(129, "accept", ""),
-		{ins: bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 1}, jt: "drop"},
-		{ins: bpf.JumpIf{Cond: bpf.JumpLessOrEqual, Val: 4}, jt: "accept", jf: "drop"},
-
-		{label: "accept", ins: bpf.RetConstant{Val: snapLen}},
-		{label: "drop", ins: bpf.RetConstant{Val: 0}},
+			{label: "ip6" + sfx, ins: bpf.LoadAbsolute{Off: eth + 6, Size: 1}}, // next header
+			jeq(6, "tcp6"+sfx, ""),
+			jeq(58, "icmp6"+sfx, "drop"),
+			{label: "tcp6" + sfx, ins: bpf.LoadAbsolute{Off: eth + 40 + 13, Size: 1}},
+			jset(0x07, "accept", "drop"),
+			{label: "icmp6" + sfx, ins: bpf.LoadAbsolute{Off: eth + 40, Size: 1}},
+			jeq(128, "accept", ""),
+			jeq(129, "accept", ""),
+			{ins: bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 1}, jt: "drop"},
+			{ins: bpf.JumpIf{Cond: bpf.JumpLessOrEqual, Val: 4}, jt: "accept", jf: "drop"},
+		}
 	}
+	prog := []insn{
+		{ins: bpf.LoadAbsolute{Off: 12, Size: 2}},
+		jeq(0x8100, "l3q", "l3"), // one 802.1Q tag (when the kernel left it in the frame)
+	}
+	prog = append(prog, l3(14, "")...)
+	prog = append(prog, l3(18, "q")...)
+	return append(prog,
+		insn{label: "accept", ins: bpf.RetConstant{Val: snapLen}},
+		insn{label: "drop", ins: bpf.RetConstant{Val: 0}},
+	)
 }
 
 // Filter returns the assembled filter.

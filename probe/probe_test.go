@@ -89,6 +89,10 @@ func TestFilterPassesOnlyControlPackets(t *testing.T) {
 		{"v6 echo reply", frame(true, 1, 0, 129, 56), true},
 		{"v6 unreachable", frame(true, 1, 0, 1, 56), true},
 		{"v6 neighbour solicitation", frame(true, 1, 0, 135, 24), false},
+		{"802.1Q v4 SYN", tagged(frame(false, 6, tcpSYN, 0, 0)), true},
+		{"802.1Q v4 data", tagged(frame(false, 6, tcpACK, 0, 1400)), false},
+		{"802.1Q v6 echo", tagged(frame(true, 1, 0, 128, 56)), true},
+		{"802.1Q v6 data", tagged(frame(true, 6, tcpACK, 0, 1000)), false},
 	}
 	for _, c := range cases {
 		n, err := vm.Run(c.f)
@@ -108,6 +112,13 @@ func TestFilterPassesOnlyControlPackets(t *testing.T) {
 	if n, _ := vm.Run(f); n != 0 {
 		t.Errorf("non-first fragment passed")
 	}
+}
+
+// tagged inserts an 802.1Q tag (VLAN 42) after the MAC addresses.
+func tagged(f []byte) []byte {
+	out := append([]byte(nil), f[:12]...)
+	out = append(out, 0x81, 0x00, 0, 42)
+	return append(out, f[12:]...)
 }
 
 type recorder struct{ evs []Event }
@@ -228,6 +239,10 @@ func TestParse(t *testing.T) {
 	p = pkt{}
 	if !parse(frame(true, 1, 0, 128, 8), &p) || p.proto != 58 || p.echoID != 7 || !p.src.Is6() {
 		t.Errorf("v6 %+v", p)
+	}
+	p = pkt{}
+	if !parse(tagged(frame(false, 6, tcpSYN|tcpACK, 0, 0)), &p) || p.src != cli || p.flags != tcpSYN|tcpACK {
+		t.Errorf("802.1Q %+v", p)
 	}
 	for n := 0; n < 60; n++ {
 		f := frame(false, 6, tcpSYN, 0, 0)
