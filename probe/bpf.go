@@ -91,7 +91,7 @@ func filterProgram() []insn {
 			jeq(1, "icmp4"+sfx, "drop"),
 			{label: "tcp4" + sfx, ins: bpf.LoadMemShift{Off: eth}},
 			{ins: bpf.LoadIndirect{Off: eth + 13, Size: 1}}, // TCP flags
-			jset(0x07, "accept", "drop"),                   // FIN|SYN|RST
+			jset(0x07, "accept", "drop"),                    // FIN|SYN|RST
 			{label: "icmp4" + sfx, ins: bpf.LoadMemShift{Off: eth}},
 			{ins: bpf.LoadIndirect{Off: eth, Size: 1}}, // ICMP type
 			jeq(0, "accept", ""),
