@@ -455,6 +455,7 @@ func (c *workerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descSuppressed, descRateMissing, descOverflow, descNonIP, descUnmapped, descUnknown, descWorkers} {
 		ch <- d
 	}
+	ch <- descMeasurements // latency.go
 }
 
 func (c *workerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -473,6 +474,7 @@ func (c *workerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, float64(t.unknownSrc), "src")
 	ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, float64(t.unknownDst), "dst")
 	ch <- prometheus.MustNewConstMetric(descWorkers, prometheus.GaugeValue, float64(nw))
+	ch <- prometheus.MustNewConstMetric(descMeasurements, prometheus.CounterValue, float64(t.measurements))
 }
 
 // Totals sums the workers' counters.
@@ -495,6 +497,7 @@ func (a *Aggregator) Totals() Counters {
 		t.unmappedExporter += c.unmappedExporter
 		t.unknownSrc += c.unknownSrc
 		t.unknownDst += c.unknownDst
+		t.measurements += c.measurements
 	}
 	return Counters{counters: t}
 }

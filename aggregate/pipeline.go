@@ -87,6 +87,13 @@ func (w *PipelineWorker) Handle(d *collector.Datagram) (collector.Meta, error) {
 			w.p.agg.swports.learnIfIndex(idx, b.Records)
 		}
 	}
+	if len(b.Measurements) > 0 { // the probe's (latency.go): never traffic
+		idx := emptyIndex
+		if w.p.enr != nil {
+			idx = w.p.enr.Index()
+		}
+		w.agg.AddMeasurements(idx, b.Measurements)
+	}
 	if len(b.Counters) > 0 {
 		w.p.agg.AddCounters(b.Counters)
 	}

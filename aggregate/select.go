@@ -41,7 +41,42 @@ func Precision(s decoder.Source) int {
 // exports a flow's IPFIX record only after its cache's active timeout, so
 // that window has the sFlow samples and the IPFIX record lands in a later
 // one. Order is kept. An unknown source selects nothing.
+//
+// The probe's latency pairs (decoder.SourceProbe, Stats.Lat only) are
+// joined to the selected pair with the same endpoints, or appended on
+// their own when no traffic pair has those endpoints.
 func Select(pairs []Pair, source string) []Pair {
+	if !ValidSelect(source) {
+		return nil
+	}
+	traffic, probe := splitProbe(pairs)
+	return joinLatency(selectTraffic(traffic, source), probe)
+}
+
+// splitProbe separates the probe's latency pairs (no copy when none).
+func splitProbe(pairs []Pair) (traffic, probe []Pair) {
+	n := 0
+	for i := range pairs {
+		if pairs[i].Key.Source == decoder.SourceProbe {
+			n++
+		}
+	}
+	if n == 0 {
+		return pairs, nil
+	}
+	traffic = make([]Pair, 0, len(pairs)-n)
+	probe = make([]Pair, 0, n)
+	for i := range pairs {
+		if pairs[i].Key.Source == decoder.SourceProbe {
+			probe = append(probe, pairs[i])
+		} else {
+			traffic = append(traffic, pairs[i])
+		}
+	}
+	return traffic, probe
+}
+
+func selectTraffic(pairs []Pair, source string) []Pair {
 	var want decoder.Source
 	switch source {
 	case SelectSFlow:

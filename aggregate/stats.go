@@ -67,6 +67,7 @@ func (s *Stats) Merge(o *Stats) {
 	s.DroppedPackets += o.DroppedPackets
 	s.DroppedBytes += o.DroppedBytes
 	s.TopPorts = mergeTopPorts(&s.TopPorts, &o.TopPorts)
+	s.mergeLat(o)
 	if o.First != 0 && (s.First == 0 || o.First < s.First) {
 		s.First = o.First
 	}

@@ -64,6 +64,11 @@ type Stats struct {
 	SrcMAC, DstMAC [6]byte
 	VNI            uint32
 	First, Last    int64 // unix ns of first/last record
+
+	// Lat is the probe's latency and connection health (latency.go); nil
+	// without probe measurements. Shared between copies: never modified
+	// once the window is closed (Merge replaces it).
+	Lat *Latency
 }
 
 // Endpoint is an endpoint resolved for output.

@@ -95,6 +95,7 @@ type counters struct {
 	unmappedExporter uint64
 	unknownSrc       uint64
 	unknownDst       uint64
+	measurements     uint64 // probe measurements (latency.go)
 }
 
 // Worker aggregates on one collector worker goroutine. Its lock is only
@@ -228,17 +229,7 @@ func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
 
 	sh := w.cur
 	key := PairKey{Src: srcKey, Dst: dstKey, Source: r.Source}
-	i, ok := sh.find(&key)
-	if !ok {
-		if len(sh.slots) >= w.maxPairs {
-			w.cnt.overflow++
-			key = PairKey{Src: EndpointKey{VM: OverflowVM}, Dst: EndpointKey{VM: OverflowVM}, Source: r.Source}
-			i, ok = sh.find(&key)
-		}
-		if !ok {
-			i = sh.insert(&key)
-		}
-	}
+	i := w.slot(&key)
 	st := &sh.slots[i].st
 	st.add(r, float64(n))
 
@@ -250,6 +241,24 @@ func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
 			st.Flows++
 		}
 	}
+}
+
+// slot returns the current shard's slot of key (which it may set to the
+// overflow pair of its protocol when the shard is full), inserting it.
+func (w *Worker) slot(key *PairKey) int32 {
+	sh := w.cur
+	i, ok := sh.find(key)
+	if !ok {
+		if len(sh.slots) >= w.maxPairs {
+			w.cnt.overflow++
+			*key = PairKey{Src: EndpointKey{VM: OverflowVM}, Dst: EndpointKey{VM: OverflowVM}, Source: key.Source}
+			i, ok = sh.find(key)
+		}
+		if !ok {
+			i = sh.insert(key)
+		}
+	}
+	return i
 }
 
 // counted applies the "count each packet once" rule (see doc.go).

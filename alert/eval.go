@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,10 +53,11 @@ type vmAgg struct {
 
 // selection is the window's pairs seen through one export protocol.
 type selection struct {
-	name    string
-	pairs   []pview
-	vms     []vmAgg  // by VMID
-	touched []uint32 // VMIDs with traffic
+	name     string
+	pairs    []pview
+	latPairs []pview  // the probe's pairs (latency signals, latency.go)
+	vms      []vmAgg  // by VMID
+	touched  []uint32 // VMIDs with traffic
 }
 
 type nameCache struct {
@@ -191,10 +193,13 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 	st := e.st
 	var mask uint8
 	for i := range w.Pairs {
-		mask |= 1 << w.Pairs[i].Key.Source
+		if w.Pairs[i].Key.Source != decoder.SourceProbe { // latency only (latency.go)
+			mask |= 1 << w.Pairs[i].Key.Source
+		}
 	}
 	for _, sel := range st.sels {
 		sel.pairs = sel.pairs[:0]
+		sel.latPairs = sel.latPairs[:0]
 		sel.touched = sel.touched[:0]
 	}
 	want, wantVM := map[string]bool{}, map[string]bool{}
@@ -274,6 +279,10 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 		}
 		for i := range w.Pairs {
 			p := &w.Pairs[i]
+			if p.Key.Source == decoder.SourceProbe {
+				sel.latPairs = append(sel.latPairs, pview{i: int32(i), src: st.ident(p.Key.Src, &p.Src), dst: st.ident(p.Key.Dst, &p.Dst)})
+				continue
+			}
 			if src != 0 && p.Key.Source != src {
 				continue
 			}
@@ -407,6 +416,9 @@ func pairSignal(sig string, p *aggregate.Pair, pv *pview, secs float64) float64 
 		return pv.rstIn
 	case "icmp_errors":
 		return s.ICMPErrors
+	}
+	if slices.Contains(latencySignals, sig) {
+		return latencySignal(sig, s.Lat)
 	}
 	return healthSignal(sig, s)
 }
@@ -699,8 +711,12 @@ func (e *Engine) resolve(a *active, now time.Time) AlertView {
 func (e *Engine) evalPairs(r *Rule, w *aggregate.Window, sel *selection, now time.Time, secs float64) {
 	plain := r.flt.plain()
 	var c cond
-	for k := range sel.pairs {
-		pv := &sel.pairs[k]
+	views := sel.pairs
+	if r.latency {
+		views = sel.latPairs
+	}
+	for k := range views {
+		pv := &views[k]
 		p := &w.Pairs[pv.i]
 		if !plain && !r.flt.pairOK(p) {
 			continue

@@ -274,6 +274,7 @@ type Rule struct {
 	kind      string
 	subject   string
 	signal    string
+	latency   bool // a latency signal: evaluated on the probe's pairs (latency.go)
 	sevRank   int
 	forN      int
 	thr, clr  float64
@@ -561,6 +562,7 @@ func (r *Rule) checkSignal(s RuleSpec, fail func(key, format string, args ...any
 		return fail("signal", "must be one of %s for subject %s, got %q", strings.Join(sigs, ", "), s.Subject, s.Signal)
 	}
 	r.signal = s.Signal
+	r.latency = s.Subject == subjectPair && slices.Contains(latencySignals, s.Signal)
 	return nil
 }
 

@@ -80,6 +80,7 @@ type selector struct {
 	want    decoder.Source
 	best    map[endpoints]int // auto only
 	uniform bool              // auto: one protocol in the whole range
+	latency bool              // also visit the probe's pairs (latency.go)
 }
 
 func newSelector(source string) *selector {
@@ -120,6 +121,9 @@ func (s *selector) prepare(ws []*aggregate.Window) {
 	var first *aggregate.Pair
 	for _, w := range ws {
 		for i := range w.Pairs {
+			if isProbe(&w.Pairs[i]) {
+				continue
+			}
 			if first == nil {
 				first = &w.Pairs[i]
 			} else if w.Pairs[i].Key.Source != first.Key.Source {
@@ -132,6 +136,9 @@ func (s *selector) prepare(ws []*aggregate.Window) {
 	}
 	for _, w := range ws {
 		for i := range w.Pairs {
+			if isProbe(&w.Pairs[i]) {
+				continue
+			}
 			k := visitKey(&w.Pairs[i])
 			if p := precision(w.Pairs[i].Key.Source); p > s.best[k] {
 				s.best[k] = p
@@ -143,7 +150,7 @@ func (s *selector) prepare(ws []*aggregate.Window) {
 func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 	if s.best == nil {
 		for i := range w.Pairs {
-			if w.Pairs[i].Key.Source == s.want {
+			if k := w.Pairs[i].Key.Source; k == s.want || (s.latency && k == decoder.SourceProbe) {
 				fn(&w.Pairs[i])
 			}
 		}
@@ -151,6 +158,12 @@ func (s *selector) each(w *aggregate.Window, fn func(p *aggregate.Pair)) {
 	}
 	for i := range w.Pairs {
 		p := &w.Pairs[i]
+		if isProbe(p) {
+			if s.latency {
+				fn(p)
+			}
+			continue
+		}
 		if s.uniform || precision(p.Key.Source) == s.best[visitKey(p)] {
 			fn(p)
 		}

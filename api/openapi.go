@@ -123,6 +123,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"source":      str("export protocol(s) the numbers come from, e.g. `ipfix`, or `ipfix+sflow` when `auto` chose differently in different windows"),
 		"windows":     integer("windows of the range in which the pair appeared"),
 		"conn_health": connHealthSchema(), // health.go
+		"latency":     ref("Latency"),
 	}, "src", "dst", "bytes", "packets", "samples", "flows", "bps", "pps", "bytes_ci95", "packets_ci95",
 		"tcp", "protocols", "icmp_errors", "dropped_packets", "dropped_bytes", "top_ports", "source", "windows")
 	pairs := object("", obj{
@@ -146,6 +147,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		"flows":        integer("distinct 5-tuples in the window (with `step`: summed over the bucket's windows, an upper bound)"),
 		"bytes_ci95":   interval("95% interval of bytes"),
 		"packets_ci95": interval("95% interval of packets"),
+		"latency":      ref("Latency"),
 	}, "time", "bytes", "packets", "bps", "pps", "samples", "flows", "bytes_ci95", "packets_ci95")
 	series := object("Points of one directed pair. Windows (buckets) in which the pair did not appear have no point.", obj{
 		"src":    ref("Endpoint"),
@@ -382,6 +384,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 				"SourceStatus": source, "SourcesResponse": sources,
 				"ExporterStatus": exporter, "ExportersResponse": exporters, "Health": health,
 				"ReloadResult": reloadResult,
+				"Latency":      latencySchema(), "LatencyHist": latencyHistSchema(), // latency.go
 			},
 		},
 	}

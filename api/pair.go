@@ -73,7 +73,7 @@ func (s *Server) handlePair(c *gin.Context) {
 	match := func(p *aggregate.Pair) bool { return sm.match(p.Src, p.Key.Src) && dm.match(p.Dst, p.Key.Dst) }
 
 	var chosen acc
-	sel := newSelector(source)
+	sel := newLatencySelector(source)
 	sel.prepare(windows)
 	for _, w := range windows {
 		sel.each(w, func(p *aggregate.Pair) {
@@ -92,7 +92,7 @@ func (s *Server) handlePair(c *gin.Context) {
 	for _, w := range windows {
 		for i := range w.Pairs {
 			p := &w.Pairs[i]
-			if !match(p) {
+			if !match(p) || isProbe(p) {
 				continue
 			}
 			a := per[p.Key.Source]

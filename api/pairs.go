@@ -56,6 +56,9 @@ type pairOut struct {
 	Windows        int                   `json:"windows"`
 	// ConnHealth: failure ratio from the sampled TCP flags (health.go).
 	ConnHealth *connHealthOut `json:"conn_health,omitempty"`
+	// Latency: the probe's measurements of the pair (latency.go); absent
+	// without a probe.
+	Latency *latencyOut `json:"latency,omitempty"`
 }
 
 type pairsOut struct {
@@ -71,15 +74,16 @@ type pairsOut struct {
 }
 
 type pointOut struct {
-	Time        time.Time  `json:"time"`
-	Bytes       float64    `json:"bytes"`
-	Packets     float64    `json:"packets"`
-	BPS         float64    `json:"bps"`
-	PPS         float64    `json:"pps"`
-	Samples     uint64     `json:"samples"`
-	Flows       uint64     `json:"flows"`
-	BytesCI95   [2]float64 `json:"bytes_ci95"`
-	PacketsCI95 [2]float64 `json:"packets_ci95"`
+	Time        time.Time   `json:"time"`
+	Bytes       float64     `json:"bytes"`
+	Packets     float64     `json:"packets"`
+	BPS         float64     `json:"bps"`
+	PPS         float64     `json:"pps"`
+	Samples     uint64      `json:"samples"`
+	Flows       uint64      `json:"flows"`
+	BytesCI95   [2]float64  `json:"bytes_ci95"`
+	PacketsCI95 [2]float64  `json:"packets_ci95"`
+	Latency     *latencyOut `json:"latency,omitempty"`
 }
 
 type seriesOut struct {
@@ -102,8 +106,11 @@ type acc struct {
 }
 
 func (a *acc) add(p *aggregate.Pair, end time.Time) {
+	if addLatency(a, p, end) { // latency.go
+		return
+	}
 	if a.windows == 0 {
-		a.stats = p.Stats
+		a.stats = withLatency(p.Stats, a.stats.Lat)
 	} else {
 		mergeStats(&a.stats, &p.Stats)
 	}
@@ -120,7 +127,9 @@ func (a *acc) merge(b *acc) {
 		return
 	}
 	if a.windows == 0 {
+		lat := a.stats.Lat
 		*a = *b
+		a.stats = withLatency(a.stats, lat)
 		return
 	}
 	mergeStats(&a.stats, &b.stats)
@@ -238,7 +247,7 @@ func (s *Server) handlePairs(c *gin.Context) {
 		covered = ct.Sub(cf)
 	}
 	accs := map[endpoints]*acc{}
-	sel := newSelector(source)
+	sel := newLatencySelector(source)
 	sel.prepare(windows)
 	for _, w := range windows {
 		sel.each(w, func(p *aggregate.Pair) {
@@ -287,6 +296,7 @@ func pairResult(a *acc, covered time.Duration) pairOut {
 		Source:         sourcesString(a.sources),
 		Windows:        a.windows,
 		ConnHealth:     connHealthOf(st),
+		Latency:        latencyResult(st.Lat),
 	}
 	for _, p := range st.TopPorts {
 		if p.Bytes > 0 || p.Port != 0 {

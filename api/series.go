@@ -115,7 +115,7 @@ func (s *Server) handleSeries(c *gin.Context) {
 		return
 	}
 	out := seriesOut{From: from, To: to, Step: stepString(step, s.windowSize(windows)), Source: source, Points: []pointOut{}}
-	sel := newSelector(source)
+	sel := newLatencySelector(source)
 	sel.prepare(windows)
 	bk := newBucketer(step, windows)
 	var (
@@ -133,6 +133,7 @@ func (s *Server) handleSeries(c *gin.Context) {
 			BPS: rate(a.stats.Bytes*8, dur), PPS: rate(a.stats.Packets, dur),
 			Samples: a.stats.Samples, Flows: a.stats.Flows,
 			BytesCI95: ci95Bytes(&a.stats), PacketsCI95: ci95Packets(&a.stats),
+			Latency: latencyResult(a.stats.Lat),
 		})
 		a = acc{}
 	}

@@ -200,6 +200,7 @@ type flowDecoder struct {
 	lastSweep atomic.Int64
 	total     atomic.Int64 // templates held, all scopes
 	m         flowMetrics
+	pm        probeMetrics // probe_decode.go
 }
 
 func newFlowDecoder(cfg FlowConfig, reg prometheus.Registerer) (*flowDecoder, error) {
@@ -221,6 +222,9 @@ func newFlowDecoder(cfg FlowConfig, reg prometheus.Registerer) (*flowDecoder, er
 		f.rules = append(f.rules, rr)
 	}
 	if err := f.m.init(f, reg); err != nil {
+		return nil, err
+	}
+	if err := f.pm.init(reg); err != nil {
 		return nil, err
 	}
 	return f, nil

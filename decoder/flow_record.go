@@ -251,6 +251,9 @@ func (f *flowDecoder) dataSet(c *msgCtx, id uint16, set []byte, b *Batch) error 
 	if t.options {
 		return f.optionsSet(c, t, set, b)
 	}
+	if t.probe {
+		return f.probeSet(c, t, set, b)
+	}
 	rate, known := f.samplingRate(c)
 	// minLen > 0 (validated), so every pass consumes at least one byte;
 	// fewer than minLen bytes left are padding.

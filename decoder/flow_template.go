@@ -27,6 +27,7 @@ type flowTemplate struct {
 	// variable-length field. Always > 0.
 	minLen   int
 	variable bool // has variable-length fields; otherwise minLen is the record length
+	probe    bool // a vmflow probe template: records are Measurements (probe_decode.go)
 	lastSeen atomic.Int64
 	// segs and ops are the field table the record decoder walks: a
 	// segment is a run of fixed-length fields followed by at most one
@@ -272,6 +273,7 @@ func (f *flowDecoder) addTemplate(c *msgCtx, id uint16, options bool, scope, cou
 		}
 	}
 	buildSegments(t)
+	t.probe = !options && isProbeTemplate(t)
 	t.lastSeen.Store(c.now)
 	d.templates[id] = t
 	if old != nil {

@@ -10,6 +10,9 @@ const (
 	SourceSFlow
 	SourceIPFIX
 	SourceNetFlow9
+	// SourceProbe marks the pairs holding the vmflow probe's measurements
+	// (aggregate.Latency); they never have traffic.
+	SourceProbe
 )
 
 func (s Source) String() string {
@@ -20,6 +23,8 @@ func (s Source) String() string {
 		return "ipfix"
 	case SourceNetFlow9:
 		return "netflow9"
+	case SourceProbe:
+		return "probe"
 	}
 	return "unknown"
 }
@@ -175,6 +180,9 @@ type Batch struct {
 	Header   Header
 	Records  []Record
 	Counters []Counters
+	// Measurements are the vmflow probe's records (probe_decode.go):
+	// never traffic.
+	Measurements []Measurement
 }
 
 // Reset empties the batch, keeping its capacity.
@@ -182,6 +190,7 @@ func (b *Batch) Reset() {
 	b.Header = Header{}
 	b.Records = b.Records[:0]
 	b.Counters = b.Counters[:0]
+	b.Measurements = b.Measurements[:0]
 }
 
 // AddRecord appends a zeroed record and returns it for filling in.

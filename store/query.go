@@ -306,14 +306,23 @@ func (m *Memory) TopPairs(ctx context.Context, q PairQuery) (*PairResult, error)
 	for _, seg := range s.segs {
 		for r, e := range seg.ents {
 			g := entGroup[e]
-			if val[g] >= 0 || chosen[g] != entSource[e]+1 || !mt.ok(e) {
+			if val[g] >= 0 || !mt.ok(e) {
+				continue
+			}
+			if chosen[g] != entSource[e]+1 {
+				if entSource[e] == decoder.SourceProbe { // latency joins the pair (latency.go)
+					seg.stats(r, &st)
+					res.Pairs[int(-val[g]-1)].Stats.MergeLatency(&st)
+				}
 				continue
 			}
 			k := int(-val[g] - 1)
 			pg := &res.Pairs[k]
 			seg.stats(r, &st)
 			if pg.Windows == 0 {
+				lat := pg.Stats.Lat
 				pg.Stats = st
+				pg.Stats.MergeLatency(&aggregate.Stats{Lat: lat})
 			} else {
 				pg.Stats.Merge(&st)
 			}

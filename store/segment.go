@@ -176,7 +176,7 @@ func encodeCold(b []byte, st *aggregate.Stats) []byte {
 		b = binary.LittleEndian.AppendUint16(b, p.Port)
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.Bytes))
 	}
-	return b
+	return appendLatency(b, st.Lat) // latency.go
 }
 
 // decodeCold reads what encodeCold wrote (the segment's own bytes: no
@@ -201,6 +201,7 @@ func decodeCold(b []byte, st *aggregate.Stats) {
 		st.TopPorts[i] = aggregate.PortCount{Proto: b[0], Port: binary.LittleEndian.Uint16(b[1:]), Bytes: math.Float64frombits(binary.LittleEndian.Uint64(b[3:]))}
 		b = b[11:]
 	}
+	st.Lat = decodeLatency(b) // latency.go
 }
 
 // mergeSegments merges b into a (a older than b): rows of the same entry

@@ -7,6 +7,7 @@
 //	vmflow demo [flags]                   vmflow fed by a synthetic cloud over loopback
 //	vmflow synth [flags]                  the synthetic cloud alone, sent to a vmflow
 //	vmflow token create NAME --role R     a new API token (printed once, stored hashed)
+//	vmflow probe [--config FILE]          the hypervisor probe (probe.* keys)
 //
 // Every configuration key can be overridden by an environment variable:
 // VMFLOW_ + the key path in upper case with "." replaced by "_"
@@ -57,6 +58,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if len(args) >= 1 && args[0] == "token" { // token.go
 		return runToken(args[1:], environ, stdout, stderr, time.Now())
 	}
+	if len(args) >= 1 && args[0] == "probe" { // probe.go
+		return runProbe(ctx, args[1:], environ, stderr)
+	}
 	fs := flag.NewFlagSet("vmflow", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default "+DefaultConfigPath+" when it exists)")
@@ -65,7 +69,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	keys := fs.Bool("keys", false, "list every configuration key with its environment variable and exit")
 	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys] [--version]\n       vmflow influx setup [--config FILE]\n       vmflow demo|synth [flags]   (synthetic cloud; -h for flags)\n\n")
+		fmt.Fprintf(stderr, "usage: vmflow [--config FILE] [--check] [--dump] [--keys] [--version]\n       vmflow influx setup [--config FILE]\n       vmflow demo|synth [flags]   (synthetic cloud; -h for flags)\n       vmflow probe [--config FILE]   (hypervisor probe)\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEvery key can be overridden by VMFLOW_<KEY_PATH>, e.g. VMFLOW_API_LISTEN=127.0.0.1:9090.\n")
 	}

@@ -163,6 +163,19 @@ d.panel("Connection failure ratio (sampled SYNs vs SYN-ACKs back)", "timeseries"
         [answered_share("synack_in", "failure", True), answered_share("rst_in", "refused", False)], w=24, unit="percentunit",
         desc="Share of the pair's SYNs not answered by a SYN-ACK on the reverse pair (failure) and answered by a RST (refused), per period; "
              "absent without SYNs. The API's conn_health gives the 95% interval.")
+# The probe's measurements (README "Latency probe"): fields of the
+# source=probe point.
+PROBESEL = PAIRSEL + '  |> filter(fn: (r) => r.source == "probe")\n'
+d.panel("Handshake latency (probe)", "timeseries", [HEAD + PROBESEL +
+        '  |> filter(fn: (r) => r._field == "latency_p50_us" or r._field == "latency_p95_us" or r._field == "guest_p50_us" or r._field == "network_p50_us" or r._field == "echo_p50_us")\n'
+        '  |> group(columns: ["_field"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)'], unit="µs",
+        desc="SYN → SYN-ACK at the client's tap (latency), at the server's tap (guest), their difference (network), ICMP echo RTT; per window, from vmflow probe.")
+d.panel("Connections (probe)", "timeseries", [HEAD + PROBESEL +
+        '  |> filter(fn: (r) => r._field == "connect_attempts" or r._field == "connect_refused" or r._field == "connect_timed_out" or r._field == "rst_closed" or r._field == "syn_retries")\n'
+        '  |> group(columns: ["_field"])\n'
+        '  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)'], unit="short",
+        desc="TCP connection attempts and their failures (refused by RST, timed out), SYN retransmissions and RST closes, per interval, from vmflow probe.")
 d.save("vmflow-pair.json")
 
 # ---------- VM detail ----------

@@ -344,6 +344,7 @@ func mergeStats(dst *aggregate.Stats, s *aggregate.Stats) {
 		dst.Last = s.Last
 	}
 	mergeTopPorts(&dst.TopPorts, &s.TopPorts)
+	dst.MergeLatency(s)
 }
 
 // mergeTopPorts adds b's ports into a, keeping the TopPortsN largest.
@@ -461,7 +462,10 @@ func (e *encoder) prepare(w *aggregate.Window) {
 			e.pairs = append(e.pairs, pairEntry{keyOff: int32(off), keyLen: int32(len(key)), first: p, n: 1, topBytes: p.Stats.Bytes, src: p.Src, dst: p.Dst})
 			e.insert(e.pidx, key, i)
 		}
-		// per-VM totals
+		// per-VM totals (the probe's pairs have no traffic: none)
+		if isProbePair(p) {
+			continue
+		}
 		src := p.Key.Source.String()
 		for side := 0; side < 2; side++ {
 			ep := &p.Src
@@ -516,6 +520,9 @@ func (e *encoder) appendPair(b []byte, i int) []byte {
 	b = append(b, MeasurementPair...)
 	b = append(b, e.keys[pe.keyOff:pe.keyOff+pe.keyLen]...)
 	f := fieldWriter{b: b, first: true}
+	if isProbePair(pe.first) { // latency fields only (latency.go)
+		return e.appendProbeFields(&f, st)
+	}
 	f.float("bytes", st.Bytes)
 	f.float("packets", st.Packets)
 	if e.full {

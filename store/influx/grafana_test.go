@@ -205,7 +205,7 @@ func TestDashboardQueries(t *testing.T) {
 	now := time.Now()
 	base := now.Add(-30 * time.Minute).Truncate(10 * time.Second)
 	for k := 0; k < 30; k++ {
-		win := portWin(base, k) // mkWindow plus ports (ports_test.go)
+		win := withProbePairs(portWin(base, k)) // mkWindow plus ports (ports_test.go), probe pairs (latency_test.go)
 		w.Write(win)
 		var rows []collector.ExporterStatus
 		for i, ip := range []string{"192.0.2.1:50000", "192.0.2.2:50000"} {

@@ -129,6 +129,8 @@ func parseSource(s string) decoder.Source {
 		return decoder.SourceIPFIX
 	case "netflow9":
 		return decoder.SourceNetFlow9
+	case "probe":
+		return decoder.SourceProbe
 	}
 	return decoder.SourceUnknown
 }
@@ -302,6 +304,7 @@ func pairFromRecord(v map[string]any) aggregate.Pair {
 		st.DstMAC = mac
 	}
 	parseTopPorts(str(v["top_ports"]), &st.TopPorts)
+	st.Lat = latencyFromRecord(p.Key.Source, v) // latency.go
 	if p.Src.VM == "" {
 		p.Key.Src.IP = st.SrcIP
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/enrich/libvirt"
 	"github.com/vmflow/vmflow/internal/logsample"
+	"github.com/vmflow/vmflow/probe"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
 )
@@ -58,6 +59,8 @@ type Config struct {
 	API       api.Config       `mapstructure:"api" yaml:"api"`
 	Shutdown  ShutdownConfig   `mapstructure:"shutdown" yaml:"shutdown"`
 	Alert     alert.Config     `mapstructure:"alert" yaml:"alert"`
+	// Probe is read by `vmflow probe` only (on the hypervisors).
+	Probe probe.Config `mapstructure:"probe" yaml:"probe"`
 }
 
 // DefaultConfig is every component's DefaultConfig.
@@ -74,6 +77,7 @@ func DefaultConfig() Config {
 		API:       api.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),
 		Alert:     alert.DefaultConfig(),
+		Probe:     probe.DefaultConfig(),
 	}
 }
 
@@ -92,6 +96,7 @@ func (c Config) Validate() error {
 		c.Shutdown.Validate(),
 		c.validateInfluxWindow(),
 		c.Alert.Validate(),
+		c.Probe.Validate(),
 	)
 }
 

@@ -1,0 +1,56 @@
+package probe
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
+func (discardConn) Close() error                { return nil }
+
+var _ io.Writer = discardConn{}
+
+// BenchmarkProbeEvent is the probe's cost per handshake once a frame is
+// read: parse SYN and SYN-ACK, track, encode the record into the export
+// buffer (sent every ~25 records to a discarding connection).
+func BenchmarkProbeEvent(b *testing.B) {
+	p := &Probe{}
+	m, err := newMetrics(nil, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	exp := newExporter(discardConn{}, 1, time.Hour, m)
+	tr := newTracker(3, 65536, 5e9, exp.add, m)
+	syn := frame(false, 6, tcpSYN, 0, 0)
+	synack := frame(false, 6, tcpSYN|tcpACK, 0, 0)
+	// the SYN-ACK travels the other way
+	copy(synack[26:30], []byte{10, 0, 0, 2})
+	copy(synack[30:34], []byte{10, 0, 0, 1})
+	synack[34], synack[35], synack[36], synack[37] = 0, 80, 0x9c, 0x40
+	var pk pkt
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ts := int64(i) * 1000
+		pk = pkt{}
+		if !parse(syn, &pk) {
+			b.Fatal("parse syn")
+		}
+		pk.ts = ts
+		tr.handle(&pk)
+		pk = pkt{}
+		if !parse(synack, &pk) {
+			b.Fatal("parse synack")
+		}
+		pk.ts, pk.toVM = ts+250_000, true
+		tr.handle(&pk)
+	}
+	b.StopTimer()
+	if tr.pending() != 0 {
+		b.Fatalf("pending %d: SYN-ACK did not match", tr.pending())
+	}
+}

@@ -1,0 +1,52 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vmflow/vmflow/aggregate"
+)
+
+func TestLatencyColdRoundTripAndMerge(t *testing.T) {
+	mk := func(vals ...uint32) *aggregate.Stats {
+		st := &aggregate.Stats{Lat: &aggregate.Latency{}}
+		for _, v := range vals {
+			st.Lat.Handshake.Add(v)
+			st.Lat.Guest.Add(v / 10)
+			st.Lat.Client.Attempts++
+			st.Lat.Client.Established++
+		}
+		st.Lat.Server.TimedOut = 3
+		st.Lat.Echo.Add(0)
+		return st
+	}
+	a, b := mk(1000, 2000, 2000), mk(5000, 1)
+	var got aggregate.Stats
+	decodeCold(encodeCold(nil, a), &got)
+	require.Equal(t, a.Lat, got.Lat)
+	// a row without latency stays without
+	var none aggregate.Stats
+	decodeCold(encodeCold(nil, &aggregate.Stats{Bytes: 1, SYN: 2}), &none)
+	require.Nil(t, none.Lat)
+
+	sa, sb := newSegment(1, 0), newSegment(1, 0)
+	sa.appendRow(1, a, 1)
+	sb.appendRow(1, b, 1)
+	m := mergeSegments(sa, sb, 1)
+	var st aggregate.Stats
+	m.stats(0, &st)
+	want := mk(1000, 2000, 2000, 5000, 1)
+	want.Lat.Server.TimedOut = 6
+	want.Lat.Echo.Add(0)
+	require.Equal(t, want.Lat.Handshake, st.Lat.Handshake)
+	require.Equal(t, want.Lat.Client, st.Lat.Client)
+	require.Equal(t, want.Lat.Server, st.Lat.Server)
+	require.Equal(t, want.Lat.Echo, st.Lat.Echo)
+	// truncated bytes never panic
+	enc := encodeCold(nil, a)
+	for i := range enc {
+		var x aggregate.Stats
+		decodeCold(enc[:i], &x)
+	}
+}
