@@ -336,6 +336,16 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 			"responses": with(noParams, obj{"200": obj{"description": "OpenAPI 3.0 document",
 				"content": obj{"application/json": obj{"schema": obj{"type": "object"}}}}}),
 		}},
+		"/peer/v1/windows": obj{"get": obj{
+			"operationId": "peerWindows",
+			"summary":     "This collector's own closed windows, for a query node (store/peer), gob-encoded",
+			"description": "Windows ending in (from, to] from the in-memory store, as Go gob of []aggregate.Window. 404 on a vmflow without a store of its own (a query node).",
+			"parameters":  []any{pref("since"), pref("from"), pref("to")},
+			"responses": with(rangeErrs, obj{
+				"200": obj{"description": "gob-encoded windows", "content": obj{"application/x-gob": obj{"schema": obj{"type": "string", "format": "binary"}}}},
+				"404": errResp("no local store (query node)"),
+			}),
+		}},
 		"/metrics": obj{"get": obj{
 			"operationId": "metrics",
 			"summary":     "Prometheus metrics (vmflow_collector_*, vmflow_decoder_*, vmflow_aggregate_*, vmflow_store_*, vmflow_api_*, ...)",

@@ -75,7 +75,10 @@ type Config struct {
 	// SelfInterval is how often the writer records its own counters in
 	// the "vmflow" measurement (0 disables).
 	SelfInterval time.Duration `mapstructure:"self_interval" yaml:"self_interval"`
-	// Instance tags the "vmflow" self-metrics points (default: hostname).
+	// Instance is the "instance" tag of every point this vmflow writes
+	// (vm_pair, vm, vm_info, exporter, vmflow; default: the hostname), so
+	// that several collectors can share one InfluxDB (see the README,
+	// "More than one collector"). Readers merge instances.
 	Instance string `mapstructure:"instance" yaml:"instance"`
 
 	// PairFields is what a vm_pair point carries: "lean" (the counters of

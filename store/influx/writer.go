@@ -151,6 +151,7 @@ func NewWriter(cfg Config, reg prometheus.Registerer) (*Writer, error) {
 		sendDone: make(chan struct{}),
 		sleep:    sleepCtx,
 	}
+	w.enc.instance = cfg.Instance
 	if cfg.Window > 0 {
 		w.mrg = newMerger(cfg.Window)
 	}
@@ -320,7 +321,7 @@ func (w *Writer) WriteExporters(ts time.Time, rows []collector.ExporterStatus) {
 	w.encMu.Lock()
 	defer w.encMu.Unlock()
 	var n int
-	w.cur, n = appendExporters(w.cur, ts, rows)
+	w.cur, n = appendExporters(w.cur, ts, rows, w.cfg.Instance)
 	w.addPointsLocked(n)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/vmflow/vmflow/internal/logsample"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
+	"github.com/vmflow/vmflow/store/peer"
 )
 
 // EnvPrefix is the prefix of the environment overrides: VMFLOW_API_LISTEN
@@ -58,6 +59,9 @@ type Config struct {
 	API       api.Config       `mapstructure:"api" yaml:"api"`
 	Shutdown  ShutdownConfig   `mapstructure:"shutdown" yaml:"shutdown"`
 	Alert     alert.Config     `mapstructure:"alert" yaml:"alert"`
+	// Query makes this vmflow a query node (query.peers: the collectors'
+	// API URLs); see store/peer.
+	Query peer.Config `mapstructure:"query" yaml:"query"`
 }
 
 // DefaultConfig is every component's DefaultConfig.
@@ -74,6 +78,7 @@ func DefaultConfig() Config {
 		API:       api.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),
 		Alert:     alert.DefaultConfig(),
+		Query:     peer.DefaultConfig(),
 	}
 }
 
@@ -92,6 +97,7 @@ func (c Config) Validate() error {
 		c.Shutdown.Validate(),
 		c.validateInfluxWindow(),
 		c.Alert.Validate(),
+		c.Query.Validate(),
 	)
 }
 
