@@ -17,7 +17,7 @@ func MergeSamePairs(w *aggregate.Window) {
 		return
 	}
 	type ident struct {
-		k                  aggregate.PairKey
+		k                aggregate.PairKey
 		src, dst, sh, dh string
 	}
 	idx := make(map[ident]int, len(w.Pairs))
