@@ -61,12 +61,12 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 			Name: "vmflow_aggregate_window_pairs", Help: "Pairs in the last closed window."}),
 		closeDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "vmflow_aggregate_window_close_seconds", Help: "Time to merge shards, resolve endpoints and write a window to the sinks.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
+			Buckets: closeBuckets}),
 		sinkWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "vmflow_aggregate_sink_writes_total", Help: "Windows written to sinks (windows × sinks)."}),
 	}
 	phases := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vmflow_aggregate_window_close_phase_seconds", Help: "Time of each phase of a window close: merge (shards into one), sort, fill (pairs copied, endpoints resolved), sinks.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"phase"})
+		Buckets: closeBuckets}, []string{"phase"})
 	for ph := phaseMerge; ph < nPhases; ph++ {
 		a.phaseDur[ph] = phases.WithLabelValues(phaseNames[ph])
 	}
@@ -348,6 +348,9 @@ type orderKey struct {
 	pk    uint64
 	i     int32
 }
+
+// closeBuckets resolve the 200 ms window-close target (issue 12).
+var closeBuckets = []float64{.0001, .0005, .001, .005, .01, .025, .05, .075, .1, .125, .15, .175, .2, .25, .3, .4, .5, .75, 1, 2, 5}
 
 // parallelFillMin is the window size from which merge fills the pairs
 // with two goroutines.
