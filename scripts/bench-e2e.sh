@@ -86,6 +86,7 @@ T0=$(date +%s.%N)
 T1=$(date +%s.%N)
 RSS_END=$(awk '/VmRSS/{print $2}' "/proc/$VMFLOW_PID/status")
 RSS_PEAK=$(awk '/VmHWM/{print $2}' "/proc/$VMFLOW_PID/status")
+curl -sf "http://127.0.0.1:$API_PORT/metrics" | awk '/^vmflow_aggregate_window_pairs /{print $2}' >"$D/pairs"
 sleep 25 # the last windows close (10 s) and are written
 curl -sf "http://127.0.0.1:$API_PORT/metrics" >"$D/metrics"
 V_CPU1=$(cpu_ticks "$VMFLOW_PID")
@@ -163,15 +164,16 @@ for ph in [None, "merge", "sort", "fill", "sinks"]:
         label = f"  phase {ph}"
     if qv is not None:
         print(f"| {label} p99 / max bucket ({n:.0f} windows) | {1000*qv:.0f} ms / ≤ {1000*mx:.0f} ms |")
-print(f"| pairs in the last window | {get('vmflow_aggregate_window_pairs'):,.0f} |")
+print(f"| pairs in the last window before the end | {float(open(d + '/pairs').read() or 0):,.0f} |")
 print(f"| vmflow RSS at the end / peak | {int(rss)/1024:,.0f} MB / {int(peak)/1024:,.0f} MB |")
 print(f"| vmflow CPU | {(int(v1)-int(v0))/int(tck)/secs:.2f} cores |")
 drops = []
 for k, v in sorted(m.items()):
     n = k.split("{")[0]
-    if v and re.search(r"drop|lost|overflow|error|untracked|suppressed|unknown|missing|rejected|fallback", n) and not n.endswith(("_bucket", "_sum", "_count")):
+    if v and re.search(r"drop|lost|overflow|error|untracked|suppressed|unknown|missing|rejected|fallback", n) and "unknown_endpoints" not in n and not n.endswith(("_bucket", "_sum", "_count")):
         drops.append(f"{k}={v:,.0f}")
 print(f"| non-zero drop/loss/error counters | {'; '.join(drops) if drops else 'none'} |")
+print(f"| endpoints that are no VM (the cloud's external peers, by design) | {get('vmflow_aggregate_unknown_endpoints_total'):,.0f} |")
 if influx == "1":
     w = get("vmflow_influx_points_written_total")
     print(f"| InfluxDB points written (influx.window={iwin}) | {w:,.0f} ({w/secs:,.0f}/s) |")
