@@ -338,11 +338,11 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		}},
 		"/peer/v1/windows": obj{"get": obj{
 			"operationId": "peerWindows",
-			"summary":     "This collector's own closed windows, for a query node (store/peer), gob-encoded",
-			"description": "Windows ending in (from, to] from the in-memory store, as Go gob of []aggregate.Window. 404 on a vmflow without a store of its own (a query node).",
+			"summary":     "This collector's own closed windows, for a query node (store/peer), in its compact binary form",
+			"description": "Windows ending in (from, to] from the in-memory store, in store/peer's binary form (codec.go). 404 on a vmflow without a store of its own (a query node).",
 			"parameters":  []any{pref("since"), pref("from"), pref("to")},
 			"responses": with(rangeErrs, obj{
-				"200": obj{"description": "gob-encoded windows", "content": obj{"application/x-gob": obj{"schema": obj{"type": "string", "format": "binary"}}}},
+				"200": obj{"description": "the windows (store/peer codec)", "content": obj{"application/vnd.vmflow.windows": obj{"schema": obj{"type": "string", "format": "binary"}}}},
 				"404": errResp("no local store (query node)"),
 			}),
 		}},

@@ -12,7 +12,7 @@ import (
 
 // handlePeerWindows serves this collector's own closed windows (Deps.Local,
 // its memory store) to a query node (store/peer): ?from=&to= (RFC 3339 or
-// unix seconds; windows ending in (from, to]), gob-encoded. 404 when this
+// unix seconds; windows ending in (from, to]), in store/peer's binary form. 404 when this
 // vmflow has no local store (a query node itself).
 func (s *Server) handlePeerWindows(c *gin.Context) {
 	q := newQuery(c)

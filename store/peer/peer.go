@@ -2,7 +2,6 @@ package peer
 
 import (
 	"context"
-	"encoding/gob"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,20 +19,12 @@ import (
 )
 
 // WindowsPath is the collectors' route that serves their own closed
-// windows, gob-encoded ([]*aggregate.Window, oldest first), for
+// windows (codec.go: []*aggregate.Window, oldest first), for
 // ?from=&to= (RFC 3339, windows ending in (from, to]).
 const WindowsPath = "/peer/v1/windows"
 
-// ContentType of WindowsPath's answer.
-const ContentType = "application/x-gob"
-
-// EncodeWindows writes ws as WindowsPath answers them.
-func EncodeWindows(w interface{ Write([]byte) (int, error) }, ws []*aggregate.Window) error {
-	if ws == nil {
-		ws = []*aggregate.Window{}
-	}
-	return gob.NewEncoder(w).Encode(ws)
-}
+// ContentType of WindowsPath's answer (see codec.go).
+const ContentType = "application/vnd.vmflow.windows"
 
 // Federated is the query node's store.Reader: windows ending in the last
 // Recent (aligned down to Align) come from every peer, merged; older ones
@@ -208,9 +199,9 @@ func (f *Federated) fetch(ctx context.Context, base string, from, to time.Time) 
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: status %d", WindowsPath, resp.StatusCode)
 	}
-	var ws []*aggregate.Window
-	if err := gob.NewDecoder(resp.Body).Decode(&ws); err != nil {
-		return nil, fmt.Errorf("GET %s: decode: %w", WindowsPath, err)
+	ws, err := DecodeWindows(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", WindowsPath, err)
 	}
 	return ws, nil
 }
