@@ -194,7 +194,8 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 		return win
 	}
 	base := shards[0]
-	for _, sh := range shards[1:] {
+	for si, sh := range shards[1:] {
+		last := si == len(shards)-2
 		if cap(a.remap) < len(sh.slots) {
 			a.remap = make([]int32, len(sh.slots))
 		}
@@ -210,9 +211,13 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 			base.slots[j].st.Merge(&st)
 			remap[i] = j
 		}
+		// A shard's flow list is already distinct: the last shard's flows
+		// need only be looked up, not added (no growth of the base's set).
 		for _, fe := range sh.flowList {
 			if _, seen := base.flows[fe.h]; !seen {
-				base.flows[fe.h] = struct{}{}
+				if !last {
+					base.flows[fe.h] = struct{}{}
+				}
 				base.slots[remap[fe.slot]].st.Flows++
 			}
 		}
