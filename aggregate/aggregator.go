@@ -31,6 +31,7 @@ type Aggregator struct {
 	closeMu sync.Mutex // serialises window closes; guards the merge buffers
 	remap   []int32
 	order   []orderKey
+	ports   dstPorts
 	phase   [nPhases]time.Time
 	// lastPhases are the phase ends of the last close (benchmarks)
 	lastPhases [nPhases]time.Time
@@ -76,7 +77,10 @@ func New(cfg Config, enr *enrich.Enricher, reg prometheus.Registerer, sinks ...S
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{a.windows, a.windowPairs, a.closeDur, phases, a.sinkWrites, &workerCollector{a: a}} {
+		sketch := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vmflow_aggregate_dst_port_sketch_bytes",
+			Help: "Memory of the per-VM distinct-destination-port HyperLogLog sketches (VMs with more than 64 ports in a window)."},
+			func() float64 { return float64(a.ports.bytes.Load()) })
+		for _, c := range []prometheus.Collector{a.windows, a.windowPairs, a.closeDur, phases, a.sinkWrites, sketch, &workerCollector{a: a}} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregate: register metrics: %w", err)
 			}
@@ -219,9 +223,13 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 					base.flows[fe.h] = struct{}{}
 				}
 				base.slots[remap[fe.slot]].st.Flows++
+				fe.slot = remap[fe.slot]
+				base.flowList = append(base.flowList, fe)
 			}
 		}
 	}
+	// base.flowList now holds every distinct flow of the window.
+	win.DstPorts = a.ports.count(base)
 	a.phase[phaseMerge] = time.Now()
 	slots := base.slots
 	order := a.order[:0]

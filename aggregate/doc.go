@@ -93,7 +93,11 @@
 // SYNACK is only counted for single-packet records. ICMP errors are ICMPv4
 // types 3, 11, 12 and ICMPv6 types 1–4. Top destination ports (TCP, UDP,
 // SCTP) are kept per pair with the space-saving algorithm (TopPortsN
-// entries, by scaled bytes).
+// entries, by scaled bytes). Window.DstPorts counts, per source VM and
+// protocol, the distinct (protocol, destination port) over every distinct
+// flow of the window, all peers and workers together (exact up to 64,
+// then a HyperLogLog of 2^10 registers, ±3.3%, reused across windows);
+// the alert engine's fan-out by ports reads it.
 //
 // # Windows
 //

@@ -86,6 +86,18 @@ type Pair struct {
 type Window struct {
 	Start, End time.Time
 	Pairs      []Pair
+	// DstPorts is, per source VM and export protocol, the number of
+	// distinct (protocol, destination port) over all the VM's flows of the
+	// window (a HyperLogLog estimate, ±3.3%; exact below ~100), sorted by
+	// VM then Source. Alert rules (fan-out by ports) read it.
+	DstPorts []VMPorts
+}
+
+// VMPorts is one source VM's distinct destination ports in a window.
+type VMPorts struct {
+	VM     enrich.VMID
+	Source decoder.Source
+	Ports  uint32
 }
 
 // Sink receives closed windows (memory store, InfluxDB writer, alerts).

@@ -28,6 +28,7 @@ type slot struct {
 type flowEntry struct {
 	h    uint64
 	slot int32
+	port uint32 // proto<<16 | destination port (TCP, UDP, SCTP), else 0
 }
 
 // shard is one worker's pairs for one window. Its maps and slices are
@@ -245,7 +246,7 @@ func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
 		h := flowHash(&key, r)
 		if _, seen := sh.flows[h]; !seen {
 			sh.flows[h] = struct{}{}
-			sh.flowList = append(sh.flowList, flowEntry{h: h, slot: i})
+			sh.flowList = append(sh.flowList, flowEntry{h: h, slot: i, port: flowPort(r)})
 			st.Flows++
 		}
 	}
@@ -340,6 +341,15 @@ func hmix(h, v uint64) uint64 {
 }
 
 // flowHash hashes (pair, 5-tuple, VNI) to 64 bits without allocating.
+// flowPort is a record's (protocol, destination port) for the distinct
+// destination ports of its source VM (see dstPorts), 0 when it has none.
+func flowPort(r *decoder.Record) uint32 {
+	if r.Flags&decoder.FlagL4 != 0 && (r.Proto == 6 || r.Proto == 17 || r.Proto == 132) {
+		return uint32(r.Proto)<<16 | uint32(r.DstPort)
+	}
+	return 0
+}
+
 func flowHash(k *PairKey, r *decoder.Record) uint64 {
 	h := uint64(0x243F6A8885A308D3)
 	h = hmix(h, uint64(k.Src.VM)<<32|uint64(k.Dst.VM))

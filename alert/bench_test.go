@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/decoder"
+	"github.com/vmflow/vmflow/enrich"
 )
 
 const (
@@ -33,6 +34,7 @@ func benchWindows() [2]*aggregate.Window {
 				p.Stats.TopPorts[1] = aggregate.PortCount{Proto: 6, Port: uint16(1024 + j), Bytes: 1}
 				w.Pairs = append(w.Pairs, p)
 			}
+			w.DstPorts = append(w.DstPorts, aggregate.VMPorts{VM: enrich.VMID(i), Source: decoder.SourceSFlow, Ports: benchPeers + 1})
 		}
 		ws[k] = w
 	}
@@ -123,24 +125,4 @@ func seriesHeap(n int) float64 {
 	runtime.ReadMemStats(&ms1)
 	runtime.KeepAlive(e)
 	return float64(ms1.HeapAlloc-ms0.HeapAlloc) / float64(n)
-}
-
-// BenchmarkSketchMemory: heap bytes of one per-VM distinct-port sketch
-// (HyperLogLog, 2^10 one-byte registers), measured over 10,000 VMs.
-func BenchmarkSketchMemory(b *testing.B) {
-	var per float64
-	for i := 0; i < b.N; i++ {
-		runtime.GC()
-		var ms0, ms1 runtime.MemStats
-		runtime.ReadMemStats(&ms0)
-		sk := make([]*hyperloglog.Sketch, benchVMs)
-		for j := range sk {
-			sk[j], _ = hyperloglog.NewSketch(hllPrecision, false)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&ms1)
-		runtime.KeepAlive(sk)
-		per = float64(ms1.HeapAlloc-ms0.HeapAlloc) / benchVMs
-	}
-	b.ReportMetric(per, "B/VM")
 }

@@ -39,6 +39,10 @@ type Deps struct {
 	Logger     *slog.Logger
 	// Now is the clock of the API (silence states); windows carry their own time.
 	Now func() time.Time
+	// Window is aggregate.window: a window shorter than that (the first
+	// after a start, the last at a stop) never resolves an alert and is
+	// not learned by baselines. 0 = every window counts in full.
+	Window time.Duration
 }
 
 // RuleStatus is a rule's state for the API.

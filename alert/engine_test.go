@@ -180,7 +180,10 @@ rules:
 		ps = append(ps, p)
 	}
 	ps = append(ps, pair(8, 9, 1e6))
-	f.e.Evaluate(window(0, ps...))
+	w0 := window(0, ps...)
+	// The aggregator's count over every flow (not the pairs' top ports).
+	w0.DstPorts = []aggregate.VMPorts{{VM: 7, Source: decoder.SourceSFlow, Ports: 1000}, {VM: 8, Source: decoder.SourceSFlow, Ports: 1}}
+	f.e.Evaluate(w0)
 	got := f.firing("scan")
 	require.Len(t, got, 1)
 	assert.Equal(t, "vm-7", got[0].Labels["vm"])
@@ -189,7 +192,8 @@ rules:
 	assert.Equal(t, "/#/vm/vm-7", got[0].GeneratorURL)
 	ports := f.firing("ports")
 	require.Len(t, ports, 1)
-	assert.InDelta(t, 240, ports[0].Value, 240*0.1, "HLL estimate of 240 distinct ports")
+	assert.Equal(t, 1000.0, ports[0].Value)
+	assert.Contains(t, ports[0].Annotations["summary"], "fan-out vm-7 → 1000 destination ports")
 	assert.Empty(t, f.firing("portscan"))
 
 	// One peer, 400 tiny flows: a port scan.
@@ -558,4 +562,100 @@ rules:
 	g.e.Evaluate(window(12, pair(1, 2, 1e8)))
 	assert.Len(t, g.firing("bl"), 1)
 	assert.Equal(t, 0, strings.Count(g.e.cfg.SnapshotFile, "\n"))
+}
+
+// A window cut short (the first after a start, the last at a stop) holds
+// only part of every count: it keeps a firing alert and a pending one, is
+// not learned by baselines, and the next full window decides.
+func TestShortWindowNeverResolves(t *testing.T) {
+	f := newFixture(t, `
+rules:
+  - name: rst
+    kind: rst_storm
+    severity: P2
+    threshold: 100
+    for: 2
+  - name: bl
+    kind: baseline
+    subject: pair
+    signal: bytes
+    severity: P3
+    warmup: 3
+    min_relative: 0.2
+    direction: both
+`, nil)
+	f.e.deps.Window = win
+	rst := func(i int, n float64, length time.Duration) *aggregate.Window {
+		p := pair(1, 2, 1000*float64(length)/float64(win))
+		p.Stats.RST = n
+		w := window(i, p)
+		w.Start = w.End.Add(-length)
+		return w
+	}
+	for i := 0; i < 4; i++ {
+		f.e.Evaluate(rst(i, 0, win))
+	}
+	f.e.Evaluate(rst(4, 150, win))
+	f.e.Evaluate(rst(5, 20, win/5)) // short: pending kept
+	f.e.Evaluate(rst(6, 150, win))
+	require.Len(t, f.firing("rst"), 1)
+	started := f.firing("rst")[0].StartsAt
+	f.e.Evaluate(rst(7, 30, 2*time.Second)) // short, e.g. the last window at a stop
+	require.Len(t, f.firing("rst"), 1, "a short window does not resolve")
+	assert.Empty(t, f.resolvedNow("rst"))
+	assert.Empty(t, f.firing("bl"), "a short window's smaller byte count is no anomaly")
+	f.e.Evaluate(rst(8, 150, win))
+	require.Len(t, f.firing("rst"), 1)
+	assert.Equal(t, started, f.firing("rst")[0].StartsAt, "the same alert")
+	f.e.Evaluate(rst(9, 30, win))
+	assert.Len(t, f.resolvedNow("rst"), 1, "a full window below the threshold resolves")
+}
+
+// Silence is per exporter over all its observation domains: OVS sends
+// on IPFIX domain 0 once at start, then only on its own domain.
+func TestExporterSilentOverDomains(t *testing.T) {
+	f := newFixture(t, `
+rules:
+  - name: silent
+    kind: exporter_silent
+    severity: P1
+    windows: 1
+`, nil)
+	row := func(dom uint32, dgrams uint64, last time.Time) collector.ExporterStatus {
+		return collector.ExporterStatus{Protocol: "ipfix", Address: "10.9.0.1:40000", ObsDomain: dom, Datagrams: dgrams, FirstSeen: t0, LastSeen: last}
+	}
+	for i := 0; i < 5; i++ {
+		f.mu.Lock()
+		f.exps = []collector.ExporterStatus{row(0, 2, t0.Add(time.Second)), row(101, uint64(10*(i+1)), window(i).End.Add(-time.Second))}
+		f.mu.Unlock()
+		f.e.Evaluate(window(i))
+		assert.Empty(t, f.e.Alerts(AlertFilter{}), "window %d: domain 0 fell quiet, the exporter did not", i)
+	}
+	f.e.Evaluate(window(5))
+	f.e.Evaluate(window(6))
+	s := f.firing("silent")
+	require.Len(t, s, 1, "both domains quiet: one alert for the exporter")
+	assert.Equal(t, "10.9.0.1", s[0].Labels["exporter"])
+}
+
+// auto for TCP-flag rules: OVS's IPFIX records carry no per-flow flags, so
+// a pair's SYNs come from its sFlow samples even when IPFIX has the pair.
+func TestAutoTCPFlagsFromSFlowWhenIPFIXHasNone(t *testing.T) {
+	f := newFixture(t, "rules:\n  - name: fail\n    kind: failing_connections\n    severity: P2\n    threshold: 10\n", nil)
+	s := pair(1, 2, 1000)
+	s.Stats.SYN = 48 // 3 samples × 16
+	i := s
+	i.Key.Source = decoder.SourceIPFIX
+	i.Stats.SYN = 0 // no tcpControlBits
+	f.e.Evaluate(window(0, s, i))
+	got := f.firing("fail")
+	require.Len(t, got, 1)
+	assert.Equal(t, 48.0, got[0].Value)
+	// An IPFIX exporter that reports flags is preferred again.
+	i.Stats.SYN, i.Stats.SYNACK = 2, 0
+	r := pair(2, 1, 1000)
+	r.Key.Source = decoder.SourceIPFIX
+	r.Stats.SYNACK = 2
+	f.e.Evaluate(window(1, s, i, r))
+	assert.Empty(t, f.firing("fail"))
 }

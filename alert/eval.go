@@ -8,17 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
-
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/collector"
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/internal/hashmix"
 )
-
-// hllPrecision: 2^10 registers of one byte = 1 KiB per sketch, standard
-// error 1.04/√1024 ≈ 3.3%.
-const hllPrecision = 10
 
 // baseState is one dynamic-baseline series: EWMA of the level and of the
 // absolute deviation, windows learned, last update (unix s). 16 bytes,
@@ -44,21 +38,18 @@ type vmAgg struct {
 	txP, rxP         float64
 	flows, flowBytes float64
 	peers, sources   int32
-	portsUB          int32 // upper bound of distinct destination ports
 	pair             int32 // a pair where the VM is the source (or -1)
 	rpair            int32 // a pair where it is the destination (or -1)
 	ident            uint64
-	dstPorts         float64
-	sketch           *hyperloglog.Sketch
+	dstPorts         float64 // distinct (protocol, destination port): aggregate's per-VM sketch
 }
 
 // selection is the window's pairs seen through one export protocol.
 type selection struct {
-	name     string
-	pairs    []pview
-	vms      []vmAgg  // by VMID
-	touched  []uint32 // VMIDs with traffic
-	sketches int
+	name    string
+	pairs   []pview
+	vms     []vmAgg  // by VMID
+	touched []uint32 // VMIDs with traffic
 }
 
 type nameCache struct {
@@ -70,17 +61,20 @@ type nameCache struct {
 // API; the API sees the alerts under Engine.mu).
 type evalState struct {
 	seq                         uint64
+	short                       bool // this window is shorter than the configured one
 	sels                        map[string]*selection
-	best                        map[uint64]int32    // logical pair → best precision (auto)
-	rev                         map[uint64]int32    // (src, dst, source) → pair index, pairs with SYN-ACK or RST
-	revWant                     map[uint64]struct{} // reverse pairs asked for
-	names                       []nameCache         // by VMID
+	use                         map[string]*selection // this window's selection of each source name (auto+tcp may be auto's)
+	best                        map[uint64]int32      // logical pair → best precision (auto)
+	rev                         map[uint64]int32      // (src, dst, source) → pair index, pairs with SYN-ACK or RST
+	revWant                     map[uint64]struct{}   // reverse pairs asked for
+	names                       []nameCache           // by VMID
 	series                      *seriesStore
 	peers                       map[uint64]uint32 // (rule, vm, peer) → last seen (unix s)
 	vmFirst                     map[uint64]uint32 // (rule, vm) → first seen (unix s)
 	exps                        map[string]*expState
 	self                        map[string]float64
 	absent                      map[uint64]bool // required pairs seen at least once
+	expLatest                   map[string]time.Time
 	seriesDropped, peersDropped uint64
 }
 
@@ -92,11 +86,13 @@ type expState struct {
 	Lost, Errors             uint64    `json:"-"`
 	dDatagrams, dLost, dErr  float64
 	primed                   bool
+	agentKey                 string // Protocol + "/" + Agent: the exporter, over its domains
 }
 
 func newEvalState() *evalState {
 	return &evalState{
 		sels:    map[string]*selection{},
+		use:     map[string]*selection{},
 		best:    map[uint64]int32{},
 		rev:     map[uint64]int32{},
 		revWant: map[uint64]struct{}{},
@@ -158,7 +154,31 @@ func endpointName(ep *aggregate.Endpoint, k aggregate.EndpointKey) string {
 	return "(non-ip)"
 }
 
-func precision(s decoder.Source) int32 { return int32(aggregate.Precision(s)) }
+func precision(p *aggregate.Pair) int32 { return int32(aggregate.Precision(p.Key.Source)) }
+
+// selectAutoTCP is "auto" for the rules that read TCP flags (SYN,
+// SYN-ACK, RST): per pair the most precise protocol that reports flags.
+// Flow records without any flag on TCP traffic (OVS's IPFIX has no
+// per-flow tcpControlBits, only exporter-wide totals) rank below sFlow
+// packet samples, whose headers always carry them.
+const selectAutoTCP = "auto+tcp"
+
+func tcpPrecision(p *aggregate.Pair) int32 {
+	s := &p.Stats
+	if p.Key.Source != decoder.SourceSFlow && s.TCPPackets > 0 && s.SYN+s.SYNACK+s.RST+s.FIN == 0 {
+		return int32(aggregate.Precision(p.Key.Source))
+	}
+	return int32(aggregate.Precision(p.Key.Source)) + 10
+}
+
+// tcpFlagSignal: the pair signals made of TCP flag counts.
+func tcpFlagSignal(sig string) bool {
+	switch sig {
+	case "syn", "synack", "syn_unanswered", "rst", "rst_in":
+		return true
+	}
+	return false
+}
 
 // prepare builds the selections the rules need.
 func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev bool, revMin float64) {
@@ -171,9 +191,21 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 		sel.pairs = sel.pairs[:0]
 		sel.touched = sel.touched[:0]
 	}
-	want := map[string]bool{}
+	want, wantVM := map[string]bool{}, map[string]bool{}
 	for _, r := range rules {
-		want[e.sourceOf(r)] = true
+		if r.Spec.Disabled {
+			continue
+		}
+		n := e.sourceOf(r)
+		want[n] = true
+		wantVM[n] = wantVM[n] || r.subject == subjectVM
+	}
+	// A window of one protocol: auto+tcp is auto.
+	single := mask&(mask-1) == 0
+	aliasTCP := single && want[selectAutoTCP]
+	if aliasTCP {
+		delete(want, selectAutoTCP)
+		want[aggregate.SelectAuto] = true
 	}
 	// Reverse lookup (SYN-ACK and RST answers come on the reverse pair).
 	// Only pairs that could reach a threshold look their reverse up, and
@@ -205,8 +237,8 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 			}
 		}
 	}
-	single := mask&(mask-1) == 0
 	for name := range want {
+		tcp := name == selectAutoTCP
 		sel := st.sels[name]
 		if sel == nil {
 			sel = &selection{name: name}
@@ -221,11 +253,15 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 		case aggregate.SelectNetFlow9:
 			src = decoder.SourceNetFlow9
 		}
+		prec := precision
+		if tcp {
+			prec = tcpPrecision
+		}
 		if src == 0 && !single {
 			clear(st.best)
 			for i := range w.Pairs {
 				k := combine(epKey(w.Pairs[i].Key.Src), epKey(w.Pairs[i].Key.Dst))
-				if p := precision(w.Pairs[i].Key.Source); p > st.best[k] {
+				if p := prec(&w.Pairs[i]); p > st.best[k] {
 					st.best[k] = p
 				}
 			}
@@ -235,7 +271,7 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 			if src != 0 && p.Key.Source != src {
 				continue
 			}
-			if src == 0 && !single && precision(p.Key.Source) != st.best[combine(epKey(p.Key.Src), epKey(p.Key.Dst))] {
+			if src == 0 && !single && prec(p) != st.best[combine(epKey(p.Key.Src), epKey(p.Key.Dst))] {
 				continue
 			}
 			v := pview{i: int32(i), src: st.ident(p.Key.Src, &p.Src), dst: st.ident(p.Key.Dst, &p.Dst)}
@@ -247,9 +283,16 @@ func (e *Engine) prepare(w *aggregate.Window, rules []*Rule, needVM, needRev boo
 			}
 			sel.pairs = append(sel.pairs, v)
 		}
-		if needVM {
+		if needVM && wantVM[name] {
 			e.aggregateVMs(w, sel)
 		}
+	}
+	clear(st.use)
+	for name := range want {
+		st.use[name] = st.sels[name]
+	}
+	if aliasTCP {
+		st.use[selectAutoTCP] = st.sels[aggregate.SelectAuto]
 	}
 }
 
@@ -264,8 +307,7 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 		}
 		a := &sel.vms[id]
 		if a.seen != seq {
-			sk := a.sketch
-			*a = vmAgg{seen: seq, pair: -1, rpair: -1, sketch: sk}
+			*a = vmAgg{seen: seq, pair: -1, rpair: -1}
 			sel.touched = append(sel.touched, id)
 		}
 		return a
@@ -280,11 +322,6 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 			a.flows += float64(p.Stats.Flows)
 			a.flowBytes += p.Stats.Bytes
 			a.peers++
-			for j := range p.Stats.TopPorts {
-				if p.Stats.TopPorts[j].Port != 0 {
-					a.portsUB++
-				}
-			}
 			if a.pair < 0 {
 				a.pair, a.ident = pv.i, pv.src
 			}
@@ -302,63 +339,39 @@ func (e *Engine) aggregateVMs(w *aggregate.Window, sel *selection) {
 			}
 		}
 	}
-	// Distinct destination ports: only VMs whose upper bound reaches the
-	// lowest ports threshold get a sketch.
-	minPorts := int32(math.MaxInt32)
-	for _, r := range e.rules {
-		if r.signal == "dst_ports" && r.subject == subjectVM && e.sourceOf(r) == sel.name {
-			if t := int32(math.Min(r.clr, r.thr)); t < minPorts {
-				minPorts = t
-			}
-		}
+	// Distinct destination ports: counted by the aggregator over every
+	// distinct flow of the window, per source VM and protocol; auto takes
+	// the protocol that saw the most (IPFIX 1-in-1 sees every flow).
+	var want decoder.Source
+	switch sel.name {
+	case aggregate.SelectSFlow:
+		want = decoder.SourceSFlow
+	case aggregate.SelectIPFIX:
+		want = decoder.SourceIPFIX
+	case aggregate.SelectNetFlow9:
+		want = decoder.SourceNetFlow9
 	}
-	if minPorts == math.MaxInt32 {
-		return
-	}
-	var cand []uint32
-	for _, id := range sel.touched {
-		a := &sel.vms[id]
-		a.dstPorts = float64(a.portsUB)
-		if a.portsUB >= minPorts && a.portsUB > 0 {
-			if a.sketch == nil {
-				a.sketch, _ = hyperloglog.NewSketch(hllPrecision, false)
-				sel.sketches++
-			} else {
-				a.sketch.Reset()
-			}
-			cand = append(cand, id)
-		}
-	}
-	if len(cand) == 0 {
-		return
-	}
-	for k := range sel.pairs {
-		p := &w.Pairs[sel.pairs[k].i]
-		id := uint32(p.Key.Src.VM)
-		if id == 0 || sel.vms[id].portsUB < minPorts {
+	for i := range w.DstPorts {
+		dp := &w.DstPorts[i]
+		id := uint32(dp.VM)
+		if want != 0 && dp.Source != want || int(id) >= len(sel.vms) {
 			continue
 		}
-		sk := sel.vms[id].sketch
-		for j := range p.Stats.TopPorts {
-			if tp := p.Stats.TopPorts[j]; tp.Port != 0 {
-				sk.InsertHash(hashmix.Mix64(uint64(tp.Proto)<<16 | uint64(tp.Port)))
-			}
-		}
-	}
-	for _, id := range cand {
-		a := &sel.vms[id]
-		a.dstPorts = float64(a.sketch.Estimate())
-		if a.dstPorts > float64(a.portsUB) {
-			a.dstPorts = float64(a.portsUB)
+		if a := &sel.vms[id]; a.seen == seq && float64(dp.Ports) > a.dstPorts {
+			a.dstPorts = float64(dp.Ports)
 		}
 	}
 }
 
 func (e *Engine) sourceOf(r *Rule) string {
-	if r.source != "" {
-		return r.source
+	s := r.source
+	if s == "" {
+		s = e.cfg.Source
 	}
-	return e.cfg.Source
+	if s == aggregate.SelectAuto && r.subject == subjectPair && tcpFlagSignal(r.signal) {
+		return selectAutoTCP
+	}
+	return s
 }
 
 // pairSignal is a pair's value of a signal.
@@ -527,6 +540,11 @@ func (e *Engine) evalWindow(w *aggregate.Window, exps []collector.ExporterStatus
 	if secs <= 0 {
 		secs = 1
 	}
+	// A window cut short (the first after a start, the last at a stop)
+	// holds a fraction of every count: it may fire or keep alerts but
+	// never resolves or drops them, and baselines do not learn it, so
+	// a restart neither ends a firing alert nor skews a baseline.
+	st.short = e.deps.Window > 0 && w.End.Sub(w.Start) < e.deps.Window*9/10
 	rules := e.rules
 	needVM, needRev := false, false
 	revMin := math.Inf(1) // pairs with more SYNs than this need their answers
@@ -557,7 +575,7 @@ func (e *Engine) evalWindow(w *aggregate.Window, exps []collector.ExporterStatus
 			continue
 		}
 		t0 := time.Now()
-		sel := st.sels[e.sourceOf(r)]
+		sel := st.use[e.sourceOf(r)]
 		switch {
 		case r.kind == KindNewPeer:
 			e.evalNewPeer(r, w, sel, now)
@@ -606,12 +624,14 @@ func (e *Engine) step(r *Rule, c *cond, now time.Time) {
 	a.baseline = c.base
 	if c.fire {
 		a.count++
-	} else if a.state == StatePending {
+	} else if a.state == StatePending && !e.st.short {
 		a.count = 0
 	}
 	if a.state == StatePending {
 		if !c.fire {
-			e.drop(a)
+			if !e.st.short {
+				e.drop(a)
+			}
 			return
 		}
 		if a.count >= r.forN {
@@ -621,7 +641,9 @@ func (e *Engine) step(r *Rule, c *cond, now time.Time) {
 		return
 	}
 	if !c.hold && !c.fire {
-		a.seen = 0 // resolved by sweep
+		if !e.st.short {
+			a.seen = 0 // resolved by sweep
+		}
 		return
 	}
 	if r.below {
@@ -641,7 +663,7 @@ func (e *Engine) drop(a *active) {
 func (e *Engine) sweep(r *Rule, now time.Time) []AlertView {
 	var out []AlertView
 	for _, a := range e.byRule[r.Name()] {
-		if a.seen == e.st.seq {
+		if a.seen == e.st.seq || e.st.short {
 			continue
 		}
 		if a.state == StatePending {
@@ -716,6 +738,9 @@ func (r *Rule) threshold(v float64) cond {
 // to do for the alert state (no alert and no anomaly).
 func (e *Engine) baseline(r *Rule, fp uint64, v float64, now time.Time, c *cond) bool {
 	st := e.st
+	if st.short {
+		return false // neither learned nor judged (a short window's counts are partial)
+	}
 	b := st.series.get(fp)
 	if b == nil {
 		if st.series.len() >= e.cfg.MaxSeries {
@@ -909,6 +934,9 @@ func (e *Engine) updateExporters(now time.Time, rows []collector.ExporterStatus,
 			s = &expState{Key: key}
 			st.exps[key] = s
 		}
+		if s.Protocol != x.Protocol || s.Agent != id || s.agentKey == "" {
+			s.agentKey = x.Protocol + "/" + id
+		}
 		s.Protocol, s.Agent, s.Address = x.Protocol, id, x.Address
 		if s.primed {
 			s.dDatagrams = delta(x.Datagrams, s.Datagrams)
@@ -937,6 +965,26 @@ func delta(now, prev uint64) float64 {
 
 func (e *Engine) evalExporters(r *Rule, now time.Time, secs float64) {
 	winLen := time.Duration(secs * float64(time.Second))
+	// Silence is per exporter (protocol and agent), over all its
+	// observation domains / sub-agents: OVS, for one, sends a datagram or
+	// two on IPFIX domain 0 at start and then only on its configured
+	// domain, which is no silence.
+	latest := e.st.expLatest
+	if r.signal == "silent_windows" {
+		if latest == nil {
+			latest = map[string]time.Time{}
+			e.st.expLatest = latest
+		}
+		clear(latest)
+		for _, s := range e.st.exps {
+			if s.agentKey == "" {
+				s.agentKey = s.Protocol + "/" + s.Agent
+			}
+			if s.Datagrams > 0 && s.LastSeen.After(latest[s.agentKey]) {
+				latest[s.agentKey] = s.LastSeen
+			}
+		}
+	}
 	for _, s := range e.st.exps {
 		var v float64
 		switch r.signal {
@@ -947,16 +995,21 @@ func (e *Engine) evalExporters(r *Rule, now time.Time, secs float64) {
 		case "decode_errors":
 			v = s.dErr
 		case "silent_windows":
-			if s.LastSeen.IsZero() || s.Datagrams == 0 {
-				continue
+			last, ok := latest[s.agentKey]
+			if !ok || last.IsZero() || !s.LastSeen.Equal(last) {
+				continue // never sent, or another domain of the exporter is the latest
 			}
-			v = math.Floor(float64(now.Sub(s.LastSeen)) / float64(winLen))
+			delete(latest, s.agentKey) // once per exporter
+			v = math.Floor(float64(now.Sub(last)) / float64(winLen))
 			if v < 0 {
 				v = 0
 			}
 		}
 		c := r.threshold(v)
 		c.fp = combine(r.nameHash, hashString(s.Key))
+		if r.signal == "silent_windows" {
+			c.fp = combine(r.nameHash, hashString(s.agentKey))
+		}
 		if r.kind == KindExpSilent {
 			c.fire, c.hold = v >= r.thr, v >= r.thr
 		}

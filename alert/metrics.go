@@ -14,7 +14,6 @@ type metrics struct {
 	windowsDropped prometheus.Counter
 	series         prometheus.Gauge
 	peers          prometheus.Gauge
-	sketchBytes    prometheus.Gauge
 	ruleErrors     prometheus.Counter
 	ruleOK         prometheus.Gauge
 	rules          prometheus.Gauge
@@ -49,9 +48,6 @@ func newMetrics(reg prometheus.Registerer, _ *Engine) (*metrics, error) {
 		peers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vmflow_alert_peer_memory_entries", Help: "(VM, peer) entries of the new-peer memory.",
 		}),
-		sketchBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vmflow_alert_sketch_bytes", Help: "Memory of the distinct-port HyperLogLog sketches.",
-		}),
 		ruleErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmflow_alert_rules_file_errors_total", Help: "Rules file reloads that failed (the last good rules are kept).",
 		}),
@@ -79,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, _ *Engine) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.alerts, m.transitions, m.evalSeconds, m.windows, m.windowsDropped,
-			m.series, m.peers, m.sketchBytes, m.ruleErrors, m.ruleOK, m.rules, m.seriesDropped, m.peersDropped,
+			m.series, m.peers, m.ruleErrors, m.ruleOK, m.rules, m.seriesDropped, m.peersDropped,
 			m.alertsDropped, m.snapshotErrors, m.snapshotBytes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
@@ -105,12 +101,4 @@ func (e *Engine) updateGauges() {
 	}
 	e.m.series.Set(float64(e.st.series.len()))
 	e.m.peers.Set(float64(len(e.st.peers)))
-	sk := 0
-	for _, sel := range e.st.sels {
-		sk += sel.sketches
-	}
-	e.m.sketchBytes.Set(float64(sk * sketchBytes))
 }
-
-// sketchBytes is the memory of one dense sketch (registers plus header).
-const sketchBytes = 1<<hllPrecision + 64

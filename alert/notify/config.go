@@ -326,20 +326,44 @@ func readSecret(key, value, file string) (string, error) {
 }
 
 // Redacted returns a copy with the secrets that are set (smtp.password,
-// webhooks[].secret) replaced by mask, for dumping the configuration.
+// webhooks[].secret, the password of a URL's user info in
+// alertmanager.urls and webhooks[].url) replaced by mask, for dumping the
+// configuration.
 func (c Config) Redacted(mask string) Config {
 	if c.SMTP.Password != "" {
 		c.SMTP.Password = mask
+	}
+	if c.Alertmanager.URLs != nil {
+		urls := make([]string, len(c.Alertmanager.URLs))
+		for i, u := range c.Alertmanager.URLs {
+			urls[i] = redactURL(u, mask)
+		}
+		c.Alertmanager.URLs = urls
 	}
 	hooks := make([]WebhookConfig, len(c.Webhooks))
 	for i, w := range c.Webhooks {
 		if w.Secret != "" {
 			w.Secret = mask
 		}
+		w.URL = redactURL(w.URL, mask)
 		hooks[i] = w
 	}
 	if c.Webhooks != nil {
 		c.Webhooks = hooks
 	}
 	return c
+}
+
+// redactURL masks the password of a URL's user info (unparsable URLs are
+// left as they are: Validate refuses them).
+func redactURL(raw, mask string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); !ok {
+		return raw
+	}
+	u.User = url.UserPassword(u.User.Username(), "x")
+	return strings.Replace(u.String(), ":x@", ":"+mask+"@", 1)
 }

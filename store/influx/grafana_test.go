@@ -57,6 +57,13 @@ type gDashboard struct {
 	Templating struct {
 		List []gVariable `json:"list"`
 	} `json:"templating"`
+	Annotations struct {
+		List []struct {
+			Name       string       `json:"name"`
+			Datasource *gDatasource `json:"datasource"`
+			Target     gTarget      `json:"target"`
+		} `json:"list"`
+	} `json:"annotations"`
 }
 
 func loadDashboards(t *testing.T) map[string]gDashboard {
@@ -208,6 +215,17 @@ func TestDashboardQueries(t *testing.T) {
 		rows = append(rows, collector.ExporterStatus{Protocol: "ipfix", Address: "192.0.2.3:4739", ObsDomain: 7, Datagrams: uint64(50 * k), Samples: uint64(300 * k), LastSeen: win.End})
 		w.WriteExporters(win.End, rows)
 	}
+	// Alert transitions (the app's alertHistory writes them): a VM alert
+	// fired and resolved, an exporter alert firing.
+	at := base.Add(5 * time.Minute)
+	vmAlert := AlertEvent{Time: at, State: "firing", Fingerprint: "f1", Rule: "pair-traffic-anomaly", Kind: "baseline", Severity: "P2",
+		Labels:  map[string]string{"vm": "web-1", "tenant": "acme", "host": "hv1", "src": "web-1", "dst": "db-1", "team": "web"},
+		Summary: "bps web-1 → db-1 33.5M outside baseline 2.11M", Value: 33.5e6, Peak: 40e6, Threshold: "12.1M", StartsAt: at}
+	resolved := vmAlert
+	resolved.State, resolved.Time = "resolved", at.Add(time.Minute)
+	expAlert := AlertEvent{Time: at, State: "firing", Fingerprint: "f2", Rule: "exporter-silent", Kind: "exporter_silent", Severity: "P1",
+		Labels: map[string]string{"exporter": "192.0.2.1", "protocol": "sflow"}, Summary: "exporter sflow 192.0.2.1 silent for 6 windows", Value: 6, StartsAt: at}
+	w.WriteAlerts([]AlertEvent{vmAlert, resolved, expAlert})
 	time.Sleep(200 * time.Millisecond) // a few self-metrics points
 	w.Stop()
 
@@ -237,6 +255,17 @@ func TestDashboardQueries(t *testing.T) {
 					assert.NotEmpty(t, rows, "%s panel %q target %s returned no rows:\n%s", name, p.Title, tg.RefID, q)
 					n++
 				}
+			}
+			for _, an := range d.Annotations.List {
+				q := substitute(an.Target.Query, vals, start, stop, "1m")
+				rows := fluxRows(t, r, q)
+				if vals["src"] == specific["src"] { // (the other set names a pair without alerts)
+					assert.NotEmpty(t, rows, "%s annotation %q returned no rows:\n%s", name, an.Name, q)
+				}
+				for _, row := range rows {
+					assert.Contains(t, fmt.Sprint(row["_value"]), "P", "%s annotation text: %v", name, row)
+				}
+				n++
 			}
 		}
 	}

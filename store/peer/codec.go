@@ -24,6 +24,9 @@ import (
 //	magic "VMFW1\n", uvarint windows
 //	window: varint start ns, varint end ns, uvarint pairs, pairs
 //	pair:   key, 2 × endpoint (7 strings), stats
+//
+// Window.DstPorts (the alert engine's input, keyed by the collector's own
+// VM ids) is not carried: alerts run on the collectors.
 const magic = "VMFW1\n"
 
 // maxPairs bounds one decoded window (memory of a hostile or corrupt body).

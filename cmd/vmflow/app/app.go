@@ -149,7 +149,11 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 			}
 			x.AlertDispatcher = a.notifier
 		}
-		a.alerts, err = alert.New(cfg.Alert, alert.Deps{Registerer: a.reg, Gatherer: a.reg, Logger: log,
+		if a.influx != nil {
+			// alert transitions to the influx `alert` measurement (Grafana annotations)
+			x.AlertDispatcher = newAlertHistory(a.influx, x.AlertDispatcher)
+		}
+		a.alerts, err = alert.New(cfg.Alert, alert.Deps{Registerer: a.reg, Gatherer: a.reg, Logger: log, Window: cfg.Aggregate.Window,
 			Exporters:  func() []collector.ExporterStatus { return a.col.Exporters() },
 			Dispatcher: x.AlertDispatcher})
 		if err != nil {

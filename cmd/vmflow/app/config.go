@@ -167,11 +167,13 @@ func loadNoValidate(cfg *Config, environ []string) (LoadResult, error) {
 const Redacted = "<redacted>"
 
 // Dump renders the configuration as YAML, secrets (influx.token, unless
-// empty or the no-auth ":") replaced by Redacted.
+// empty or the no-auth ":"; alert.notify's SMTP password, webhook HMAC
+// secrets and passwords in receiver URLs) replaced by Redacted.
 func (c Config) Dump() ([]byte, error) {
 	if c.Influx.Token != "" && c.Influx.Token != ":" {
 		c.Influx.Token = Redacted
 	}
+	c.Alert.Notify = c.Alert.Notify.Redacted(Redacted)
 	return cfgload.Dump(c)
 }
 

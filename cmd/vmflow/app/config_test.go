@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmflow/vmflow/alert/notify"
 	"github.com/vmflow/vmflow/cmd/vmflow/internal/cfgload"
 )
 
@@ -227,4 +228,24 @@ func TestDumpRedactsSecrets(t *testing.T) {
 	assert.NotContains(t, string(out), "s3cr3t")
 	assert.Contains(t, string(out), "token: "+Redacted)
 	assert.Equal(t, "s3cr3t-token", cfg.Influx.Token, "the config itself is untouched")
+}
+
+func TestDumpRedactsNotifierSecrets(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Alert.Notify.SMTP.Host = "mail.example"
+	cfg.Alert.Notify.SMTP.Username = "vmflow"
+	cfg.Alert.Notify.SMTP.Password = "smtp-s3cr3t"
+	cfg.Alert.Notify.Alertmanager.URLs = []string{"http://am:am-s3cr3t@am1:9093", "http://am2:9093"}
+	cfg.Alert.Notify.Webhooks = []notify.WebhookConfig{{URL: "https://hook.example/x", Secret: "hmac-s3cr3t"},
+		{URL: "https://u:url-s3cr3t@hook2.example/y"}}
+	out, err := cfg.Dump()
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "s3cr3t")
+	assert.Contains(t, string(out), "password: "+Redacted)
+	assert.Contains(t, string(out), "secret: "+Redacted)
+	assert.Contains(t, string(out), "http://am:"+Redacted+"@am1:9093")
+	assert.Contains(t, string(out), "http://am2:9093")
+	assert.Contains(t, string(out), "username: vmflow")
+	assert.Equal(t, "hmac-s3cr3t", cfg.Alert.Notify.Webhooks[0].Secret, "the config itself is untouched")
+	assert.Equal(t, "http://am:am-s3cr3t@am1:9093", cfg.Alert.Notify.Alertmanager.URLs[0])
 }

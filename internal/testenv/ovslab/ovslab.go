@@ -626,6 +626,14 @@ func (l *Lab) Appctl(h *Host, args ...string) ([]byte, error) {
 	return runEnv(ctx, h.env(), "ovs-appctl", full...)
 }
 
+// Ofctl runs ovs-ofctl against the host's bridge (its management socket
+// in the host's dir), e.g. Ofctl(h, "add-flow", h.Bridge, "priority=100,tcp,tp_dst=7777,actions=drop").
+func (l *Lab) Ofctl(h *Host, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return l.nsRun(ctx, h.Netns, h.env(), "ovs-ofctl", append([]string{"--timeout=20"}, args...)...)
+}
+
 // Exec runs a command inside a VM.
 func (l *Lab) Exec(ctx context.Context, v *VM, name string, args ...string) ([]byte, error) {
 	return run(ctx, "ip", append([]string{"netns", "exec", v.Netns, name}, args...)...)
