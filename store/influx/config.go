@@ -83,7 +83,7 @@ type Config struct {
 	// the "vmflow" measurement (0 disables).
 	SelfInterval time.Duration `mapstructure:"self_interval" yaml:"self_interval"`
 	// Instance is the "instance" tag of every point this vmflow writes
-	// (vm_pair, vm, vm_info, exporter, vmflow; default: the hostname), so
+	// (vm_pair, vm, vm_info, exporter, alert, vmflow; default: the hostname), so
 	// that several collectors can share one InfluxDB (see the README,
 	// "More than one collector"). Readers merge instances.
 	Instance string `mapstructure:"instance" yaml:"instance"`
