@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmflow/vmflow/aggregate"
+	"github.com/vmflow/vmflow/collector"
 	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/store"
 )
@@ -218,4 +220,51 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// Exporters lists every peer's exporters (GET /api/v1/exporters of each
+// collector), for the query node's own /api/v1/exporters. A peer that does
+// not answer is left out (counted in vmflow_query_peer_errors_total).
+func (f *Federated) Exporters() []collector.ExporterStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
+	defer cancel()
+	res := make([][]collector.ExporterStatus, len(f.cfg.Peers))
+	var wg sync.WaitGroup
+	for i, p := range f.cfg.Peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out struct {
+				Exporters []collector.ExporterStatus `json:"exporters"`
+			}
+			if err := f.getJSON(ctx, p, "/api/v1/exporters", &out); err != nil {
+				f.mErrors.WithLabelValues(p).Inc()
+				f.Log.Warn("query node: exporters of a collector peer", "peer", p, "error", err)
+				return
+			}
+			res[i] = out.Exporters
+		}()
+	}
+	wg.Wait()
+	var all []collector.ExporterStatus
+	for _, r := range res {
+		all = append(all, r...)
+	}
+	return all
+}
+
+func (f *Federated) getJSON(ctx context.Context, base, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }

@@ -151,3 +151,27 @@ func TestConfigValidate(t *testing.T) {
 	assert.ErrorContains(t, err, "query.recent")
 	assert.ErrorContains(t, err, "query.timeout")
 }
+
+// A query node lists its collectors' exporters; a peer down is left out.
+func TestFederatedExporters(t *testing.T) {
+	serve := func(addr string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			require.Equal(t, "/api/v1/exporters", r.URL.Path)
+			_, _ = w.Write([]byte(`{"exporters":[{"protocol":"sflow","address":"` + addr + `:6343","agent":"` + addr + `"}]}`))
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	c1, c2 := serve("10.0.0.1"), serve("10.0.0.2")
+	cfg := DefaultConfig()
+	cfg.Peers = []string{c1.URL, c2.URL}
+	f, err := New(cfg, nil, nil)
+	require.NoError(t, err)
+	var agents []string
+	for _, e := range f.Exporters() {
+		agents = append(agents, e.Agent)
+	}
+	assert.ElementsMatch(t, []string{"10.0.0.1", "10.0.0.2"}, agents)
+	c2.Close()
+	assert.Len(t, f.Exporters(), 1)
+}

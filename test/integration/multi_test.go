@@ -188,6 +188,14 @@ func TestTwoCollectorsOneQueryNode(t *testing.T) {
 		logIngest(t, c1)
 		logIngest(t, c2)
 	}
+	// The query node lists both hypervisors' exporters (from its peers).
+	agents := map[string]bool{}
+	for _, e := range exporters(t, qPeers) {
+		agents[e.Agent] = true
+	}
+	for _, h := range lab.Hosts() {
+		assert.True(t, agents[h.Addr.String()], "query node exporters: %s (%s) missing from %v", h.Addr, h.Name, agents)
+	}
 	// Both instances' points are in the store, tagged.
 	out, err := db.Query("vmflow", `SHOW TAG VALUES FROM "vm_pair" WITH KEY = "instance"`)
 	require.NoError(t, err)

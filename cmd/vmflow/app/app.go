@@ -186,6 +186,8 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	}
 	if local != nil {
 		deps.Recent = a.mem
+	} else if fed, ok := reader.(*peer.Federated); ok {
+		deps.Exporters = fed // a query node lists its collectors' exporters
 	}
 	if a.api, err = api.New(cfg.API, deps); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
