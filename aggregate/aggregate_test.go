@@ -530,3 +530,23 @@ func TestConcurrentAddAndClose(t *testing.T) {
 	}
 	assert.Equal(t, uint64(3*perWorker), total, "no record lost or doubled across window swaps")
 }
+
+// Three workers: a flow seen by the second and third worker (not the
+// first) counts once; the middle shard's flows are added to the base set.
+func TestFlowsDistinctAcrossThreeWorkers(t *testing.T) {
+	enr := testEnricher(t)
+	a, _, _ := newTestAgg(t, DefaultConfig(), enr)
+	w1, w2, w3 := a.NewWorker(), a.NewWorker(), a.NewWorker()
+	idx := enr.Index()
+	add := func(w *Worker, port uint16) {
+		w.Add(idx, &sample(expA, macA1, macA2, ipA1, ipA2).ports(port, 80).Record)
+	}
+	add(w1, 1000)
+	add(w2, 1000) // also on w1
+	add(w2, 2000)
+	add(w3, 2000) // also on w2 only
+	add(w3, 3000)
+	add(w3, 1000) // on all three
+	win := a.closeWindow(time.Now())
+	assert.Equal(t, uint64(3), pairOf(win, "a1", "a2", decoder.SourceSFlow).Stats.Flows)
+}

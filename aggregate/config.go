@@ -22,7 +22,12 @@ type Config struct {
 	// Window is the aggregation window, aligned to wall-clock multiples.
 	Window time.Duration `mapstructure:"window" yaml:"window"`
 	// MaxPairs bounds the pairs per collector worker per window; records of
-	// further new pairs go to the overflow pair (counted).
+	// further new pairs go to the overflow pair (counted). The collector
+	// spreads an exporter's datagrams over its workers, so with sFlow every
+	// worker sees nearly every active pair: the bound is for the whole
+	// site's active pairs, not a share of them. Shard memory grows with
+	// the pairs seen (about 1 KB per pair per worker, twice: the open and
+	// the spare shard), not with the bound.
 	MaxPairs int `mapstructure:"max_pairs" yaml:"max_pairs"`
 	// Count is the counting rule: "source-host" (count each packet once,
 	// default) or "all" (count every observation).
@@ -45,7 +50,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Window:         10 * time.Second,
-		MaxPairs:       50000,
+		MaxPairs:       500_000,
 		Count:          CountSourceHost,
 		Prefer:         PreferMAC,
 		MigrationGrace: 10 * time.Second,

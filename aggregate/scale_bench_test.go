@@ -62,6 +62,7 @@ func BenchmarkWindowClose200k(b *testing.B) {
 	ws := []*Worker{a.NewWorker(), a.NewWorker()}
 	idx := enr.Index()
 	var durs []time.Duration
+	var phases [nPhases]time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -75,10 +76,54 @@ func BenchmarkWindowClose200k(b *testing.B) {
 		t0 := time.Now()
 		win := a.closeWindow(time.Now())
 		durs = append(durs, time.Since(t0))
+		for ph := phaseMerge; ph < phaseSinks; ph++ {
+			phases[ph] += a.lastPhases[ph].Sub(a.lastPhases[ph-1])
+		}
 		if len(win.Pairs) != len(recs) {
 			b.Fatalf("window has %d pairs, want %d", len(win.Pairs), len(recs))
 		}
 	}
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
 	b.ReportMetric(float64(durs[(len(durs)*99)/100].Microseconds())/1000, "p99-ms")
+	for ph := phaseMerge; ph < phaseSinks; ph++ {
+		b.ReportMetric(float64(phases[ph].Microseconds())/1000/float64(b.N), phaseNames[ph]+"-ms")
+	}
+}
+
+// packKey orders keys exactly as pairKeyCmp where it decides, and leaves
+// the rest (equal packs) to it.
+func TestPackKeyOrder(t *testing.T) {
+	ips := []netip.Addr{{}, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}
+	vms := []enrich.VMID{0, 1, 2, 1<<28 - 2, 1 << 29, OverflowVM}
+	var keys []PairKey
+	for _, src := range []decoder.Source{decoder.SourceSFlow, decoder.SourceIPFIX} {
+		for _, sv := range vms {
+			for _, si := range ips {
+				for _, dv := range vms {
+					for _, di := range ips {
+						if (sv == 0) == si.IsValid() && (dv == 0) == di.IsValid() {
+							keys = append(keys, PairKey{Source: src, Src: EndpointKey{VM: sv, IP: si}, Dst: EndpointKey{VM: dv, IP: di}})
+						}
+					}
+				}
+			}
+		}
+	}
+	for i := range keys {
+		for j := range keys {
+			a, b := &keys[i], &keys[j]
+			want := pairKeyCmp(a, b)
+			pa, pb := packKey(a), packKey(b)
+			got := want
+			if pa != pb {
+				got = -1
+				if pa > pb {
+					got = 1
+				}
+			}
+			if got != want {
+				t.Fatalf("%+v vs %+v: packed order %d, pairKeyCmp %d", *a, *b, got, want)
+			}
+		}
+	}
 }

@@ -53,6 +53,7 @@ var routePolicies = map[string]policy{
 	"DELETE /api/v1/silences/:id":        {role: auth.RoleOperator, changes: silencesState},
 	"POST /api/v1/admin/reload":          {role: auth.RoleAdmin, changes: rulesState},
 	"GET /metrics":                       viewerGlobal,
+	"GET /peer/v1/windows":               viewerGlobal, // query nodes (query.token_file), unmasked: never tenants
 	"GET /":                              viewerAll,
 	"GET /assets/*filepath":              viewerAll,
 	"GET /login":                         public,

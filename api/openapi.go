@@ -339,6 +339,16 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 			"responses": with(noParams, obj{"200": obj{"description": "OpenAPI 3.0 document",
 				"content": obj{"application/json": obj{"schema": obj{"type": "object"}}}}}),
 		}},
+		"/peer/v1/windows": obj{"get": obj{
+			"operationId": "peerWindows",
+			"summary":     "This collector's own closed windows, for a query node (store/peer), in its compact binary form",
+			"description": "Windows ending in (from, to] from the in-memory store, in store/peer's binary form (codec.go). 404 on a vmflow without a store of its own (a query node).",
+			"parameters":  []any{pref("since"), pref("from"), pref("to")},
+			"responses": with(rangeErrs, obj{
+				"200": obj{"description": "the windows (store/peer codec)", "content": obj{"application/vnd.vmflow.windows": obj{"schema": obj{"type": "string", "format": "binary"}}}},
+				"404": errResp("no local store (query node)"),
+			}),
+		}},
 		"/metrics": obj{"get": obj{
 			"operationId": "metrics",
 			"summary":     "Prometheus metrics (vmflow_collector_*, vmflow_decoder_*, vmflow_aggregate_*, vmflow_store_*, vmflow_api_*, ...)",

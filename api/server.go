@@ -70,6 +70,9 @@ type Deps struct {
 	Alerts Alerts
 	// Access: extra authenticators (OIDC) and the audit writer (access.go).
 	Access AccessDeps
+	// Local is this collector's own windows (its memory store), served to
+	// query nodes at /peer/v1/windows (nil: 404, e.g. on a query node).
+	Local store.Reader
 }
 
 // Server is the HTTP API. New is inert; Start listens.
@@ -172,6 +175,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/graph", s.handleGraph)
 	v1.GET("/capacity", s.handleCapacity)
 	v1.GET("/pairs/:src/:dst", s.handlePair)
+	e.GET("/peer/v1/windows", s.handlePeerWindows) // to query nodes (peer.go)
 	metrics := promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	e.GET("/metrics", gin.WrapH(metrics))
 	if deps.UI != nil {

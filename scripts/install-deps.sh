@@ -9,6 +9,7 @@
 #   systemd (systemd-analyze verify of the units).
 #   influxd 1.8.10 (go install): the InfluxDB store's integration tests.
 #   mailpit 1.33.1 (go install): SMTP receiver for the alert tests.
+#   victoria-metrics v1.151.0 (go install): the InfluxDB-compatible store check.
 set -euo pipefail
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -85,4 +86,14 @@ else
 	log "building mailpit v1.33.1 with go install"
 	(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go install github.com/axllent/mailpit@v1.33.1)
 	log "mailpit: installed at $GOBIN_DIR/mailpit"
+fi
+
+# victoria-metrics: single-node VictoriaMetrics, an InfluxDB line-protocol
+# compatible store (store/influx's compatibility test; README "Beyond one InfluxDB").
+if [ -x "$GOBIN_DIR/victoria-metrics" ]; then
+	log "victoria-metrics: present at $GOBIN_DIR/victoria-metrics"
+else
+	log "building victoria-metrics v1.151.0 with go install"
+	(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0)
+	log "victoria-metrics: installed at $GOBIN_DIR/victoria-metrics"
 fi

@@ -49,6 +49,13 @@ func appendLatency(b []byte, l *aggregate.Latency) []byte {
 	return b
 }
 
+// AppendLatency appends l's encoding (nothing for nil): the peer codec's
+// form of a pair's latency too (store/peer).
+func AppendLatency(b []byte, l *aggregate.Latency) []byte { return appendLatency(b, l) }
+
+// DecodeLatency reads what AppendLatency wrote; nil when absent or corrupt.
+func DecodeLatency(b []byte) *aggregate.Latency { return decodeLatency(b) }
+
 // decodeLatency reads what appendLatency wrote (nil when absent or cut).
 func decodeLatency(b []byte) *aggregate.Latency {
 	if len(b) == 0 || b[0] != latencyMarker {

@@ -41,17 +41,18 @@ func (w *Writer) WriteAlerts(evs []AlertEvent) {
 	w.encMu.Lock()
 	defer w.encMu.Unlock()
 	var n int
-	w.cur, n = appendAlerts(w.cur, evs)
+	w.cur, n = appendAlerts(w.cur, evs, w.cfg.Instance)
 	w.addPointsLocked(n)
 }
 
 // appendAlerts appends one alert point per event.
-func appendAlerts(b []byte, evs []AlertEvent) ([]byte, int) {
+func appendAlerts(b []byte, evs []AlertEvent, instance string) ([]byte, int) {
 	for i := range evs {
 		e := &evs[i]
 		b = append(b, MeasurementAlert...)
 		b = appendTag(b, "fingerprint", e.Fingerprint)
 		b = appendTag(b, "host", orNone(e.Labels["host"]))
+		b = appendTag(b, "instance", instance)
 		b = appendTag(b, "kind", e.Kind)
 		b = appendTag(b, "rule", e.Rule)
 		b = appendTag(b, "severity", e.Severity)

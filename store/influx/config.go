@@ -62,6 +62,13 @@ type Config struct {
 	// either, data goes to the spool (never dropped).
 	QueueWindows int `mapstructure:"queue_windows" yaml:"queue_windows"`
 	QueueBatches int `mapstructure:"queue_batches" yaml:"queue_batches"`
+	// QueueBytes bounds the memory of the windows waiting to be encoded
+	// (their pairs: about 750 bytes each, so one window of 200,000 pairs
+	// is ~150 MB and queue_windows alone could hold ~9 GB). A window that
+	// would exceed it is encoded at once and its batches go behind the
+	// queue or to the spool (counted in
+	// vmflow_influx_queue_overflow_windows_total, never dropped).
+	QueueBytes int64 `mapstructure:"queue_bytes" yaml:"queue_bytes"`
 	// Gzip compresses write requests.
 	Gzip bool `mapstructure:"gzip" yaml:"gzip"`
 	// Timeout of one HTTP request.
@@ -75,7 +82,10 @@ type Config struct {
 	// SelfInterval is how often the writer records its own counters in
 	// the "vmflow" measurement (0 disables).
 	SelfInterval time.Duration `mapstructure:"self_interval" yaml:"self_interval"`
-	// Instance tags the "vmflow" self-metrics points (default: hostname).
+	// Instance is the "instance" tag of every point this vmflow writes
+	// (vm_pair, vm, vm_info, exporter, alert, vmflow; default: the hostname), so
+	// that several collectors can share one InfluxDB (see the README,
+	// "More than one collector"). Readers merge instances.
 	Instance string `mapstructure:"instance" yaml:"instance"`
 
 	// PairFields is what a vm_pair point carries: "lean" (the counters of
@@ -115,6 +125,7 @@ func DefaultConfig() Config {
 		FlushInterval: time.Second,
 		QueueWindows:  64,
 		QueueBatches:  16,
+		QueueBytes:    512 << 20,
 		Gzip:          true,
 		Timeout:       10 * time.Second,
 		MaxRetries:    3,
@@ -177,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueueWindows < 1 {
 		add("influx.queue_windows: must be >= 1, got %d", c.QueueWindows)
+	}
+	if c.QueueBytes < 1<<20 {
+		add("influx.queue_bytes: must be >= 1048576, got %d", c.QueueBytes)
 	}
 	if c.QueueBatches < 1 {
 		add("influx.queue_batches: must be >= 1, got %d", c.QueueBatches)

@@ -23,6 +23,7 @@ func TestConfigValidate(t *testing.T) {
 		"influx.flush_interval":      func(c *Config) { c.FlushInterval = 0 },
 		"influx.queue_windows":       func(c *Config) { c.QueueWindows = 0 },
 		"influx.queue_batches":       func(c *Config) { c.QueueBatches = 0 },
+		"influx.queue_bytes":         func(c *Config) { c.QueueBytes = 1000 },
 		"influx.timeout":             func(c *Config) { c.Timeout = time.Millisecond },
 		"influx.max_retries":         func(c *Config) { c.MaxRetries = -1 },
 		"influx.retry_min":           func(c *Config) { c.RetryMin = 0 },

@@ -74,7 +74,8 @@ type encoder struct {
 	ival  int64   // interval field: window length in whole seconds, rounded up
 	secs  float64 // true window length in seconds (rates)
 
-	full      bool // influx.pair_fields: full
+	instance  string // influx.instance: tag of every point (multi-collector)
+	full      bool   // influx.pair_fields: full
 	infoEvery int64
 	info      map[uint64]infoState // per VM (host, tenant, name)
 	infos     []*aggregate.Endpoint
@@ -192,7 +193,7 @@ func vmTag(e aggregate.Endpoint) string {
 
 // appendPairKey appends the tag part of a vm_pair series key (tags in key
 // order, as InfluxDB sorts them).
-func appendPairKey(b []byte, p *aggregate.Pair) []byte {
+func appendPairKey(b []byte, p *aggregate.Pair, instance string) []byte {
 	src, dst := &p.Src, &p.Dst
 	dh, dt, sh, stn := NoValue, NoValue, NoValue, NoValue
 	if dst.VM != "" {
@@ -204,6 +205,7 @@ func appendPairKey(b []byte, p *aggregate.Pair) []byte {
 	b = appendTag(b, "dst_host", dh)
 	b = appendTag(b, "dst_tenant", dt)
 	b = appendTag(b, "dst_vm", vmTag(*dst))
+	b = appendTag(b, "instance", instance)
 	b = appendTag(b, "source", p.Key.Source.String())
 	b = appendTag(b, "src_host", sh)
 	b = appendTag(b, "src_tenant", stn)
@@ -211,8 +213,9 @@ func appendPairKey(b []byte, p *aggregate.Pair) []byte {
 	return b
 }
 
-func appendVMKey(b []byte, e *aggregate.Endpoint, source string) []byte {
+func appendVMKey(b []byte, e *aggregate.Endpoint, source, instance string) []byte {
 	b = appendTag(b, "host", orNone(e.Host))
+	b = appendTag(b, "instance", instance)
 	b = appendTag(b, "source", source)
 	b = appendTag(b, "tenant", orNone(e.Tenant))
 	b = appendTag(b, "vm", e.VM)
@@ -442,7 +445,7 @@ func (e *encoder) prepare(w *aggregate.Window) {
 	for pi := range w.Pairs {
 		p := &w.Pairs[pi]
 		off := len(e.keys)
-		e.keys = appendPairKey(e.keys, p)
+		e.keys = appendPairKey(e.keys, p, e.instance)
 		key := e.keys[off:]
 		if i, ok := e.lookup(e.pidx, key, pairKey); ok {
 			e.keys = e.keys[:off]
@@ -476,7 +479,7 @@ func (e *encoder) prepare(w *aggregate.Window) {
 				continue
 			}
 			off := len(e.keys)
-			e.keys = appendVMKey(e.keys, ep, src)
+			e.keys = appendVMKey(e.keys, ep, src, e.instance)
 			key := e.keys[off:]
 			vi, ok := e.lookup(e.vidx, key, vmKey)
 			if ok {
@@ -623,6 +626,7 @@ func (e *encoder) appendInfo(b []byte, i int) []byte {
 	ep := e.infos[i]
 	b = append(b, MeasurementInfo...)
 	b = appendTag(b, "host", orNone(ep.Host))
+	b = appendTag(b, "instance", e.instance)
 	b = appendTag(b, "tenant", orNone(ep.Tenant))
 	b = appendTag(b, "vm", ep.VM)
 	f := fieldWriter{b: b, first: true}
@@ -656,7 +660,7 @@ func (e *encoder) appendVM(b []byte, i int) []byte {
 // timestamped ts (second precision). Rows that map to the same series (same
 // exporter IP, protocol, agent and domain: different UDP source ports) are
 // summed.
-func appendExporters(b []byte, ts time.Time, rows []collector.ExporterStatus) ([]byte, int) {
+func appendExporters(b []byte, ts time.Time, rows []collector.ExporterStatus, instance string) ([]byte, int) {
 	type acc struct {
 		key                                                string
 		dg, samples, errs, lostDg, lostRec, reord, restart uint64
@@ -678,6 +682,7 @@ func appendExporters(b []byte, ts time.Time, rows []collector.ExporterStatus) ([
 		kb = appendTag(kb, "agent", orNone(r.Agent))
 		kb = appendTag(kb, "domain", strconv.FormatUint(uint64(domain), 10))
 		kb = appendTag(kb, "exporter", ip)
+		kb = appendTag(kb, "instance", instance)
 		kb = appendTag(kb, "protocol", r.Protocol)
 		k := string(kb)
 		i, ok := index[k]

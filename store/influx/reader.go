@@ -208,6 +208,9 @@ func (r *Reader) Windows(ctx context.Context, from, to time.Time) ([]*aggregate.
 	}
 	out := make([]*aggregate.Window, 0, len(byEnd))
 	for _, w := range byEnd {
+		// one point per instance (influx.instance) for a pair that several
+		// collectors saw: one pair of the window
+		store.MergeSamePairs(w)
 		sort.Slice(w.Pairs, func(i, j int) bool { return pairLess(&w.Pairs[i], &w.Pairs[j]) })
 		out = append(out, w)
 	}

@@ -49,6 +49,7 @@ type writerMetrics struct {
 	spoolPending    prometheus.GaugeFunc
 	queueWindowsLen prometheus.GaugeFunc
 	queueBatchesLen prometheus.GaugeFunc
+	queueBytes      prometheus.GaugeFunc
 }
 
 // Writer is the InfluxDB sink: an aggregate.Sink that never blocks the
@@ -61,7 +62,8 @@ type Writer struct {
 	wapi   api.WriteAPIBlocking
 	spool  *spool
 
-	in chan *aggregate.Window
+	in      chan *aggregate.Window
+	inBytes atomic.Int64 // estimated memory of the windows in in (influx.queue_bytes)
 
 	// encoding state (encoder goroutine, overflow path, WriteExporters)
 	encMu       sync.Mutex
@@ -151,6 +153,7 @@ func NewWriter(cfg Config, reg prometheus.Registerer) (*Writer, error) {
 		sendDone: make(chan struct{}),
 		sleep:    sleepCtx,
 	}
+	w.enc.instance = cfg.Instance
 	if cfg.Window > 0 {
 		w.mrg = newMerger(cfg.Window)
 	}
@@ -190,6 +193,8 @@ func (w *Writer) initMetrics(reg prometheus.Registerer) {
 		func() float64 { return float64(len(w.in)) })
 	w.m.queueBatchesLen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vmflow_influx_queue_batches", Help: "Encoded batches waiting in memory."},
 		func() float64 { w.qMu.Lock(); defer w.qMu.Unlock(); return float64(len(w.mem)) })
+	w.m.queueBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vmflow_influx_queue_bytes", Help: "Estimated memory of the windows waiting to be encoded (bounded by influx.queue_bytes)."},
+		func() float64 { return float64(w.inBytes.Load()) })
 	if st := w.spool.Stats(); st.CorruptRecords > 0 {
 		w.m.spoolCorrupt.Add(float64(st.CorruptRecords))
 	}
@@ -197,7 +202,7 @@ func (w *Writer) initMetrics(reg prometheus.Registerer) {
 		reg.MustRegister(w.m.pointsWritten, w.m.batchesWritten, w.m.writeErrors, w.m.retries, w.m.rejectedPoints,
 			w.m.spooledPoints, w.m.replayedPoints, w.m.spoolDropped, w.m.spoolCorrupt, w.m.droppedPoints,
 			w.m.queueOverflow, w.m.windows, w.m.encodedPoints, w.m.writeDuration, w.m.spoolBytes, w.m.spoolPending,
-			w.m.queueWindowsLen, w.m.queueBatchesLen)
+			w.m.queueWindowsLen, w.m.queueBatchesLen, w.m.queueBytes)
 	}
 }
 
@@ -298,15 +303,37 @@ func (w *Writer) Write(win *aggregate.Window) {
 		w.m.droppedPoints.WithLabelValues("stopped").Add(float64(n))
 		return
 	}
+	sz := windowBytes(win)
+	if w.inBytes.Add(sz) > w.cfg.QueueBytes && len(w.in) > 0 {
+		w.inBytes.Add(-sz)
+		w.overflow(win)
+		return
+	}
 	select {
 	case w.in <- win:
 	default:
-		w.overflows.Add(1)
-		w.m.queueOverflow.Inc()
-		w.encMu.Lock()
-		w.encodeWindowLocked(win)
-		w.encMu.Unlock()
+		w.inBytes.Add(-sz)
+		w.overflow(win)
 	}
+}
+
+// windowBytes estimates the memory a queued window holds (its pairs; the
+// endpoint strings are shared with the inventory).
+func windowBytes(win *aggregate.Window) int64 {
+	return int64(len(win.Pairs))*int64(unsafe.Sizeof(aggregate.Pair{})) + int64(unsafe.Sizeof(*win))
+}
+
+// dequeued accounts for a window taken from the queue.
+func (w *Writer) dequeued(win *aggregate.Window) { w.inBytes.Add(-windowBytes(win)) }
+
+// overflow encodes win in the caller (the queue is full by count or
+// bytes): its batches go behind the memory queue or to the spool.
+func (w *Writer) overflow(win *aggregate.Window) {
+	w.overflows.Add(1)
+	w.m.queueOverflow.Inc()
+	w.encMu.Lock()
+	w.encodeWindowLocked(win)
+	w.encMu.Unlock()
 }
 
 // WriteExporters records the collector's per-exporter counters (cumulative)
@@ -320,7 +347,7 @@ func (w *Writer) WriteExporters(ts time.Time, rows []collector.ExporterStatus) {
 	w.encMu.Lock()
 	defer w.encMu.Unlock()
 	var n int
-	w.cur, n = appendExporters(w.cur, ts, rows)
+	w.cur, n = appendExporters(w.cur, ts, rows, w.cfg.Instance)
 	w.addPointsLocked(n)
 }
 
@@ -328,6 +355,7 @@ func (w *Writer) drainIn() {
 	for {
 		select {
 		case win := <-w.in:
+			w.dequeued(win)
 			w.encMu.Lock()
 			w.encodeWindowLocked(win)
 			w.encMu.Unlock()
@@ -350,6 +378,7 @@ func (w *Writer) encodeLoop() {
 	for {
 		select {
 		case win := <-w.in:
+			w.dequeued(win)
 			w.encMu.Lock()
 			w.encodeWindowLocked(win)
 			w.encMu.Unlock()
@@ -736,6 +765,7 @@ func (w *Writer) Health() map[string]any {
 		"url":                   w.cfg.URL,
 		"bucket":                w.cfg.Bucket,
 		"queue_windows":         len(w.in),
+		"queue_bytes":           w.inBytes.Load(),
 		"queue_batches":         memBatches,
 		"spool_bytes":           st.Bytes,
 		"spool_pending_points":  st.PendingPoints,

@@ -24,6 +24,7 @@ import (
 	"github.com/vmflow/vmflow/internal/logsample"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
+	"github.com/vmflow/vmflow/store/peer"
 	"github.com/vmflow/vmflow/web"
 )
 
@@ -99,10 +100,35 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	if a.dec, err = decoder.New(cfg.Decoder, a.reg); err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
+	if cfg.Query.Enabled() {
+		// A query node runs no collector: it reads InfluxDB and its peers.
+		cfg.Collector.SFlow.Listen, cfg.Collector.IPFIX.Listen, cfg.Collector.NetFlow9.Listen = "", "", ""
+		a.cfg.Collector = cfg.Collector
+	}
 	a.mem = store.NewMemory(cfg.Store.Memory, a.reg)
 	sinks := []aggregate.Sink{a.mem}
 	var reader store.Reader = a.mem
-	if cfg.Influx.Enabled {
+	var local store.Reader = a.mem
+	if cfg.Query.Enabled() {
+		local = nil
+		var hist store.Reader
+		if cfg.Influx.Enabled {
+			if a.hist, err = influx.NewReader(cfg.Influx); err != nil {
+				return nil, fmt.Errorf("influx reader: %w", err)
+			}
+			a.hist.Resolve = a.resolveEndpoint
+			hist = a.hist
+		}
+		fed, err := peer.New(cfg.Query, hist, a.reg)
+		if err != nil {
+			return nil, fmt.Errorf("query: %w", err)
+		}
+		fed.Resolve, fed.Log = a.resolveEndpoint, log
+		if fed.Align = cfg.Influx.Window; fed.Align <= 0 {
+			fed.Align = cfg.Aggregate.Window
+		}
+		reader = fed
+	} else if cfg.Influx.Enabled {
 		if a.influx, err = influx.NewWriter(cfg.Influx, a.reg); err != nil {
 			return nil, fmt.Errorf("influx: %w", err)
 		}
@@ -144,7 +170,7 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	}
 	deps := api.Deps{
 		Store:      reader,
-		Recent:     a.mem,
+		Local:      local,
 		Inventory:  a.enr,
 		Exporters:  a.col,
 		Gatherer:   a.reg,
@@ -157,6 +183,11 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	}
 	if a.alerts != nil {
 		deps.Alerts = a.alerts
+	}
+	if local != nil {
+		deps.Recent = a.mem
+	} else if fed, ok := reader.(*peer.Federated); ok {
+		deps.Exporters = fed // a query node lists its collectors' exporters
 	}
 	if a.api, err = api.New(cfg.API, deps); err != nil {
 		return nil, fmt.Errorf("api: %w", err)

@@ -23,6 +23,7 @@ import (
 	"github.com/vmflow/vmflow/probe"
 	"github.com/vmflow/vmflow/store"
 	"github.com/vmflow/vmflow/store/influx"
+	"github.com/vmflow/vmflow/store/peer"
 )
 
 // EnvPrefix is the prefix of the environment overrides: VMFLOW_API_LISTEN
@@ -61,6 +62,9 @@ type Config struct {
 	Alert     alert.Config     `mapstructure:"alert" yaml:"alert"`
 	// Probe is read by `vmflow probe` only (on the hypervisors).
 	Probe probe.Config `mapstructure:"probe" yaml:"probe"`
+	// Query makes this vmflow a query node (query.peers: the collectors'
+	// API URLs); see store/peer.
+	Query peer.Config `mapstructure:"query" yaml:"query"`
 }
 
 // DefaultConfig is every component's DefaultConfig.
@@ -78,6 +82,7 @@ func DefaultConfig() Config {
 		Shutdown:  DefaultShutdownConfig(),
 		Alert:     alert.DefaultConfig(),
 		Probe:     probe.DefaultConfig(),
+		Query:     peer.DefaultConfig(),
 	}
 }
 
@@ -97,6 +102,7 @@ func (c Config) Validate() error {
 		c.validateInfluxWindow(),
 		c.Alert.Validate(),
 		c.Probe.Validate(),
+		c.Query.Validate(),
 	)
 }
 
