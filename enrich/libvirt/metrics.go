@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,28 +62,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-var procNames = map[int32]string{
-	ProcConnectOpen: "connect_open", ProcConnectClose: "connect_close", ProcDomainCreate: "domain_create",
-	ProcDomainDefineXML: "domain_define_xml", ProcDomainDestroy: "domain_destroy",
-	ProcDomainGetXMLDesc: "domain_get_xml_desc", ProcDomainGetInfo: "domain_get_info",
-	ProcDomainLookupByName: "domain_lookup_by_name", ProcDomainUndefine: "domain_undefine",
-	ProcConnectGetHostname: "connect_get_hostname", ProcConnectSupportsFeature: "connect_supports_feature",
-	ProcAuthList: "auth_list", ProcAuthPolkit: "auth_polkit", ProcDomainGetState: "domain_get_state",
-	ProcConnectListAllDomains:                   "connect_list_all_domains",
-	ProcConnectDomainEventCallbackRegisterAny:   "connect_domain_event_callback_register_any",
-	ProcConnectDomainEventCallbackDeregisterAny: "connect_domain_event_callback_deregister_any",
-	ProcDomainInterfaceAddresses:                "domain_interface_addresses",
-}
-
-func procName(p int32) string {
-	if n, ok := procNames[p]; ok {
-		return n
-	}
-	return strconv.Itoa(int(p))
-}
-
-func (m *Metrics) observer(conn string) func(int32, time.Duration, error) {
-	return func(proc int32, d time.Duration, err error) {
-		m.rpcLatency.WithLabelValues(conn, procName(proc)).Observe(d.Seconds())
+func (m *Metrics) observer(conn string) func(string, time.Duration, error) {
+	return func(proc string, d time.Duration, err error) {
+		m.rpcLatency.WithLabelValues(conn, proc).Observe(d.Seconds())
 	}
 }

@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmflow/vmflow/enrich"
@@ -214,10 +214,8 @@ func (s *Source) session(ctx context.Context) (synced bool, err error) {
 	s.mu.Unlock()
 
 	// Register before listing so nothing that changes during the list is missed.
-	for _, id := range []int32{EventIDLifecycle, EventIDDeviceAdded, EventIDDeviceRemoved} {
-		if _, err := cl.RegisterDomainEvent(ctx, id); err != nil {
-			return false, err
-		}
+	if err := cl.WatchEvents(ctx); err != nil {
+		return false, err
 	}
 	if err := s.resync(ctx, cl); err != nil {
 		return false, err
@@ -251,8 +249,8 @@ func (s *Source) session(ctx context.Context) (synced bool, err error) {
 // handleEvents re-fetches the domain of ev and of any further events
 // already queued (coalesced per domain), then publishes once.
 func (s *Source) handleEvents(ctx context.Context, cl *Client, first Event) error {
-	doms := map[[16]byte]Domain{}
-	order := [][16]byte{}
+	doms := map[golibvirt.UUID]Domain{}
+	order := []golibvirt.UUID{}
 	add := func(ev Event) {
 		s.m.events.WithLabelValues(s.cc.URI, ev.Kind.String()).Inc()
 		s.mu.Lock()
@@ -277,21 +275,20 @@ drain:
 	for _, u := range order {
 		d := doms[u]
 		vm, err := s.fetch(ctx, cl, d)
-		key := d.UUIDString()
+		key := UUIDString(d)
 		switch {
 		case err == nil:
 			s.mu.Lock()
 			s.vms[key] = vm
 			s.mu.Unlock()
 			changed = true
-		case IsErrorCode(err, ErrNoDomain):
+		case IsErrorCode(err, golibvirt.ErrNoDomain):
 			s.mu.Lock()
 			delete(s.vms, key)
 			s.mu.Unlock()
 			changed = true
 		default:
-			var le *Error
-			if !errors.As(err, &le) {
+			if !isDaemonError(err) {
 				return err // transport trouble: reconnect and resync
 			}
 			s.recordError(err)
@@ -324,7 +321,7 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				out[i].key = doms[i].UUIDString()
+				out[i].key = UUIDString(doms[i])
 				out[i].vm, out[i].err = s.fetch(ctx, cl, doms[i])
 			}
 		}()
@@ -343,11 +340,10 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 		switch {
 		case r.err == nil:
 			next[r.key] = r.vm
-		case IsErrorCode(r.err, ErrNoDomain):
+		case IsErrorCode(r.err, golibvirt.ErrNoDomain):
 			// vanished between list and fetch
 		default:
-			var le *Error
-			if !errors.As(r.err, &le) {
+			if !isDaemonError(r.err) {
 				return r.err
 			}
 			s.recordError(r.err)
@@ -374,14 +370,14 @@ func (s *Source) fetch(ctx context.Context, cl *Client, d Domain) (enrich.VM, er
 	}
 	dx, err := ParseDomainXML([]byte(doc))
 	if err != nil {
-		return enrich.VM{}, &Error{Code: -1, Message: err.Error()} // bad XML: a domain-level error
+		return enrich.VM{}, &domainError{err.Error()} // bad XML: a domain-level error
 	}
 	s.mu.Lock()
 	host := s.host
 	s.mu.Unlock()
 	vm, err := s.mapper.ToVM(dx, host)
 	if err != nil {
-		return enrich.VM{}, &Error{Code: -1, Message: err.Error()}
+		return enrich.VM{}, &domainError{err.Error()}
 	}
 	vm.Source = s.name
 	state, _, err := cl.DomainState(ctx, d)
@@ -402,8 +398,7 @@ func (s *Source) addAddresses(ctx context.Context, cl *Client, d Domain, vm *enr
 	for _, srcName := range s.cfg.AddressSources {
 		ifaces, err := cl.InterfaceAddresses(ctx, d, addrSourceNum[srcName])
 		if err != nil {
-			var le *Error
-			if errors.As(err, &le) {
+			if isDaemonError(err) {
 				// No guest agent, no lease, unsupported: expected, counted.
 				s.m.addrErrors.WithLabelValues(s.cc.URI, srcName).Inc()
 				continue
