@@ -32,8 +32,9 @@ func (h Has) Has(f Has) bool { return h&f == f }
 
 // CPU fields.
 const (
-	HasCPUTime Has = 1 << iota // CPUSample.TimeNs
-	HasVCPUs                   // CPUSample.VCPUs
+	HasCPUTime       Has = 1 << iota // CPUSample.TimeNs
+	HasVCPUs                         // CPUSample.VCPUs
+	HasCPUUserSystem                 // CPUSample.UserNs, SystemNs
 )
 
 // CPUSample is a VM's processor use.
@@ -45,6 +46,9 @@ type CPUSample struct {
 	TimeNs uint64
 	// VCPUs is the number of virtual CPUs (gauge).
 	VCPUs int
+	// UserNs and SystemNs split the VM's process time into user and
+	// kernel (libvirt cpu.user/cpu.system, virsh cpu-stats --total).
+	UserNs, SystemNs uint64
 }
 
 // Memory fields.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/vmflow/vmflow/enrich"
 )
 
 // TLSConfig holds the files for qemu+tls:// connections.
@@ -439,4 +441,110 @@ func (cl *Client) Destroy(ctx context.Context, d Domain) error {
 // Undefine is DOMAIN_UNDEFINE.
 func (cl *Client) Undefine(ctx context.Context, d Domain) error {
 	return cl.call(ctx, "domain_undefine", func() error { return cl.l.DomainUndefine(d) })
+}
+
+// DomainInfo is DOMAIN_GET_INFO.
+type DomainInfo struct {
+	State     uint8
+	MaxMemKiB uint64
+	MemoryKiB uint64
+	VCPUs     uint16
+	CPUTimeNs uint64
+}
+
+// DomainInfo is DOMAIN_GET_INFO (virsh dominfo).
+func (cl *Client) DomainInfo(ctx context.Context, d Domain) (in DomainInfo, err error) {
+	err = cl.call(ctx, "domain_get_info", func() (e error) {
+		in.State, in.MaxMemKiB, in.MemoryKiB, in.VCPUs, in.CPUTimeNs, e = cl.l.DomainGetInfo(d)
+		return
+	})
+	return in, err
+}
+
+// DomainCPUTotals is DOMAIN_GET_CPU_STATS for the whole domain (virsh
+// cpu-stats --total): user_time and system_time in ns.
+func (cl *Client) DomainCPUTotals(ctx context.Context, d Domain) (user, system uint64, err error) {
+	var params []golibvirt.TypedParam
+	err = cl.call(ctx, "domain_get_cpu_stats", func() (e error) {
+		params, _, e = cl.l.DomainGetCPUStats(d, 3, -1, 1, 0)
+		return
+	})
+	for _, p := range params {
+		v, _ := typedUint(p.Value)
+		switch p.Field {
+		case "user_time":
+			user = v
+		case "system_time":
+			system = v
+		}
+	}
+	return user, system, err
+}
+
+// DomainMemoryStats is DOMAIN_MEMORY_STATS (virsh dommemstat).
+func (cl *Client) DomainMemoryStats(ctx context.Context, d Domain) (st []golibvirt.DomainMemoryStat, err error) {
+	err = cl.call(ctx, "domain_memory_stats", func() (e error) {
+		st, e = cl.l.DomainMemoryStats(d, uint32(golibvirt.DomainMemoryStatNr), 0)
+		return
+	})
+	return st, err
+}
+
+// DomainBlockStats is DOMAIN_BLOCK_STATS (virsh domblkstat) of one disk;
+// libvirt's -1 ("not supported") leaves the figure out.
+func (cl *Client) DomainBlockStats(ctx context.Context, d Domain, dev string) (enrich.DiskSample, error) {
+	var rr, rb, wr, wb, errs int64
+	err := cl.call(ctx, "domain_block_stats", func() (e error) {
+		rr, rb, wr, wb, errs, e = cl.l.DomainBlockStats(d, dev)
+		return
+	})
+	ds := enrich.DiskSample{Name: dev}
+	if err != nil {
+		return ds, err
+	}
+	if rr >= 0 && rb >= 0 && wr >= 0 && wb >= 0 {
+		ds.ReadReqs, ds.ReadBytes, ds.WriteReqs, ds.WriteBytes = uint64(rr), uint64(rb), uint64(wr), uint64(wb)
+		ds.Have |= enrich.HasDiskIO
+	}
+	if errs >= 0 {
+		ds.Errors, ds.Have = uint64(errs), ds.Have|enrich.HasDiskErrors
+	}
+	return ds, nil
+}
+
+// DomainInterfaceStats is DOMAIN_INTERFACE_STATS (virsh domifstat) of one
+// vNIC; libvirt's -1 leaves a figure out.
+func (cl *Client) DomainInterfaceStats(ctx context.Context, d Domain, dev string) (enrich.NICSample, error) {
+	var v [8]int64
+	err := cl.call(ctx, "domain_interface_stats", func() (e error) {
+		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], e = cl.l.DomainInterfaceStats(d, dev)
+		return
+	})
+	ns := enrich.NICSample{Name: dev}
+	if err != nil {
+		return ns, err
+	}
+	pos := func(i, j int) bool { return v[i] >= 0 && v[j] >= 0 }
+	if pos(0, 4) {
+		ns.RxBytes, ns.TxBytes, ns.Have = uint64(v[0]), uint64(v[4]), ns.Have|enrich.HasNICBytes
+	}
+	if pos(1, 5) {
+		ns.RxPackets, ns.TxPackets, ns.Have = uint64(v[1]), uint64(v[5]), ns.Have|enrich.HasNICPackets
+	}
+	if pos(2, 6) {
+		ns.RxErrors, ns.TxErrors, ns.Have = uint64(v[2]), uint64(v[6]), ns.Have|enrich.HasNICErrors
+	}
+	if pos(3, 7) {
+		ns.RxDrops, ns.TxDrops, ns.Have = uint64(v[3]), uint64(v[7]), ns.Have|enrich.HasNICDrops
+	}
+	return ns, nil
+}
+
+// AllDomainStats is CONNECT_GET_ALL_DOMAIN_STATS for the active domains.
+func (cl *Client) AllDomainStats(ctx context.Context, groups golibvirt.DomainStatsTypes) (recs []golibvirt.DomainStatsRecord, err error) {
+	err = cl.call(ctx, "connect_get_all_domain_stats", func() (e error) {
+		recs, e = cl.l.ConnectGetAllDomainStats(nil, uint32(groups), uint32(golibvirt.ConnectGetAllDomainsStatsActive))
+		return
+	})
+	return recs, err
 }

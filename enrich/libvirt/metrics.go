@@ -20,6 +20,9 @@ type Metrics struct {
 	domains       *prometheus.GaugeVec
 	rpcLatency    *prometheus.HistogramVec
 	resyncSeconds *prometheus.HistogramVec
+	statsPolls    *prometheus.CounterVec
+	statsErrors   *prometheus.CounterVec
+	statsSeconds  *prometheus.HistogramVec
 }
 
 // NewMetrics creates and registers the metrics on reg (nil: not registered).
@@ -46,10 +49,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "libvirt RPC call latency.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, append(lc, "procedure")),
 		resyncSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vmflow_libvirt_resync_duration_seconds",
 			Help: "Time of a full resync.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, lc),
+		statsPolls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmflow_libvirt_stats_polls_total",
+			Help: "Resource stats polls of a daemon's domains, by path (bulk or per-domain)."}, append(lc, "mode")),
+		statsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmflow_libvirt_stats_errors_total",
+			Help: "Resource stats figures a daemon refused (per kind: info, cpu, memory, block, interface, bulk)."}, append(lc, "kind")),
+		statsSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vmflow_libvirt_stats_poll_duration_seconds",
+			Help: "Time of one stats poll of all domains.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, append(lc, "mode")),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.events, m.eventsDropped, m.resyncs, m.rpcErrors, m.addrErrors,
-			m.reconnects, m.connected, m.domains, m.rpcLatency, m.resyncSeconds} {
+			m.reconnects, m.connected, m.domains, m.rpcLatency, m.resyncSeconds, m.statsPolls, m.statsErrors, m.statsSeconds} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if errors.As(err, &are) {

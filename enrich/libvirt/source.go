@@ -39,13 +39,23 @@ type Source struct {
 	wg       sync.WaitGroup
 	started  bool
 	resyncCh chan struct{}
+
+	devs      map[string]domDevs // by UUID: devices the stats poller reads
+	sink      enrich.ResourceSink
+	lastStats []enrich.VMResourceSample
 }
+
+// Option configures New.
+type Option func(*Source)
+
+// WithResourceSink makes every source hand its stats samples to sink.
+func WithResourceSink(sink enrich.ResourceSink) Option { return func(s *Source) { s.sink = sink } }
 
 var _ enrich.InventorySource = (*Source)(nil)
 
 // New validates cfg and returns one Source per configured connection,
 // sharing one set of metrics registered on reg. Nothing starts until Start.
-func New(cfg Config, reg prometheus.Registerer) ([]enrich.InventorySource, error) {
+func New(cfg Config, reg prometheus.Registerer, opts ...Option) ([]enrich.InventorySource, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -55,7 +65,11 @@ func New(cfg Config, reg prometheus.Registerer) ([]enrich.InventorySource, error
 	}
 	out := make([]enrich.InventorySource, 0, len(cfg.Connections))
 	for _, cc := range cfg.Connections {
-		out = append(out, NewSource(cc, cfg, m))
+		src := NewSource(cc, cfg, m)
+		for _, o := range opts {
+			o(src)
+		}
+		out = append(out, src)
 	}
 	return out, nil
 }
@@ -76,6 +90,7 @@ func NewSource(cc ConnConfig, cfg Config, m *Metrics) *Source {
 	return &Source{
 		cc: cc, cfg: cfg, m: m, mapper: NewMapper(cfg), name: name, exps: exps,
 		vms:      map[string]enrich.VM{},
+		devs:     map[string]domDevs{},
 		resyncCh: make(chan struct{}, 1),
 		status:   enrich.SourceStatus{Name: name, Kind: "libvirt", URI: cc.URI, State: "down"},
 	}
@@ -222,6 +237,11 @@ func (s *Source) session(ctx context.Context) (synced bool, err error) {
 	}
 	s.setState("connected")
 
+	sctx, stopStats := context.WithCancel(ctx)
+	statsDone := make(chan struct{})
+	go func() { defer close(statsDone); s.statsLoop(sctx, cl) }()
+	defer func() { stopStats(); <-statsDone }()
+
 	tick := time.NewTicker(s.cfg.ResyncInterval)
 	defer tick.Stop()
 	for {
@@ -354,6 +374,11 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 	}
 	s.mu.Lock()
 	s.vms = next
+	for k := range s.devs {
+		if _, ok := next[k]; !ok {
+			delete(s.devs, k)
+		}
+	}
 	s.status.LastSync = time.Now()
 	s.mu.Unlock()
 	s.m.resyncs.WithLabelValues(s.cc.URI).Inc()
@@ -380,6 +405,10 @@ func (s *Source) fetch(ctx context.Context, cl *Client, d Domain) (enrich.VM, er
 		return enrich.VM{}, &domainError{err.Error()}
 	}
 	vm.Source = s.name
+	devs := devsOf(dx)
+	s.mu.Lock()
+	s.devs[UUIDString(d)] = devs
+	s.mu.Unlock()
 	state, _, err := cl.DomainState(ctx, d)
 	if err != nil {
 		return enrich.VM{}, err
