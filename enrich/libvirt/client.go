@@ -71,6 +71,11 @@ func Dial(ctx context.Context, uri string, opts DialOptions) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(ctx, nc, t, opts)
+}
+
+// open runs the libvirt handshake on a dialed connection.
+func open(ctx context.Context, nc net.Conn, t Target, opts DialOptions) (*Client, error) {
 	w := newWireConn(nc, opts.ReadOnly, opts.KeepaliveInterval, opts.KeepaliveCount)
 	if opts.EventBuffer < 1 {
 		opts.EventBuffer = 1024
@@ -78,7 +83,7 @@ func Dial(ctx context.Context, uri string, opts DialOptions) (*Client, error) {
 	cl := &Client{w: w, target: t, opts: opts, events: make(chan Event, opts.EventBuffer)}
 	cl.evCtx, cl.evStop = context.WithCancel(context.Background())
 	cl.l = golibvirt.NewWithDialer(preDialed{w})
-	err = cl.call(ctx, "connect_open", func() error { return cl.l.ConnectToURI(golibvirt.ConnectURI(t.Name)) })
+	err := cl.call(ctx, "connect_open", func() error { return cl.l.ConnectToURI(golibvirt.ConnectURI(t.Name)) })
 	if err != nil {
 		w.kill(fmt.Errorf("%w: open failed", ErrClosed))
 		cl.evStop()

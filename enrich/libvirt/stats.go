@@ -218,6 +218,9 @@ func DecodeBulkRecord(params []golibvirt.TypedParam, smp *enrich.VMResourceSampl
 			if !ok {
 				continue
 			}
+			if rest != "name" && !isNum {
+				continue // -1: not supported
+			}
 			n := netAt(i)
 			switch rest {
 			case "name":
@@ -242,6 +245,9 @@ func DecodeBulkRecord(params []golibvirt.TypedParam, smp *enrich.VMResourceSampl
 		case strings.HasPrefix(f, "block."):
 			i, rest, ok := indexed(f[len("block."):])
 			if !ok {
+				continue
+			}
+			if rest != "name" && !isNum {
 				continue
 			}
 			b := blockAt(i)

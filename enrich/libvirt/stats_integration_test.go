@@ -19,6 +19,30 @@ import (
 	"github.com/vmflow/vmflow/internal/testenv/libvirtd"
 )
 
+// startStatsSource starts a daemon with testdata/libvirt/stats-node.xml
+// and a synced source whose polls the test drives (stats_interval 0).
+func startStatsSource(t *testing.T) (*Source, *Client, *libvirtd.Daemon) {
+	t.Helper()
+	d := libvirtd.Start(t)
+	node, err := filepath.Abs(fixtureDir + "stats-node.xml")
+	require.NoError(t, err)
+	cfg := testConfig()
+	cfg.StatsInterval = 0
+	cfg.Connections = []ConnConfig{{URI: d.URI("test://" + node)}}
+	srcs, err := New(cfg, prometheus.NewRegistry())
+	require.NoError(t, err)
+	src := srcs[0].(*Source)
+	rec := newRecorder()
+	require.NoError(t, src.Start(context.Background(), rec.publish))
+	t.Cleanup(src.Stop)
+	rec.waitFor(t, 10*time.Second, "first snapshot", func(s enrich.Snapshot) bool { return len(s.VMs) == 3 })
+	src.mu.Lock()
+	cl := src.client
+	src.mu.Unlock()
+	require.NotNil(t, cl)
+	return src, cl, d
+}
+
 // virshKV runs virsh and returns its "key value" lines (the last field is
 // the value; a leading device name such as "vda" is dropped).
 func virshKV(t *testing.T, uri string, args ...string) map[string]string {
@@ -110,27 +134,13 @@ func between(t *testing.T, lo, v, hi uint64, what string) {
 // domain around the same poll; rates follow the counters' growth; a
 // domain restarted between polls gives no rate at all.
 func TestLibvirtStatsMatchVirsh(t *testing.T) {
-	d := libvirtd.Start(t)
+	src, cl, d := startStatsSource(t)
 	node, err := filepath.Abs(fixtureDir + "stats-node.xml")
 	require.NoError(t, err)
-	uri := d.URI("test://" + node)
+	uri := src.cc.URI
 	vuri := "test+unix://" + node + "?socket=" + d.Socket
-	cfg := testConfig()
-	cfg.StatsInterval = 0 // polls driven by the test
 	tr := enrich.NewResourceTracker(enrich.ResourceTrackerConfig{})
-	reg := prometheus.NewRegistry()
-	cfg.Connections = []ConnConfig{{URI: uri}}
-	srcs, err := New(cfg, reg, WithResourceSink(tr))
-	require.NoError(t, err)
-	src := srcs[0].(*Source)
-	rec := newRecorder()
-	require.NoError(t, src.Start(context.Background(), rec.publish))
-	t.Cleanup(src.Stop)
-	rec.waitFor(t, 10*time.Second, "first snapshot", func(s enrich.Snapshot) bool { return len(s.VMs) == 3 })
-	src.mu.Lock()
-	cl := src.client
-	src.mu.Unlock()
-	require.NotNil(t, cl)
+	src.sink = tr
 	ctx := context.Background()
 
 	type snap struct{ info, mem, cpu, vda, vdb, if0, if1 map[string]string }
