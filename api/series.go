@@ -173,6 +173,9 @@ type vmSeriesOut struct {
 	Step   string       `json:"step"`
 	Source string       `json:"source"`
 	Points []vmPointOut `json:"points"`
+	// Resources are the VM's resource points in the range (libvirt stats
+	// or hsflowd; api/resources.go), absent without figures.
+	Resources []enrich.VMResources `json:"resources,omitempty"`
 }
 
 // vmMatcher matches the VM endpoints of one VM by name or UUID.
@@ -265,5 +268,6 @@ func (s *Server) handleVMSeries(c *gin.Context) {
 	if inv == nil && latest != "" {
 		out.VM = latest // found by UUID in the traffic only
 	}
+	out.Resources = s.resourceSeries(tok, from, to)
 	c.JSON(http.StatusOK, out)
 }

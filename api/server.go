@@ -68,6 +68,9 @@ type Deps struct {
 	Now func() time.Time
 	// Alerts serves /api/v1/alerts and /api/v1/silences (nil: 503).
 	Alerts Alerts
+	// Resources serves VM and host resources (api/resources.go; nil:
+	// no figures, /hosts empty).
+	Resources Resources
 }
 
 // Server is the HTTP API. New is inert; Start listens.
@@ -157,6 +160,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/health", s.handleHealth)
 	v1.GET("/openapi.json", s.handleOpenAPI)
 	s.registerAlertRoutes(v1)
+	s.registerResourceRoutes(v1) // resources.go
 	s.registerAdmin(v1)
 	// Console aggregate routes (overview.go, graph.go, capacity.go, pair.go).
 	v1.GET("/overview", s.handleOverview)

@@ -45,6 +45,7 @@ type App struct {
 	pipe   *aggregate.Pipeline
 	col    *collector.Collector
 	api    *api.Server
+	res    *enrich.ResourceTracker // VM resources (libvirt stats, hsflowd)
 	alerts *alert.Engine
 	// notifier delivers alerts (nil without receivers in alert.notify).
 	notifier *notify.Notifier
@@ -85,8 +86,15 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	a.rl.init(cfg, a.reg)
 
 	var sources []enrich.InventorySource
+	// VM resources (enrich.ResourceTracker): libvirt's stats poller (and
+	// an hsflowd decoder) feed it; the API, alerts and InfluxDB read it.
+	lvcfg := cfg.Inventory.Libvirt
+	if lvcfg.StatsInterval == 0 {
+		lvcfg.StatsInterval = cfg.Aggregate.Window
+	}
+	a.res = enrich.NewResourceTracker(enrich.ResourceTrackerConfig{StaleAfter: 3 * lvcfg.StatsInterval})
 	if len(cfg.Inventory.Libvirt.Connections) > 0 {
-		lv, err := libvirt.New(cfg.Inventory.Libvirt, a.reg)
+		lv, err := libvirt.New(lvcfg, a.reg, libvirt.WithResourceSink(a.res))
 		if err != nil {
 			return nil, fmt.Errorf("libvirt: %w", err)
 		}
@@ -150,6 +158,7 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 		Logger:     log,
 		Health:     a.health, // health.go
 		Reload:     a.Reload, // reload.go
+		Resources:  a.res,    // VM and host resources (api/resources.go)
 	}
 	if a.alerts != nil {
 		deps.Alerts = a.alerts
@@ -294,6 +303,10 @@ func (a *App) Enricher() *enrich.Enricher { return a.enr }
 
 // Alerts returns the alert engine (nil when alert.enabled is false).
 func (a *App) Alerts() *alert.Engine { return a.alerts }
+
+// Resources is the VM resource tracker: the ResourceSink an hsflowd
+// decoder hands its samples to, and what the API reads.
+func (a *App) Resources() *enrich.ResourceTracker { return a.res }
 
 // Memory returns the in-memory store.
 func (a *App) Memory() *store.Memory { return a.mem }
