@@ -24,6 +24,7 @@ import (
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/alert/notify"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/enrich"
 )
 
 // Deps are the engine's collaborators; all optional.
@@ -39,6 +40,9 @@ type Deps struct {
 	Logger     *slog.Logger
 	// Now is the clock of the API (silence states); windows carry their own time.
 	Now func() time.Time
+	// Resources returns every VM's latest resource figures (vm rules on
+	// resource signals, resource_signals.go); nil: none.
+	Resources func() []enrich.VMResources
 }
 
 // RuleStatus is a rule's state for the API.

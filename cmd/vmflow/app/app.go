@@ -133,7 +133,8 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 		}
 		a.alerts, err = alert.New(cfg.Alert, alert.Deps{Registerer: a.reg, Gatherer: a.reg, Logger: log,
 			Exporters:  func() []collector.ExporterStatus { return a.col.Exporters() },
-			Dispatcher: x.AlertDispatcher})
+			Dispatcher: x.AlertDispatcher,
+			Resources:  a.res.All}) // VM resource signals (alert/resource_signals.go)
 		if err != nil {
 			return nil, err
 		}
