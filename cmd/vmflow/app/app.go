@@ -115,6 +115,7 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 			return nil, fmt.Errorf("influx: %w", err)
 		}
 		sinks = append(sinks, a.influx)
+		a.res.OnUpdate(a.influx.WriteResources) // vm_resources, vm_disk, vm_nic
 		if a.hist, err = influx.NewReader(cfg.Influx); err != nil {
 			return nil, fmt.Errorf("influx reader: %w", err)
 		}
