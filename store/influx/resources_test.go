@@ -66,3 +66,16 @@ func TestWriteResourcesReadBack(t *testing.T) {
 	assert.Equal(t, 125.0, disks[0]["read_iops"])
 	assert.EqualValues(t, 0, disks[0]["errors"])
 }
+
+// resourceSample is VM vm's k-th poll, 10 s apart: every counter grows.
+func resourceSample(vm string, at time.Time, k uint64) enrich.VMResourceSample {
+	all := enrich.HasNICBytes | enrich.HasNICPackets | enrich.HasNICErrors | enrich.HasNICDrops
+	return enrich.VMResourceSample{UUID: "u-" + vm, Name: vm, Host: "hv1", Source: enrich.ResourceSourceLibvirt, Time: at, Incarnation: 1,
+		CPU: enrich.CPUSample{Have: enrich.HasCPUTime | enrich.HasVCPUs, TimeNs: k * 5e9, VCPUs: 2},
+		Mem: enrich.MemSample{Have: enrich.HasMemAvailable | enrich.HasMemUnused | enrich.HasMemBalloon | enrich.HasMemRSS | enrich.HasMemSwapIn | enrich.HasMemSwapOut | enrich.HasMemMajorFault,
+			AvailableBytes: 1 << 30, UnusedBytes: 1 << 28, BalloonBytes: 1 << 30, RSSBytes: 1 << 29, SwapInBytes: k * 4096, SwapOutBytes: k * 8192, MajorFaults: k * 3},
+		Disks: []enrich.DiskSample{{Name: "vda", Have: enrich.HasDiskIO | enrich.HasDiskErrors, ReadReqs: k * 100, ReadBytes: k * 409600, WriteReqs: k * 50, WriteBytes: k * 204800, Errors: k / 3}},
+		NICs: []enrich.NICSample{{Name: "vnet0", Have: all, RxBytes: k * 125000, TxBytes: k * 250000, RxPackets: k * 100, TxPackets: k * 200,
+			RxErrors: k / 2, TxErrors: k / 5, RxDrops: k / 4, TxDrops: k / 6}},
+	}
+}
