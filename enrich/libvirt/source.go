@@ -334,23 +334,10 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 		err error
 	}
 	out := make([]res, len(doms))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < s.cfg.FetchConcurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				out[i].key = UUIDString(doms[i])
-				out[i].vm, out[i].err = s.fetch(ctx, cl, doms[i])
-			}
-		}()
-	}
-	for i := range doms {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	parallel(len(doms), s.cfg.FetchConcurrency, func(i int) {
+		out[i].key = UUIDString(doms[i])
+		out[i].vm, out[i].err = s.fetch(ctx, cl, doms[i])
+	})
 
 	s.mu.Lock()
 	old := s.vms
@@ -468,6 +455,26 @@ func (s *Source) addAddresses(ctx context.Context, cl *Client, d Domain, vm *enr
 		}
 	}
 	return nil
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and waits for them.
+func parallel(n, workers int, fn func(i int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				fn(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 func (s *Source) snapshotLocked(stale bool) enrich.Snapshot {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -324,22 +323,9 @@ func (s *Source) pollPerDomain(ctx context.Context, cl *Client) ([]enrich.VMReso
 	out := make([]enrich.VMResourceSample, len(doms))
 	ok := make([]bool, len(doms))
 	errs := make([]error, len(doms))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < s.cfg.FetchConcurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				out[i], ok[i], errs[i] = s.pollDomain(ctx, cl, doms[i])
-			}
-		}()
-	}
-	for i := range doms {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	parallel(len(doms), s.cfg.FetchConcurrency, func(i int) {
+		out[i], ok[i], errs[i] = s.pollDomain(ctx, cl, doms[i])
+	})
 	res := out[:0]
 	for i := range doms {
 		if errs[i] != nil {
