@@ -37,6 +37,19 @@
 // Stale set, and the source reconnects with exponential backoff
 // (reconnect_min..reconnect_max), resyncing on return.
 //
+// # Resource stats (stats.go)
+//
+// Each session also polls its running domains every stats_interval:
+// CONNECT_GET_ALL_DOMAIN_STATS (state, cpu-total, balloon, vcpu,
+// interface, block) where the daemon answers those groups (stats_mode
+// auto falls back for the session when a running domain lacks cpu.time,
+// as with the test driver), else per domain DomainGetInfo,
+// DomainGetCPUStats, DomainMemoryStats, DomainBlockStats and
+// DomainInterfaceStats for the disks and vNICs of its XML. Each domain
+// becomes an enrich.VMResourceSample (counters and gauges; Incarnation =
+// domain id, so a restart is never read as a rate) handed to the
+// WithResourceSink sink; enrich.ResourceTracker derives the rates.
+//
 // # Configuration (key inventory.libvirt)
 //
 //	connections:            # one Source each
@@ -60,6 +73,8 @@
 //	  - {name_prefix: "ci-", host: "", tenant: "t-ci", tenant_name: "CI"}
 //	metadata_labels:
 //	  - {namespace: "http://example.com/vm/1", element: "meta/team", attr: "", label: team}
+//	stats_interval: 0s   # resource polls; 0 = the aggregation window (set by the app)
+//	stats_mode: auto     # auto, bulk, per-domain, off
 //
 // From Nova metadata (<nova:instance>, any xmlns/libvirt/nova/ version):
 // Tenant = project uuid, TenantName = project name, and labels
