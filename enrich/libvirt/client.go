@@ -546,9 +546,15 @@ func (cl *Client) DomainInterfaceStats(ctx context.Context, d Domain, dev string
 }
 
 // AllDomainStats is CONNECT_GET_ALL_DOMAIN_STATS for the active domains.
-func (cl *Client) AllDomainStats(ctx context.Context, groups golibvirt.DomainStatsTypes) (recs []golibvirt.DomainStatsRecord, err error) {
+func (cl *Client) AllDomainStats(ctx context.Context, groups golibvirt.DomainStatsTypes) ([]golibvirt.DomainStatsRecord, error) {
+	return cl.AllDomainStatsFlags(ctx, groups, golibvirt.ConnectGetAllDomainsStatsActive)
+}
+
+// AllDomainStatsFlags is CONNECT_GET_ALL_DOMAIN_STATS with flags (0: every
+// domain, active or not).
+func (cl *Client) AllDomainStatsFlags(ctx context.Context, groups golibvirt.DomainStatsTypes, flags golibvirt.ConnectGetAllDomainStatsFlags) (recs []golibvirt.DomainStatsRecord, err error) {
 	err = cl.call(ctx, "connect_get_all_domain_stats", func() (e error) {
-		recs, e = cl.l.ConnectGetAllDomainStats(nil, uint32(groups), uint32(golibvirt.ConnectGetAllDomainsStatsActive))
+		recs, e = cl.l.ConnectGetAllDomainStats(nil, uint32(groups), uint32(flags))
 		return
 	})
 	return recs, err

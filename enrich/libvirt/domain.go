@@ -71,13 +71,24 @@ func (n *XMLNode) Find(space, path string) *XMLNode {
 	return cur
 }
 
+// domainDoc parses a domain in one pass: libvirtxml's model, with its
+// <metadata> (which libvirtxml keeps as raw inner XML) shadowed by our
+// generic nodes (encoding/xml prefers the shallower field).
+type domainDoc struct {
+	libvirtxml.Domain
+	Meta *XMLNode `xml:"metadata"`
+}
+
 // ParseDomainXML parses a domain XML document.
 func ParseDomainXML(doc []byte) (*DomainXML, error) {
-	var d libvirtxml.Domain
+	var d domainDoc
 	if err := xml.Unmarshal(doc, &d); err != nil {
 		return nil, fmt.Errorf("parse domain xml: %w", err)
 	}
-	return FromLibvirtXML(&d)
+	if d.Name == "" {
+		return nil, fmt.Errorf("parse domain xml: no <name>")
+	}
+	return &DomainXML{Domain: d.Domain, Meta: d.Meta}, nil
 }
 
 // FromLibvirtXML wraps a libvirtxml domain, parsing its metadata.

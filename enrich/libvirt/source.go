@@ -333,10 +333,19 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 		vm  enrich.VM
 		err error
 	}
+	// Every domain's state in one CONNECT_GET_ALL_DOMAIN_STATS (state
+	// group, which every driver answers, the test driver included) instead
+	// of one DOMAIN_GET_STATE each; events registered before the list
+	// catch a change between this call and a domain's XML.
+	states := s.bulkStates(ctx, cl)
 	out := make([]res, len(doms))
 	parallel(len(doms), s.cfg.FetchConcurrency, func(i int) {
 		out[i].key = UUIDString(doms[i])
-		out[i].vm, out[i].err = s.fetch(ctx, cl, doms[i])
+		st, ok := states[doms[i].UUID]
+		if !ok {
+			st = -1
+		}
+		out[i].vm, out[i].err = s.fetchState(ctx, cl, doms[i], st)
 	})
 
 	s.mu.Lock()
@@ -376,6 +385,32 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 
 // fetch reads one domain: XML, state and (when active) its addresses.
 func (s *Source) fetch(ctx context.Context, cl *Client, d Domain) (enrich.VM, error) {
+	return s.fetchState(ctx, cl, d, -1)
+}
+
+// bulkStates is every domain's state from one bulk call; nil when the
+// daemon cannot answer it (each fetch then asks DOMAIN_GET_STATE).
+func (s *Source) bulkStates(ctx context.Context, cl *Client) map[golibvirt.UUID]int32 {
+	recs, err := cl.AllDomainStatsFlags(ctx, golibvirt.DomainStatsState, 0)
+	if err != nil {
+		return nil
+	}
+	out := make(map[golibvirt.UUID]int32, len(recs))
+	for _, r := range recs {
+		for _, p := range r.Params {
+			if p.Field == "state.state" {
+				if v, ok := typedUint(p.Value); ok {
+					out[r.Dom.UUID] = int32(v)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// fetchState is fetch with the domain's state already known (-1: ask).
+func (s *Source) fetchState(ctx context.Context, cl *Client, d Domain, state int32) (enrich.VM, error) {
 	doc, err := cl.DomainXML(ctx, d, 0)
 	if err != nil {
 		return enrich.VM{}, err
@@ -396,9 +431,10 @@ func (s *Source) fetch(ctx context.Context, cl *Client, d Domain) (enrich.VM, er
 	s.mu.Lock()
 	s.devs[UUIDString(d)] = devs
 	s.mu.Unlock()
-	state, _, err := cl.DomainState(ctx, d)
-	if err != nil {
-		return enrich.VM{}, err
+	if state < 0 {
+		if state, _, err = cl.DomainState(ctx, d); err != nil {
+			return enrich.VM{}, err
+		}
 	}
 	vm.State = StateName(state)
 	if state == 1 || state == 2 || state == 3 { // running, blocked, paused
