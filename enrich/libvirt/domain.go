@@ -16,12 +16,29 @@ import (
 // namespace (1.0, 1.1, ...).
 const NovaNamespacePrefix = "http://openstack.org/xmlns/libvirt/nova/"
 
-// DomainXML is a domain's XML as libvirtxml reads it, plus its <metadata>
-// content parsed into generic nodes (libvirtxml keeps metadata as raw XML:
-// its content is free-form and namespaced, so vmflow walks it itself).
+// DomainXML is the part of a domain's XML vmflow reads, in libvirtxml's
+// models (memory, vcpu, disks, interfaces with their source and
+// virtualport variants), plus <metadata> parsed into generic nodes
+// (libvirtxml keeps metadata as raw XML: its content is free-form and
+// namespaced, so vmflow walks it itself). The rest of the document (os,
+// features, cpu, clock, controllers, graphics...) is skipped unparsed: a
+// full libvirtxml.Domain costs a 10,000-domain resync about 40% more
+// allocation for fields vmflow never reads.
 type DomainXML struct {
-	libvirtxml.Domain
-	Meta *XMLNode // <metadata> and its children; nil without metadata
+	XMLName xml.Name                 `xml:"domain"`
+	Name    string                   `xml:"name"`
+	UUID    string                   `xml:"uuid"`
+	Title   string                   `xml:"title"`
+	Memory  *libvirtxml.DomainMemory `xml:"memory"`
+	VCPU    *libvirtxml.DomainVCPU   `xml:"vcpu"`
+	Meta    *XMLNode                 `xml:"metadata"`
+	Devices *DomainDevices           `xml:"devices"`
+}
+
+// DomainDevices are the devices vmflow reads.
+type DomainDevices struct {
+	Disks      []libvirtxml.DomainDisk      `xml:"disk"`
+	Interfaces []libvirtxml.DomainInterface `xml:"interface"`
 }
 
 // XMLNode is a generic element (used for <metadata>, whose content is
@@ -71,32 +88,28 @@ func (n *XMLNode) Find(space, path string) *XMLNode {
 	return cur
 }
 
-// domainDoc parses a domain in one pass: libvirtxml's model, with its
-// <metadata> (which libvirtxml keeps as raw inner XML) shadowed by our
-// generic nodes (encoding/xml prefers the shallower field).
-type domainDoc struct {
-	libvirtxml.Domain
-	Meta *XMLNode `xml:"metadata"`
-}
-
 // ParseDomainXML parses a domain XML document.
 func ParseDomainXML(doc []byte) (*DomainXML, error) {
-	var d domainDoc
+	var d DomainXML
 	if err := xml.Unmarshal(doc, &d); err != nil {
 		return nil, fmt.Errorf("parse domain xml: %w", err)
 	}
 	if d.Name == "" {
 		return nil, fmt.Errorf("parse domain xml: no <name>")
 	}
-	return &DomainXML{Domain: d.Domain, Meta: d.Meta}, nil
+	return &d, nil
 }
 
-// FromLibvirtXML wraps a libvirtxml domain, parsing its metadata.
+// FromLibvirtXML takes the fields vmflow reads from a full libvirtxml
+// domain, parsing its metadata.
 func FromLibvirtXML(d *libvirtxml.Domain) (*DomainXML, error) {
 	if d.Name == "" {
 		return nil, fmt.Errorf("parse domain xml: no <name>")
 	}
-	dx := &DomainXML{Domain: *d}
+	dx := &DomainXML{Name: d.Name, UUID: d.UUID, Title: d.Title, Memory: d.Memory, VCPU: d.VCPU}
+	if d.Devices != nil {
+		dx.Devices = &DomainDevices{Disks: d.Devices.Disks, Interfaces: d.Devices.Interfaces}
+	}
 	if d.Metadata != nil && strings.TrimSpace(d.Metadata.XML) != "" {
 		var n XMLNode
 		// libvirt writes each metadata element with its own xmlns, so the
