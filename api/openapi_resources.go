@@ -64,6 +64,7 @@ func addResourceOpenAPI(paths, schemas obj) {
 			"time":             dateTime("when the counters were read"),
 			"interval_seconds": num("time since the previous sample the rates are over (0: first sample)"),
 			"reset":            boolean("the counters restarted in the interval (restart, migration): no rates"),
+			"stale":            boolean("no source reported the VM for 3 polls: these are its last figures"),
 			"cpu":              ref("VMResourcesCPU"),
 			"memory":           ref("VMResourcesMemory"),
 			"disks":            arrayOf(ref("VMResourcesDisk"), "per disk"),
@@ -79,11 +80,11 @@ func addResourceOpenAPI(paths, schemas obj) {
 	schemas["VMResourcesDisk"] = disk
 	schemas["VMResourcesNIC"] = nic
 	schemas["VMResources"] = object("One VM's resource figures at one sample.", resProps(nil),
-		"source", "time", "interval_seconds", "cpu", "memory", "disks", "nics")
+		"source", "time", "interval_seconds", "stale", "cpu", "memory", "disks", "nics")
 	schemas["VMResourcesResponse"] = object("A VM's resources now.", resProps(obj{
 		"vm":          str("the VM's name"),
 		"age_seconds": num("age of the figures (now - time)"),
-	}), "vm", "age_seconds", "source", "time", "interval_seconds", "cpu", "memory", "disks", "nics")
+	}), "vm", "age_seconds", "source", "time", "interval_seconds", "stale", "cpu", "memory", "disks", "nics")
 	pointProps := obj{
 		"time":   dateTime("when the counters were read"),
 		"source": obj{"type": "string", "enum": []string{"libvirt", "hsflowd"}, "description": "producer of this point"},

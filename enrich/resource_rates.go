@@ -27,6 +27,9 @@ type VMResources struct {
 	IntervalSeconds float64 `json:"interval_seconds"`
 	// Reset says the counters restarted in this interval.
 	Reset bool `json:"reset,omitempty"`
+	// Stale: the figures are older than the tracker's StaleAfter (the
+	// source stopped reporting); set when read.
+	Stale bool `json:"stale"`
 
 	CPU   CPURates    `json:"cpu"`
 	Mem   MemRates    `json:"memory"`
@@ -291,6 +294,7 @@ func (t *ResourceTracker) chooseLocked(vt *vmTrack) (VMResources, bool) {
 			best, found = st.cur, true
 		}
 	}
+	best.Stale = found
 	return best, found
 }
 

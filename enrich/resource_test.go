@@ -83,6 +83,8 @@ func TestTrackerChoosesOneSource(t *testing.T) {
 	now = now.Add(2 * time.Minute) // libvirt silent, hsflowd silent too: most recent wins
 	got, _ = tr.VM("u1")
 	assert.Equal(t, ResourceSourceHsflowd, got.Source)
+	assert.True(t, got.Stale, "no fresh source: the last figures, marked stale")
+	assert.Empty(t, tr.Hosts(), "stale VMs leave the host sums")
 	assert.Len(t, tr.Series("u1", time.Time{}, time.Time{}), 3)
 }
 
