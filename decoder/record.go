@@ -170,6 +170,7 @@ type Batch struct {
 	Header   Header
 	Records  []Record
 	Counters []Counters
+	Hosts    []HostCounters // sFlow host structures (hsflowd), sflow_host.go
 }
 
 // Reset empties the batch, keeping its capacity.
@@ -177,6 +178,7 @@ func (b *Batch) Reset() {
 	b.Header = Header{}
 	b.Records = b.Records[:0]
 	b.Counters = b.Counters[:0]
+	b.Hosts = b.Hosts[:0]
 }
 
 // AddRecord appends a zeroed record and returns it for filling in.
