@@ -220,3 +220,50 @@ func (d VirtDiskIO) Record() []byte {
 	return Record(FmtVirtDiskIO, Cat(U64(d.Capacity), U64(d.Allocation), U64(d.Available), XDR(d.RdReq), U64(d.RdBytes),
 		XDR(d.WrReq), U64(d.WrBytes), XDR(d.Errs)))
 }
+
+// Hypervisor is one hsflowd host and its VMs, for building the datagram it
+// sends each polling interval.
+type Hypervisor struct {
+	Agent    netip.Addr
+	Hostname string
+	UUID     [16]byte
+	CPU      HostCPU
+	Mem      HostMemory
+	// Node: virt_node's MHz, CPUs, memory, free memory (domains is len(VMs)).
+	NodeMHz, NodeCPUs    uint32
+	NodeMem, NodeMemFree uint64
+	VMs                  []VM
+}
+
+// VM is one domain as hsflowd reports it.
+type VM struct {
+	Name                    string // hsflowd puts the domain name in host_descr's hostname
+	UUID                    [16]byte
+	MAC                     [6]byte
+	DSIndex                 uint32 // logical entity index (hsflowd: 65536 + n)
+	State, CPUTimeMs, VCPUs uint32
+	Memory, MaxMemory       uint64
+	Disk                    VirtDiskIO
+	Net                     NetIO
+}
+
+// Datagram is the hypervisor's datagram: its own counter sample (physical
+// entity 1: host_descr, host_adapters, host_cpu, host_memory, virt_node)
+// and one per VM (host_descr, host_adapters, host_parent, virt_cpu,
+// virt_memory, virt_disk_io, virt_net_io).
+func (h Hypervisor) Datagram(seq, uptimeMs uint32) []byte {
+	samples := [][]byte{CounterSample(seq, ClassPhysical, 1,
+		HostDescr(h.Hostname, h.UUID, 3, 2, "6.1.0-28-amd64"),
+		h.CPU.Record(), h.Mem.Record(),
+		VirtNode(h.NodeMHz, h.NodeCPUs, h.NodeMem, h.NodeMemFree, uint32(len(h.VMs))))}
+	for i, vm := range h.VMs {
+		samples = append(samples, CounterSample(seq, ClassLogical, vm.DSIndex,
+			HostDescr(vm.Name, vm.UUID, 3, 2, ""),
+			HostAdapters(Adapter{IfIndex: uint32(100 + i), MACs: [][6]byte{vm.MAC}}),
+			HostParent(ClassPhysical, 1),
+			VirtCPU(vm.State, vm.CPUTimeMs, vm.VCPUs),
+			VirtMemory(vm.Memory, vm.MaxMemory),
+			vm.Disk.Record(), vm.Net.VirtRecord()))
+	}
+	return Datagram(h.Agent, 0, seq, uptimeMs, samples...)
+}
