@@ -36,9 +36,11 @@ import (
 //     are capped at HsflowdMaxUnknownHosts (result "host_limit" beyond).
 //
 // Mapping: virt_cpu cpuTime (ms) is CPUSample.TimeNs, nrVirtCpu VCPUs,
-// state the run state; virt_memory memory is the balloon (hsflowd reads it
-// from virDomainInfo.memory, the memory the domain currently has, not what
-// the guest uses) and maxMemory the maximum; virt_disk_io is one disk "*"
+// state the run state; virt_memory memory is the balloon (hsflowd's
+// mod_kvm.c sets it from virDomainInfo.memory, the memory the domain
+// currently has, not what the guest uses: as UsedBytes it would read ~100%
+// for every VM and trip the memory alert) and maxMemory the maximum (none
+// when hsflowd sends -1, unlimited); virt_disk_io is one disk "*"
 // (all disks), virt_net_io one vNIC "*" (rx = received by the guest).
 // host_cpu gives busy (user+nice+system+intr+softirq+steal) and idle
 // (idle+iowait) time; host_memory the total, and as free what Linux can
@@ -288,7 +290,11 @@ func (h *Hsflowd) putVM(idx *Index, c *decoder.HostCounters) {
 		s.CPU = CPUSample{Have: HasCPUTime | HasVCPUs, TimeNs: uint64(v.CPUTimeMs) * 1e6, VCPUs: int(v.VCPUs)}
 	}
 	if c.Have&decoder.HostHasVirtMemory != 0 {
-		s.Mem = MemSample{Have: HasMemMax | HasMemBalloon, MaxBytes: c.VMemory.MaxMemory, BalloonBytes: c.VMemory.Memory}
+		s.Mem = MemSample{Have: HasMemBalloon, BalloonBytes: c.VMemory.Memory}
+		if c.VMemory.MaxMemory != ^uint64(0) { // hsflowd sends -1 for an unlimited maxMem
+			s.Mem.Have |= HasMemMax
+			s.Mem.MaxBytes = c.VMemory.MaxMemory
+		}
 	}
 	if c.Have&decoder.HostHasVirtDiskIO != 0 {
 		d := &c.VDiskIO

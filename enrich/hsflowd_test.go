@@ -49,7 +49,7 @@ func hsHypervisor(n uint32) sh.Hypervisor {
 				Memory: 4 << 30, MaxMemory: 8 << 30,
 				Disk: sh.VirtDiskIO{Capacity: 40 << 30, Allocation: 10 << 30, RdReq: 1000 + 100*n, RdBytes: 1<<30 + uint64(n)<<20, Errs: 2 + n},
 				Net:  sh.NetIO{BytesIn: 1e9 + 1_250_000*uint64(n), PktsIn: 1000 + 500*n, BytesOut: 5e8}},
-			{Name: "db-1", UUID: hsUUIDDB, MAC: hsMACDB, DSIndex: 65538, State: 3, CPUTimeMs: 5000, VCPUs: 2, Memory: 2 << 30, MaxMemory: 2 << 30},
+			{Name: "db-1", UUID: hsUUIDDB, MAC: hsMACDB, DSIndex: 65538, State: 3, CPUTimeMs: 5000, VCPUs: 2, Memory: 2 << 30, MaxMemory: ^uint64(0)}, // unlimited
 			{Name: "ghost", UUID: [16]byte{9}, MAC: [6]byte{2, 0, 0, 0, 0, 9}, DSIndex: 65539, State: 1, VCPUs: 1},
 		},
 	}
@@ -102,6 +102,8 @@ func TestHsflowdAttribution(t *testing.T) {
 	require.True(t, ok, "db-1 attributed by its adapter MAC")
 	assert.Equal(t, "paused", db.State)
 	assert.Equal(t, ResourceSourceHsflowd, db.Source)
+	assert.Nil(t, db.Mem.MaxBytes, "maxMemory -1 is unlimited, not 16 EiB")
+	assert.EqualValues(t, 2<<30, *db.Mem.BalloonBytes)
 	_, ok = tr.Find("", "ghost", "")
 	assert.False(t, ok, "a VM the inventory does not know is dropped")
 	assert.Len(t, tr.All(), 2)
