@@ -1,5 +1,7 @@
 package api
 
+import "github.com/vmflow/vmflow/enrich"
+
 // The VM and host resource routes of the OpenAPI document (resources.go).
 func addResourceOpenAPI(paths, schemas obj) {
 	cpu := object("Processor use over the interval. Rates are absent on the first sample, across a restart or migration, or when a counter went backwards.", obj{
@@ -62,6 +64,7 @@ func addResourceOpenAPI(paths, schemas obj) {
 			"time":             dateTime("when the counters were read"),
 			"interval_seconds": num("time since the previous sample the rates are over (0: first sample)"),
 			"reset":            boolean("the counters restarted in the interval (restart, migration): no rates"),
+			"stale":            boolean("no source reported the VM for 3 polls: these are its last figures"),
 			"cpu":              ref("VMResourcesCPU"),
 			"memory":           ref("VMResourcesMemory"),
 			"disks":            arrayOf(ref("VMResourcesDisk"), "per disk"),
@@ -77,16 +80,25 @@ func addResourceOpenAPI(paths, schemas obj) {
 	schemas["VMResourcesDisk"] = disk
 	schemas["VMResourcesNIC"] = nic
 	schemas["VMResources"] = object("One VM's resource figures at one sample.", resProps(nil),
-		"source", "time", "interval_seconds", "cpu", "memory", "disks", "nics")
+		"source", "time", "interval_seconds", "stale", "cpu", "memory", "disks", "nics")
 	schemas["VMResourcesResponse"] = object("A VM's resources now.", resProps(obj{
 		"vm":          str("the VM's name"),
 		"age_seconds": num("age of the figures (now - time)"),
-	}), "vm", "age_seconds", "source", "time", "interval_seconds", "cpu", "memory", "disks", "nics")
+	}), "vm", "age_seconds", "source", "time", "interval_seconds", "stale", "cpu", "memory", "disks", "nics")
+	pointProps := obj{
+		"time":   dateTime("when the counters were read"),
+		"source": obj{"type": "string", "enum": []string{"libvirt", "hsflowd"}, "description": "producer of this point"},
+		"reset":  boolean("counters restarted in the interval: no rates"),
+	}
+	for _, f := range enrich.ResourceFieldNames {
+		pointProps[f] = num("sum over disks / vNICs where it applies; absent when unknown")
+	}
+	schemas["ResourcePoint"] = object("One point of a VM's resource series (float32 precision).", pointProps, "time", "source")
 	schemas["VMResourceSeriesResponse"] = object("", obj{
 		"vm":     str("the VM's name"),
 		"from":   dateTime("range start"),
 		"to":     dateTime("range end"),
-		"points": arrayOf(ref("VMResources"), "oldest first, one per sample of the chosen source (kept in memory: the last 360)"),
+		"points": arrayOf(ref("ResourcePoint"), "oldest first, one per sample of the chosen source (kept in memory: the last 180)"),
 	}, "vm", "from", "to", "points")
 	hv := object("The hypervisor's own figures from a host agent (hsflowd host_cpu, host_memory, virt_node).", obj{
 		"source":             str("hsflowd"),
@@ -117,7 +129,7 @@ func addResourceOpenAPI(paths, schemas obj) {
 	schemas["HypervisorResources"] = hv
 	schemas["HostsResponse"] = object("", obj{"hosts": arrayOf(ref("HostResources"), "by host name")}, "hosts")
 	if vs, ok := schemas["VMSeriesResponse"].(obj); ok {
-		vs["properties"].(obj)["resources"] = arrayOf(ref("VMResources"), "the VM's resource points in the range (absent without figures)")
+		vs["properties"].(obj)["resources"] = arrayOf(ref("ResourcePoint"), "the VM's resource points in the range (absent without figures)")
 	}
 
 	paths["/api/v1/vms/{name}/resources"] = obj{"get": obj{

@@ -14,7 +14,7 @@ import (
 // (enrich.ResourceTracker: libvirt stats polls, hsflowd records).
 type Resources interface {
 	Find(uuid, name, host string) (enrich.VMResources, bool)
-	Series(key string, from, to time.Time) []enrich.VMResources
+	Series(key string, from, to time.Time) []enrich.ResourcePoint
 	Hosts() []enrich.HostResources
 }
 
@@ -27,10 +27,10 @@ type vmResourcesOut struct {
 }
 
 type vmResourceSeriesOut struct {
-	VM     string               `json:"vm"`
-	From   time.Time            `json:"from"`
-	To     time.Time            `json:"to"`
-	Points []enrich.VMResources `json:"points"`
+	VM     string                 `json:"vm"`
+	From   time.Time              `json:"from"`
+	To     time.Time              `json:"to"`
+	Points []enrich.ResourcePoint `json:"points"`
 }
 
 type hostsOut struct {
@@ -90,14 +90,14 @@ func (s *Server) handleVMResourceSeries(c *gin.Context) {
 	}
 	out := vmResourceSeriesOut{VM: name, From: from, To: to, Points: s.deps.Resources.Series(r.Key, from, to)}
 	if out.Points == nil {
-		out.Points = []enrich.VMResources{}
+		out.Points = []enrich.ResourcePoint{}
 	}
 	c.JSON(http.StatusOK, out)
 }
 
 // resourceSeries is the resource points of a VM for the traffic series
 // (GET /vms/{name}/series); nil without figures.
-func (s *Server) resourceSeries(tok string, from, to time.Time) []enrich.VMResources {
+func (s *Server) resourceSeries(tok string, from, to time.Time) []enrich.ResourcePoint {
 	_, r, ok := s.findResources(tok)
 	if !ok {
 		return nil

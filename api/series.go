@@ -175,7 +175,7 @@ type vmSeriesOut struct {
 	Points []vmPointOut `json:"points"`
 	// Resources are the VM's resource points in the range (libvirt stats
 	// or hsflowd; api/resources.go), absent without figures.
-	Resources []enrich.VMResources `json:"resources,omitempty"`
+	Resources []enrich.ResourcePoint `json:"resources,omitempty"`
 }
 
 // vmMatcher matches the VM endpoints of one VM by name or UUID.

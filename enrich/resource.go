@@ -17,6 +17,36 @@ import "time"
 // Units are fixed: bytes, nanoseconds, counts. A field a producer cannot
 // read is left out by clearing its Has bit; the tracker derives nothing
 // from it (it is never read as 0).
+//
+// # For an hsflowd producer (sFlow host structures, sflow_host.txt)
+//
+// Hand samples to the tracker the app builds (cmd/vmflow/app:
+// App.Resources(), an *enrich.ResourceTracker, which is a ResourceSink),
+// one PutVM per virtual machine's counter sample and one PutHost per
+// hypervisor's, with Source ResourceSourceHsflowd, Origin
+// "hsflowd:"+agent address, Time the datagram's receive time:
+//
+//	host_descr (2000)    UUID (16 bytes -> lower-case 8-4-4-4-12), Name (hostname)
+//	host_adapters (2001) MACs (attribution when the UUID is unknown)
+//	host_parent (2002)   the VM's hypervisor: Host (its host_descr hostname, or
+//	                     the inventory host of the exporter)
+//	virt_cpu (2101)      State (virDomainState name), CPU.TimeNs = cpuTime ms x 1e6
+//	                     (HasCPUTime), CPU.VCPUs = nrVirtCpu (HasVCPUs)
+//	virt_memory (2102)   Mem.UsedBytes = memory (HasMemUsed), Mem.MaxBytes = maxMemory (HasMemMax)
+//	virt_disk_io (2103)  one DiskSample{Name: "*"}: capacity, allocation (HasDiskSize),
+//	                     rd_req, rd_bytes, wr_req, wr_bytes (HasDiskIO), errs (HasDiskErrors)
+//	virt_net_io (2104)   one NICSample{Name: "*"}: bytes, packets (HasNICBytes,
+//	                     HasNICPackets), errs (HasNICErrors), drops (HasNICDrops)
+//	host_cpu (2003)      HostResourceSample.CPUs = cpu_num; CPUTimeNs = (user+nice+
+//	                     system+wio+intr+sintr) ms x 1e6, CPUIdleNs = idle ms x 1e6
+//	                     (HasHostCPU|HasHostCPUIdle)
+//	host_memory (2004)   MemTotalBytes, MemFreeBytes (HasHostMem)
+//	virt_node (2100)     CPUs, MemTotalBytes, MemFreeBytes, Domains (HasHostVirt)
+//
+// Incarnation: 0 unless the producer knows a restart (counters that go
+// backwards are caught anyway). The key is the UUID, so a VM that libvirt
+// also polls is the same VM: the tracker chooses libvirt while fresh,
+// hsflowd otherwise, and never adds the two.
 
 // Resource sources (VMResourceSample.Source).
 const (

@@ -1,7 +1,9 @@
 package enrich
 
 import (
+	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -25,6 +27,9 @@ type VMResources struct {
 	IntervalSeconds float64 `json:"interval_seconds"`
 	// Reset says the counters restarted in this interval.
 	Reset bool `json:"reset,omitempty"`
+	// Stale: the figures are older than the tracker's StaleAfter (the
+	// source stopped reporting); set when read.
+	Stale bool `json:"stale"`
 
 	CPU   CPURates    `json:"cpu"`
 	Mem   MemRates    `json:"memory"`
@@ -134,7 +139,9 @@ type ResourceTrackerConfig struct {
 	// no longer speaks for it (and its VM leaves the host sums). Default
 	// 3 x the longest poll interval the caller expects; 3 minutes when 0.
 	StaleAfter time.Duration
-	// History is how many points per VM Series keeps (default 360).
+	// History is how many points per VM Series keeps (default 180: 30
+	// minutes of 10 s polls; a ResourcePoint is about 120 bytes, so 10,000
+	// VMs keep about 216 MB).
 	History int
 	// Forget drops a VM not sampled for this long (default 1 h).
 	Forget time.Duration
@@ -153,10 +160,11 @@ type ResourceTrackerConfig struct {
 type ResourceTracker struct {
 	cfg ResourceTrackerConfig
 
-	mu       sync.Mutex
-	vms      map[string]*vmTrack
-	hosts    map[string]*hostTrack
-	onUpdate []func(VMResources)
+	mu         sync.Mutex
+	lastForget time.Time
+	vms        map[string]*vmTrack
+	hosts      map[string]*hostTrack
+	onUpdate   []func(VMResources)
 }
 
 type srcTrack struct {
@@ -166,9 +174,8 @@ type srcTrack struct {
 
 type vmTrack struct {
 	srcs   map[string]*srcTrack
-	series []VMResources // ring of the chosen source's points
+	series []ResourcePoint // ring of the chosen source's points (grows to History)
 	next   int
-	full   bool
 	last   time.Time
 }
 
@@ -183,7 +190,7 @@ func NewResourceTracker(cfg ResourceTrackerConfig) *ResourceTracker {
 		cfg.StaleAfter = 3 * time.Minute
 	}
 	if cfg.History <= 0 {
-		cfg.History = 360
+		cfg.History = 180
 	}
 	if cfg.Forget <= 0 {
 		cfg.Forget = time.Hour
@@ -212,7 +219,7 @@ func (t *ResourceTracker) PutVM(s VMResourceSample) {
 	t.mu.Lock()
 	vt := t.vms[key]
 	if vt == nil {
-		vt = &vmTrack{srcs: map[string]*srcTrack{}, series: make([]VMResources, t.cfg.History)}
+		vt = &vmTrack{srcs: map[string]*srcTrack{}}
 		t.vms[key] = vt
 	}
 	st := vt.srcs[s.Source]
@@ -229,10 +236,11 @@ func (t *ResourceTracker) PutVM(s VMResourceSample) {
 	}
 	var hooks []func(VMResources)
 	if chosen, ok := t.chooseLocked(vt); ok && chosen.Source == s.Source {
-		vt.series[vt.next] = r
-		vt.next = (vt.next + 1) % len(vt.series)
-		if vt.next == 0 {
-			vt.full = true
+		if len(vt.series) < t.cfg.History {
+			vt.series = append(vt.series, pointOf(&r))
+		} else {
+			vt.series[vt.next] = pointOf(&r)
+			vt.next = (vt.next + 1) % len(vt.series)
 		}
 		hooks = t.onUpdate
 	}
@@ -286,14 +294,17 @@ func (t *ResourceTracker) chooseLocked(vt *vmTrack) (VMResources, bool) {
 			best, found = st.cur, true
 		}
 	}
+	best.Stale = found
 	return best, found
 }
 
 func (t *ResourceTracker) forgetLocked() {
-	if len(t.vms) < 64 {
-		return // cheap enough to keep; checked as the map grows
+	now := t.cfg.Now()
+	if now.Sub(t.lastForget) < time.Minute {
+		return // one sweep a minute at most
 	}
-	cut := t.cfg.Now().Add(-t.cfg.Forget)
+	t.lastForget = now
+	cut := now.Add(-t.cfg.Forget)
 	for k, vt := range t.vms {
 		if vt.last.Before(cut) {
 			delete(t.vms, k)
@@ -336,20 +347,17 @@ func (t *ResourceTracker) Find(uuid, name, host string) (VMResources, bool) {
 
 // Series returns the chosen source's points of a VM, oldest first, with
 // Time in [from, to] (zero bounds are open).
-func (t *ResourceTracker) Series(key string, from, to time.Time) []VMResources {
+func (t *ResourceTracker) Series(key string, from, to time.Time) []ResourcePoint {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	vt := t.vms[key]
 	if vt == nil {
 		return nil
 	}
-	var out []VMResources
-	n, start := vt.next, 0
-	if vt.full {
-		n, start = len(vt.series), vt.next
-	}
+	var out []ResourcePoint
+	n := len(vt.series)
 	for i := 0; i < n; i++ {
-		p := vt.series[(start+i)%len(vt.series)]
+		p := vt.series[(vt.next+i)%n]
 		if (!from.IsZero() && p.Time.Before(from)) || (!to.IsZero() && p.Time.After(to)) {
 			continue
 		}
@@ -674,4 +682,132 @@ func derefF(p *float64) float64 {
 		return 0
 	}
 	return *p
+}
+
+// ResourcePoint is one point of a VM's resource series: the figures of
+// VMResources summed over its disks and vNICs, in float32 (NaN: unknown,
+// left out of the JSON).
+type ResourcePoint struct {
+	Time   time.Time
+	Source string
+	Reset  bool
+	V      [NumResourceFields]float32
+}
+
+// ResourcePoint fields, in ResourceFieldNames order.
+const (
+	RPCPUPercent = iota
+	RPCPUCorePercent
+	RPMemUsedPercent
+	RPMemUsedBytes
+	RPMemRSSBytes
+	RPSwapInBytesPerS
+	RPSwapOutBytesPerS
+	RPMajorFaultsPerS
+	RPDiskReadIOPS
+	RPDiskWriteIOPS
+	RPDiskReadBytesPerS
+	RPDiskWriteBytesPerS
+	RPDiskErrors
+	RPNICRxBitsPerS
+	RPNICTxBitsPerS
+	RPNICRxPacketsPerS
+	RPNICTxPacketsPerS
+	RPNICErrors
+	RPNICDrops
+	NumResourceFields
+)
+
+// ResourceFieldNames are the JSON names of ResourcePoint.V.
+var ResourceFieldNames = [NumResourceFields]string{
+	"cpu_percent", "cpu_core_percent", "mem_used_percent", "mem_used_bytes", "mem_rss_bytes",
+	"swap_in_bytes_per_s", "swap_out_bytes_per_s", "major_faults_per_s",
+	"disk_read_iops", "disk_write_iops", "disk_read_bytes_per_s", "disk_write_bytes_per_s", "disk_errors",
+	"nic_rx_bits_per_s", "nic_tx_bits_per_s", "nic_rx_packets_per_s", "nic_tx_packets_per_s", "nic_errors", "nic_drops",
+}
+
+func pointOf(r *VMResources) ResourcePoint {
+	p := ResourcePoint{Time: r.Time, Source: r.Source, Reset: r.Reset}
+	for i := range p.V {
+		p.V[i] = float32(math.NaN())
+	}
+	setF := func(i int, v *float64) {
+		if v != nil {
+			p.V[i] = float32(*v)
+		}
+	}
+	setU := func(i int, v *uint64) {
+		if v != nil {
+			p.V[i] = float32(*v)
+		}
+	}
+	add := func(i int, v float64) {
+		if math.IsNaN(float64(p.V[i])) {
+			p.V[i] = 0
+		}
+		p.V[i] += float32(v)
+	}
+	setF(RPCPUPercent, r.CPU.PercentOfVCPUs)
+	setF(RPCPUCorePercent, r.CPU.PercentOfCore)
+	setF(RPMemUsedPercent, r.Mem.UsedPercent)
+	setU(RPMemUsedBytes, r.Mem.UsedBytes)
+	setU(RPMemRSSBytes, r.Mem.RSSBytes)
+	setF(RPSwapInBytesPerS, r.Mem.SwapInBytesPerS)
+	setF(RPSwapOutBytesPerS, r.Mem.SwapOutBytesPerS)
+	setF(RPMajorFaultsPerS, r.Mem.MajorFaultsPerS)
+	for _, d := range r.Disks {
+		for i, v := range map[int]*float64{RPDiskReadIOPS: d.ReadIOPS, RPDiskWriteIOPS: d.WriteIOPS,
+			RPDiskReadBytesPerS: d.ReadBytesPerS, RPDiskWriteBytesPerS: d.WriteBytesPerS} {
+			if v != nil {
+				add(i, *v)
+			}
+		}
+		if d.Errors != nil {
+			add(RPDiskErrors, float64(*d.Errors))
+		}
+	}
+	for _, n := range r.NICs {
+		for i, v := range map[int]*float64{RPNICRxBitsPerS: n.RxBitsPerS, RPNICTxBitsPerS: n.TxBitsPerS,
+			RPNICRxPacketsPerS: n.RxPacketsPerS, RPNICTxPacketsPerS: n.TxPacketsPerS} {
+			if v != nil {
+				add(i, *v)
+			}
+		}
+		for _, v := range []*uint64{n.RxErrors, n.TxErrors} {
+			if v != nil {
+				add(RPNICErrors, float64(*v))
+			}
+		}
+		for _, v := range []*uint64{n.RxDrops, n.TxDrops} {
+			if v != nil {
+				add(RPNICDrops, float64(*v))
+			}
+		}
+	}
+	return p
+}
+
+// MarshalJSON writes time, source, reset (when set) and the known fields.
+func (p ResourcePoint) MarshalJSON() ([]byte, error) {
+	b := []byte(`{"time":`)
+	t, err := p.Time.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, t...)
+	b = append(b, `,"source":`...)
+	b = strconv.AppendQuote(b, p.Source)
+	if p.Reset {
+		b = append(b, `,"reset":true`...)
+	}
+	for i, v := range p.V {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			continue
+		}
+		b = append(b, ',', '"')
+		b = append(b, ResourceFieldNames[i]...)
+		b = append(b, '"', ':')
+		b = strconv.AppendFloat(b, float64(v), 'g', -1, 32)
+	}
+	return append(b, '}'), nil
 }

@@ -1,6 +1,8 @@
 package enrich
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,5 +83,41 @@ func TestTrackerChoosesOneSource(t *testing.T) {
 	now = now.Add(2 * time.Minute) // libvirt silent, hsflowd silent too: most recent wins
 	got, _ = tr.VM("u1")
 	assert.Equal(t, ResourceSourceHsflowd, got.Source)
+	assert.True(t, got.Stale, "no fresh source: the last figures, marked stale")
+	assert.Empty(t, tr.Hosts(), "stale VMs leave the host sums")
 	assert.Len(t, tr.Series("u1", time.Time{}, time.Time{}), 3)
+}
+
+func TestResourcePointJSON(t *testing.T) {
+	t0 := time.Unix(1000, 0).UTC()
+	a, b := sampleAt(t0, 0, 0, 0, 0, 7), sampleAt(t0, 10, 10e9, 1250, 500, 7)
+	r := Derive(&a, &b)
+	js, err := json.Marshal(pointOf(&r))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"time":"1970-01-01T00:16:50Z","source":"libvirt","cpu_percent":50,"cpu_core_percent":100,
+		"mem_used_percent":96,"mem_used_bytes":960,"swap_in_bytes_per_s":125,"disk_read_iops":50,"disk_write_iops":0,
+		"disk_read_bytes_per_s":0,"disk_write_bytes_per_s":0,"disk_errors":0,"nic_rx_bits_per_s":1000,"nic_tx_bits_per_s":0,"nic_errors":0}`, string(js))
+}
+
+// BenchmarkTrackerPoll10k: one poll's samples of 10,000 VMs into the
+// tracker (derive, choose, series point).
+func BenchmarkTrackerPoll10k(b *testing.B) {
+	tr := NewResourceTracker(ResourceTrackerConfig{StaleAfter: time.Hour})
+	t0 := time.Now()
+	smp := make([]VMResourceSample, 10000)
+	for i := range smp {
+		smp[i] = sampleAt(t0, 0, 0, 0, 0, 1)
+		smp[i].UUID = fmt.Sprintf("u-%05d", i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		for i := range smp {
+			s := smp[i]
+			s.Time = t0.Add(time.Duration(n+1) * 10 * time.Second)
+			s.CPU.TimeNs = uint64(n+1) * 5e9
+			tr.PutVM(s)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/VM")
 }

@@ -122,8 +122,8 @@ func encodeAllStatsRet(t testing.TB, doms []bulkDomain) []byte {
 	return x.b
 }
 
-// fakeDaemon answers a client's handshake and replays body to its
-// CONNECT_GET_ALL_DOMAIN_STATS calls (remote_protocol.x procedure 344).
+// fakeDaemon answers a client's handshake and replays body to every other
+// call (CONNECT_GET_ALL_DOMAIN_STATS, procedure 344, in the golden tests).
 func fakeDaemon(t testing.TB, nc net.Conn, body []byte) {
 	go func() {
 		defer nc.Close()
@@ -148,7 +148,8 @@ func fakeDaemon(t testing.TB, nc net.Conn, body []byte) {
 				ret.u32(0)
 			case 60: // CONNECT_SUPPORTS_FEATURE
 				ret.u32(1)
-			case 344:
+			case 1, 2: // CONNECT_OPEN, CONNECT_CLOSE: void
+			default: // the call under test (344 in the golden tests)
 				ret.b = body
 			}
 			hdr := make([]byte, frameHeaderLen)
@@ -278,4 +279,33 @@ func TestBulkAndPerDomainGiveTheSameModel(t *testing.T) {
 		}
 		assert.Equal(t, per[i], got[i], per[i].Name)
 	}
+}
+
+// FuzzRepliesThroughGoLibvirt: arbitrary reply bodies to the calls with
+// counts and strings (list, addresses, bulk stats, CPU stats, memory
+// stats) pass wireConn's check and go-libvirt's decoder, or fail cleanly:
+// no panic, no hang, no allocation beyond the frame.
+func FuzzRepliesThroughGoLibvirt(f *testing.F) {
+	f.Add(encodeAllStatsRet(f, readBulkSpec(f, fixtureDir+"allstats-qemu.txt")))
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 1, 'a', 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0x7f, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > 1<<16 {
+			return
+		}
+		a, b := net.Pipe()
+		fakeDaemon(t, b, body)
+		cl, err := open(context.Background(), a, Target{Name: "qemu:///system"}, DialOptions{CallTimeout: 2 * time.Second})
+		if err != nil {
+			return
+		}
+		defer cl.w.kill(ErrClosed)
+		ctx := context.Background()
+		d := Domain{Name: "x"}
+		_, _ = cl.ListAllDomains(ctx, 0)
+		_, _ = cl.InterfaceAddresses(ctx, d, 0)
+		_, _ = cl.AllDomainStats(ctx, bulkGroups)
+		_, _, _ = cl.DomainCPUTotals(ctx, d)
+		_, _ = cl.DomainMemoryStats(ctx, d)
+	})
 }

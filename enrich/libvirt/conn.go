@@ -28,6 +28,10 @@ import (
 //     peer's frame header claims; wireConn rejects a frame outside
 //     [28, 32 MiB + 4] (VIR_NET_MESSAGE_MAX) before allocating, ending the
 //     connection with ErrBadPacket.
+//   - Bounded XDR (validate.go). go-libvirt's decoder allocates whatever
+//     an array count or string length claims; every frame's body is
+//     checked against the reply layouts of the procedures vmflow calls
+//     before go-libvirt decodes it.
 //   - VIR_CONNECT_RO. go-libvirt's ConnectToURI always opens with flags 0;
 //     for read_only connections wireConn sets the flag in the outgoing
 //     CONNECT_OPEN call.
@@ -167,11 +171,22 @@ func (w *wireConn) readFrame() error {
 		}
 		w.buf = f[:0]
 		w.lastRx.Store(time.Now().UnixNano())
-		if binary.BigEndian.Uint32(f[4:8]) == keepaliveProgram {
-			if binary.BigEndian.Uint32(f[12:16]) == keepaliveProcPing {
+		prog, proc := binary.BigEndian.Uint32(f[4:8]), binary.BigEndian.Uint32(f[12:16])
+		typ, status := binary.BigEndian.Uint32(f[16:20]), binary.BigEndian.Uint32(f[24:28])
+		switch {
+		case prog == keepaliveProgram:
+			if proc == keepaliveProcPing {
 				w.send(keepaliveFrame(keepaliveProcPong))
 			}
 			continue
+		case prog != remoteProgram:
+			continue // QEMU or LXC program messages: vmflow asks for none
+		}
+		if err := checkBody(proc, typ, status, f[frameHeaderLen:]); err != nil {
+			if typ == msgTypeMessage && errors.Is(err, errUnknownProc) {
+				continue // an event vmflow did not register for
+			}
+			return fmt.Errorf("%w: procedure %d: %v", ErrBadPacket, proc, err)
 		}
 		w.frame, w.off = f, 0
 		return nil

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +161,47 @@ func FuzzWireRead(f *testing.F) {
 		}
 		assert.LessOrEqual(t, cap(w.buf), 2*len(data)+2<<20, "buffer follows the data received, not the length claimed")
 		w.kill(ErrClosed)
+	})
+}
+
+// A reply whose array count or string length claims more than the frame
+// holds never reaches go-libvirt's decoder (which would allocate the
+// claim): the call fails with ErrBadPacket and the connection ends.
+func TestHostileReplyCountsAreRefusedBeforeDecoding(t *testing.T) {
+	for name, body := range map[string][]byte{
+		"list_all_domains count 2^31-1": {0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0},
+		"hostname length 2^31-1":        {0x7f, 0xff, 0xff, 0xfc},
+	} {
+		t.Run(name, func(t *testing.T) {
+			proc := uint32(procConnectListAll)
+			if strings.HasPrefix(name, "hostname") {
+				proc = procConnectGetHostname
+			}
+			w, p := pipeWire(t, false, 0, 1)
+			go func() { _, _ = p.nc.Write(frame(remoteProgram, proc, msgTypeReply, body)) }()
+			buf := make([]byte, 64)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := w.Read(buf)
+			runtime.ReadMemStats(&after)
+			require.ErrorIs(t, err, ErrBadPacket)
+			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20))
+		})
+	}
+	// Every procedure's valid minimal reply passes; an unknown event is
+	// dropped, an unknown reply refused.
+	assert.NoError(t, checkBody(procConnectListAll, msgTypeReply, 0, []byte{0, 0, 0, 0, 0, 0, 0, 0}))
+	assert.ErrorIs(t, checkBody(9999, msgTypeMessage, 0, nil), errUnknownProc)
+}
+
+// FuzzCheckBody: the reply walker never panics and never accepts a body
+// whose claims exceed it.
+func FuzzCheckBody(f *testing.F) {
+	for _, p := range []uint32{procConnectListAll, procConnectGetAllStats, procDomainIfaceAddresses, procDomainGetCPUStats, procDomainMemoryStats, procAuthList, procEventLifecycle} {
+		f.Add(p, uint32(msgTypeReply), uint32(0), []byte{0, 0, 0, 1, 0, 0, 0, 1, 'a', 0, 0, 0})
+	}
+	f.Add(uint32(1), uint32(msgTypeReply), uint32(msgStatusError), make([]byte, 40))
+	f.Fuzz(func(t *testing.T, proc, typ, status uint32, body []byte) {
+		_ = checkBody(proc%400, typ%4, status%3, body)
 	})
 }

@@ -23,7 +23,7 @@ func TestWriteResourcesReadBack(t *testing.T) {
 	require.NoError(t, w.Start(context.Background()))
 
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	tr := enrich.NewResourceTracker(enrich.ResourceTrackerConfig{StaleAfter: 2 * time.Hour})
+	tr := enrich.NewResourceTracker(enrich.ResourceTrackerConfig{StaleAfter: 2 * time.Hour, Forget: 24 * time.Hour})
 	tr.OnUpdate(w.WriteResources)
 	smp := func(at time.Duration, cpu, rx uint64) enrich.VMResourceSample {
 		return enrich.VMResourceSample{UUID: "u-1", Name: "web 1", Host: "hv1", Source: enrich.ResourceSourceLibvirt, Time: base.Add(at), Incarnation: 1,
