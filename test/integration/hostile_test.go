@@ -123,6 +123,12 @@ func runHostile(t *testing.T, fastPath bool) {
 			items = append(items, hostileItem{proto: collector.ProtoSFlow, data: d[:n], note: "sflow prefix", account: exp.sflowPrefix})
 		}
 	}
+	// Truncated prefixes of an hsflowd datagram (host structures; see
+	// hsflowd_e2e_test.go): its samples fill it exactly, so each is short.
+	hsd := hsflowdPoll(0)
+	for n := 0; n < len(hsd); n += 7 {
+		items = append(items, hostileItem{proto: collector.ProtoSFlow, data: hsd[:n], note: "hsflowd prefix", account: exp.sflowPrefix})
+	}
 	for _, d := range pickDatagrams(t, realI, collector.ProtoIPFIX) {
 		for n := 0; n < len(d); n += 7 {
 			items = append(items, hostileItem{proto: collector.ProtoIPFIX, data: d[:n], note: "ipfix prefix", account: exp.ipfixPrefix})
