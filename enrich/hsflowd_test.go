@@ -173,3 +173,29 @@ func TestHsflowdHostNames(t *testing.T) {
 	assert.Equal(t, 10.0, testutil.ToFloat64(h.samples["host/host_limit"]))
 	assert.Len(t, tr.Hosts(), 1+HsflowdMaxUnknownHosts)
 }
+
+// TestHsflowdConcurrent: collector workers call Put at once (run with -race).
+func TestHsflowdConcurrent(t *testing.T) {
+	tr := NewResourceTracker(ResourceTrackerConfig{})
+	idx := hsIndex()
+	h := NewHsflowd(tr, func() *Index { return idx }, nil)
+	t0 := time.Now()
+	var batches [][]decoder.HostCounters
+	for n := uint32(0); n < 8; n++ {
+		batches = append(batches, decodeHosts(t, hsHypervisor(n).Datagram(n, 1), t0.Add(time.Duration(n)*time.Second)))
+	}
+	done := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for _, b := range batches {
+				h.Put(b)
+			}
+		}()
+	}
+	for w := 0; w < 4; w++ {
+		<-done
+	}
+	assert.Len(t, tr.All(), 2)
+	assert.Equal(t, 64.0, testutil.ToFloat64(h.samples["vm/attributed"]))
+}
