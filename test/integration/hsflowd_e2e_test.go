@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	"github.com/vmflow/vmflow/cmd/vmflow/app"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/collector/blast"
 	sh "github.com/vmflow/vmflow/internal/sflowhost"
 )
 
@@ -205,4 +208,167 @@ func TestHsflowdEndToEnd(t *testing.T) {
 	assert.Equal(t, 2.0, m[`vmflow_hsflowd_samples_total{kind="host",result="attributed"}`])
 	assert.Equal(t, 2.0, m[`vmflow_decoder_host_records_total{kind="virt_node"}`])
 	assert.Equal(t, 4.0, m[`vmflow_decoder_host_records_total{kind="virt_cpu"}`])
+}
+
+// hsflowdRealCapture was sent by a real hsflowd 2.1.25 (KVM module) on a
+// host named "vm" polling libvirt's test driver (domain "test"); the
+// .sflowtool.txt beside it is what InMon's sflowtool prints for it
+// (decoder/testdata/README.md).
+const hsflowdRealCapture = "../../decoder/testdata/hsflowd-kvm-testdriver"
+
+// sflowtoolBlocks reads sflowtool's text into one key/value map per
+// sample, in order.
+func sflowtoolBlocks(t *testing.T, path string) []map[string]string {
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []map[string]string
+	var cur map[string]string
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		switch {
+		case k == "startSample":
+			cur = map[string]string{}
+		case k == "endSample":
+			out = append(out, cur)
+			cur = nil
+		case cur != nil:
+			cur[k] = v
+		}
+	}
+	return out
+}
+
+func atoiU(t *testing.T, s string) uint64 {
+	v, err := strconv.ParseUint(s, 10, 64)
+	require.NoError(t, err, s)
+	return v
+}
+
+// TestHsflowdRealCaptureEndToEnd replays the real hsflowd's datagrams over
+// UDP to vmflow: the test domain's and the hypervisor's figures in the API
+// are the ones sflowtool reads from the same datagrams.
+func TestHsflowdRealCaptureEndToEnd(t *testing.T) {
+	if os.Getenv("VMFLOW_INTEGRATION") != "1" {
+		t.Skip("set VMFLOW_INTEGRATION=1 (make test)")
+	}
+	dgs, err := blast.LoadPcap(hsflowdRealCapture+".pcap", 16399)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(dgs), 5)
+	var vmS, hostS []map[string]string
+	for _, s := range sflowtoolBlocks(t, hsflowdRealCapture+".sflowtool.txt") {
+		switch {
+		case strings.HasPrefix(s["sourceId"], "3:"):
+			vmS = append(vmS, s)
+		case s["sourceId"] == "2:1":
+			hostS = append(hostS, s)
+		}
+	}
+	require.Len(t, vmS, len(dgs))
+	require.Len(t, hostS, len(dgs))
+	lastVM, prevH, lastH := vmS[len(vmS)-1], hostS[len(hostS)-2], hostS[len(hostS)-1]
+	require.Equal(t, "6695eb01-f6a4-8304-79aa-97f2502e193f", lastVM["UUID"])
+	require.Equal(t, "vm", lastH["hostname"])
+
+	inv := filepath.Join(t.TempDir(), "inventory.yaml")
+	require.NoError(t, os.WriteFile(inv, []byte(`hosts:
+  - name: vm
+vms:
+  - name: test
+    uuid: 6695eb01-f6a4-8304-79aa-97f2502e193f
+    host: vm
+    interfaces: [{mac: "aa:bb:cc:dd:ee:ff"}]
+`), 0o644))
+	cfg, _, err := app.Load("", []string{
+		"VMFLOW_LOG_LEVEL=warn",
+		"VMFLOW_COLLECTOR_SFLOW_LISTEN=127.0.0.1:0",
+		"VMFLOW_COLLECTOR_IPFIX_LISTEN=127.0.0.1:0",
+		"VMFLOW_COLLECTOR_NETFLOW9_LISTEN=127.0.0.1:0",
+		"VMFLOW_API_LISTEN=127.0.0.1:0",
+		"VMFLOW_ENRICH_STATIC_FILE=" + inv,
+	})
+	require.NoError(t, err)
+	a, err := app.New(cfg, cfg.Log.NewLogger(testLogWriter{t}))
+	require.NoError(t, err)
+	require.NoError(t, a.Start(context.Background()))
+	t.Cleanup(a.Stop)
+	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", a.ListenPort(collector.ProtoSFlow)))
+	require.NoError(t, err)
+	defer conn.Close()
+	for _, d := range dgs {
+		_, err := conn.Write(d)
+		require.NoError(t, err)
+		time.Sleep(100 * time.Millisecond) // in order through the collector's workers
+	}
+	base := "http://" + a.APIAddr() + "/api/v1"
+	getJSON := func(path string, out any) int {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+		}
+		return resp.StatusCode
+	}
+	var vm struct {
+		Source string `json:"source"`
+		Host   string `json:"host"`
+		State  string `json:"state"`
+		CPU    struct {
+			VCPUs int `json:"vcpus"`
+		} `json:"cpu"`
+		Memory struct {
+			MaxBytes     uint64 `json:"max_bytes"`
+			BalloonBytes uint64 `json:"balloon_bytes"`
+		} `json:"memory"`
+		Disks []struct {
+			ReadReqsTotal uint64 `json:"read_reqs_total"`
+			CapacityBytes uint64 `json:"capacity_bytes"`
+		} `json:"disks"`
+	}
+	waitAPI(t, 5*time.Second, "test's resources", func() (bool, string) {
+		code := getJSON("/vms/test/resources", &vm)
+		return code == http.StatusOK && len(vm.Disks) == 1 && vm.Disks[0].ReadReqsTotal == atoiU(t, lastVM["vdsk_rd_req"]),
+			fmt.Sprintf("status %d %+v", code, vm)
+	})
+	assert.Equal(t, "hsflowd", vm.Source)
+	assert.Equal(t, "vm", vm.Host)
+	assert.Equal(t, "running", vm.State) // vcpu_state 1
+	assert.EqualValues(t, atoiU(t, lastVM["vcpu_cpuCount"]), vm.CPU.VCPUs)
+	assert.Equal(t, atoiU(t, lastVM["vmem_maxMemory"]), vm.Memory.MaxBytes)
+	assert.Equal(t, atoiU(t, lastVM["vmem_memory"]), vm.Memory.BalloonBytes)
+	assert.Equal(t, atoiU(t, lastVM["vdsk_capacity"]), vm.Disks[0].CapacityBytes)
+
+	var hosts struct {
+		Hosts []struct {
+			Host       string `json:"host"`
+			Hypervisor *struct {
+				CPUs          int      `json:"cpus"`
+				CPUPercent    *float64 `json:"cpu_percent"`
+				MemTotalBytes uint64   `json:"memory_total_bytes"`
+				MemFreeBytes  uint64   `json:"memory_free_bytes"`
+				Domains       int      `json:"domains"`
+			} `json:"hypervisor"`
+		} `json:"hosts"`
+	}
+	require.Equal(t, http.StatusOK, getJSON("/hosts", &hosts))
+	require.Len(t, hosts.Hosts, 1)
+	hv := hosts.Hosts[0]
+	assert.Equal(t, "vm", hv.Host)
+	require.NotNil(t, hv.Hypervisor)
+	assert.EqualValues(t, atoiU(t, lastH["cpu_num"]), hv.Hypervisor.CPUs)
+	assert.EqualValues(t, atoiU(t, lastH["vnode_num_domains"]), hv.Hypervisor.Domains)
+	assert.Equal(t, atoiU(t, lastH["mem_total"]), hv.Hypervisor.MemTotalBytes)
+	assert.Equal(t, min(atoiU(t, lastH["mem_free"])+atoiU(t, lastH["mem_buffers"])+atoiU(t, lastH["mem_cached"]),
+		atoiU(t, lastH["mem_total"])), hv.Hypervisor.MemFreeBytes)
+	busy := func(s map[string]string) uint64 {
+		return atoiU(t, s["cpu_user"]) + atoiU(t, s["cpu_nice"]) + atoiU(t, s["cpu_system"]) +
+			atoiU(t, s["cpuintr"]) + atoiU(t, s["cpu_sintr"]) + atoiU(t, s["cpu_steal"])
+	}
+	idle := func(s map[string]string) uint64 { return atoiU(t, s["cpu_idle"]) + atoiU(t, s["cpu_wio"]) }
+	db, di := float64(busy(lastH)-busy(prevH)), float64(idle(lastH)-idle(prevH))
+	require.NotNil(t, hv.Hypervisor.CPUPercent)
+	assert.InDelta(t, 100*db/(db+di), *hv.Hypervisor.CPUPercent, 1e-9)
+	t.Logf("hypervisor %q: %d CPUs at %.1f%%, %d of %d bytes free; test: %d vCPUs, balloon %d",
+		hv.Host, hv.Hypervisor.CPUs, *hv.Hypervisor.CPUPercent, hv.Hypervisor.MemFreeBytes, hv.Hypervisor.MemTotalBytes,
+		vm.CPU.VCPUs, vm.Memory.BalloonBytes)
 }
