@@ -15,6 +15,9 @@ func hostSeeds(f *testing.F) {
 	f.Add(hostDatagramFixture())
 	f.Add(sh.Datagram(hostAgent, 1, 2, 3, hostSampleFixture()))
 	f.Add(sh.Datagram(hostAgent, 1, 2, 3, vmSampleFixture()))
+	for _, d := range readClassicPcapUDP(nil, realHostCapture)[:2] { // a real hsflowd's
+		f.Add(d)
+	}
 	f.Add(sh.Datagram(hostAgent, 1, 2, 3, sh.CounterSample(1, 3, 5, sh.HostAdapters(
 		sh.Adapter{IfIndex: 1, MACs: make([][6]byte, 20)}, sh.Adapter{IfIndex: 2}))))
 }
@@ -68,21 +71,22 @@ func FuzzSFlowHost(f *testing.F) {
 }
 
 // TestSFlowHostWordMutations applies checkHostDecode to every 32-bit word of
-// the golden datagram replaced by values that stress lengths and counts.
+// the golden datagram and of a real hsflowd datagram replaced by values that stress lengths and counts.
 func TestSFlowHostWordMutations(t *testing.T) {
-	in := hostDatagramFixture()
 	fast := newTestDecoder(t, true)
 	slow := newTestDecoder(t, false)
 	var fb, sb Batch
 	agree, total := 0, 0
-	for off := 0; off+4 <= len(in); off += 4 {
-		orig := binary.BigEndian.Uint32(in[off:])
-		for _, v := range []uint32{0, 1, 2, 3, 64, 65, 2000, 2101, orig + 4, orig - 4, orig + 1, 0x7fffffff, 0xffffffff} {
-			data := append([]byte(nil), in...)
-			binary.BigEndian.PutUint32(data[off:], v)
-			total++
-			if checkHostDecode(t, fast, slow, &fb, &sb, data) {
-				agree++
+	for _, in := range [][]byte{hostDatagramFixture(), readClassicPcapUDP(t, realHostCapture)[0]} {
+		for off := 0; off+4 <= len(in); off += 4 {
+			orig := binary.BigEndian.Uint32(in[off:])
+			for _, v := range []uint32{0, 1, 2, 3, 64, 65, 2000, 2101, orig + 4, orig - 4, orig + 1, 0x7fffffff, 0xffffffff} {
+				data := append([]byte(nil), in...)
+				binary.BigEndian.PutUint32(data[off:], v)
+				total++
+				if checkHostDecode(t, fast, slow, &fb, &sb, data) {
+					agree++
+				}
 			}
 		}
 	}

@@ -60,15 +60,15 @@ func sflowtoolSamples(t *testing.T, out []byte) []map[string]string {
 
 // readClassicPcapUDP returns the UDP payloads of a classic pcap of
 // Ethernet/IPv4 frames (what sflowtool -r reads).
-func readClassicPcapUDP(t *testing.T, path string) [][]byte {
+func readClassicPcapUDP(t testing.TB, path string) [][]byte {
 	f, err := os.Open(path)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	defer f.Close()
 	r, err := pcapgo.NewReader(f)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	var out [][]byte
 	for {
