@@ -37,12 +37,12 @@ type Deps struct {
 	Exporters func() []collector.ExporterStatus
 	// Dispatcher receives every evaluation's firing and resolved alerts.
 	Dispatcher notify.Dispatcher
-	Logger     *slog.Logger
-	// Now is the clock of the API (silence states); windows carry their own time.
-	Now func() time.Time
 	// Resources returns every VM's latest resource figures (vm rules on
 	// resource signals, resource_signals.go); nil: none.
 	Resources func() []enrich.VMResources
+	Logger    *slog.Logger
+	// Now is the clock of the API (silence states); windows carry their own time.
+	Now func() time.Time
 }
 
 // RuleStatus is a rule's state for the API.

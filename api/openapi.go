@@ -385,7 +385,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		},
 	}
 	addAlertOpenAPI(paths, doc["components"].(obj)["schemas"].(obj), params)
-	addResourceOpenAPI(paths, doc["components"].(obj)["schemas"].(obj)) // openapi_resources.go
-	addConsoleDoc(doc)                                                  // console aggregate routes (openapi_console.go)
+	addResourceOpenAPI(paths, doc["components"].(obj)["schemas"].(obj))
+	addConsoleDoc(doc) // console aggregate routes (openapi_console.go)
 	return json.MarshalIndent(doc, "", "  ")
 }

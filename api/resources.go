@@ -60,17 +60,28 @@ func (s *Server) findResources(tok string) (name string, r enrich.VMResources, o
 	return tok, r, ok
 }
 
+// vmResourcesNow is a VM's resources now (nil without figures): the body
+// of /vms/{name}/resources, and the `resources` object for GET
+// /api/v1/vms/{name} (ports.go's handleVM, merged from another branch).
+func (s *Server) vmResourcesNow(tok string) *vmResourcesOut {
+	name, r, ok := s.findResources(tok)
+	if !ok {
+		return nil
+	}
+	return &vmResourcesOut{VM: name, AgeSeconds: s.deps.Now().Sub(r.Time).Seconds(), VMResources: r}
+}
+
 func (s *Server) handleVMResources(c *gin.Context) {
 	if noQuery(c) != nil {
 		return
 	}
-	name, r, ok := s.findResources(c.Param("name"))
-	if !ok {
+	out := s.vmResourcesNow(c.Param("name"))
+	if out == nil {
 		c.JSON(http.StatusNotFound, errorBody{Error: "no resource figures for VM " + c.Param("name") +
 			" (not polled by libvirt, no hsflowd records, or stats off)"})
 		return
 	}
-	c.JSON(http.StatusOK, vmResourcesOut{VM: name, AgeSeconds: s.deps.Now().Sub(r.Time).Seconds(), VMResources: r})
+	c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) handleVMResourceSeries(c *gin.Context) {

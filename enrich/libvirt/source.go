@@ -447,8 +447,27 @@ func (s *Source) fetchState(ctx context.Context, cl *Client, d Domain, state int
 
 func (s *Source) addAddresses(ctx context.Context, cl *Client, d Domain, vm *enrich.VM) error {
 	seen := map[netip.Addr]bool{}
-	for _, srcName := range s.cfg.AddressSources {
-		ifaces, err := cl.InterfaceAddresses(ctx, d, addrSourceNum[srcName])
+	// Ask every source at once (go-libvirt pipelines the calls), then take
+	// the answers in the configured order: the first source to report an
+	// address names it.
+	srcs := s.cfg.AddressSources
+	answers := make([][]InterfaceAddrs, len(srcs))
+	errs := make([]error, len(srcs))
+	var wg sync.WaitGroup
+	for i, srcName := range srcs {
+		if i == len(srcs)-1 {
+			answers[i], errs[i] = cl.InterfaceAddresses(ctx, d, addrSourceNum[srcName])
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i], errs[i] = cl.InterfaceAddresses(ctx, d, addrSourceNum[srcName])
+		}()
+	}
+	wg.Wait()
+	for i, srcName := range srcs {
+		ifaces, err := answers[i], errs[i]
 		if err != nil {
 			if isDaemonError(err) {
 				// No guest agent, no lease, unsupported: expected, counted.
