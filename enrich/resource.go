@@ -32,13 +32,16 @@ import "time"
 //	                     the inventory host of the exporter)
 //	virt_cpu (2101)      State (virDomainState name), CPU.TimeNs = cpuTime ms x 1e6
 //	                     (HasCPUTime), CPU.VCPUs = nrVirtCpu (HasVCPUs)
-//	virt_memory (2102)   Mem.UsedBytes = memory (HasMemUsed), Mem.MaxBytes = maxMemory (HasMemMax)
+//	virt_memory (2102)   Mem.BalloonBytes = memory (HasMemBalloon: hsflowd's mod_kvm sets it
+//	                     from virDomainInfo.memory, what the domain has, not what the guest
+//	                     uses), Mem.MaxBytes = maxMemory (HasMemMax; -1 "unlimited": none)
 //	virt_disk_io (2103)  one DiskSample{Name: "*"}: capacity, allocation (HasDiskSize),
 //	                     rd_req, rd_bytes, wr_req, wr_bytes (HasDiskIO), errs (HasDiskErrors)
 //	virt_net_io (2104)   one NICSample{Name: "*"}: bytes, packets (HasNICBytes,
 //	                     HasNICPackets), errs (HasNICErrors), drops (HasNICDrops)
 //	host_cpu (2003)      HostResourceSample.CPUs = cpu_num; CPUTimeNs = (user+nice+
-//	                     system+wio+intr+sintr) ms x 1e6, CPUIdleNs = idle ms x 1e6
+//	                     system+intr+sintr) ms x 1e6, CPUIdleNs = (idle+wio) ms x 1e6
+//	                     (I/O wait is idle CPU)
 //	                     (HasHostCPU|HasHostCPUIdle)
 //	host_memory (2004)   MemTotalBytes, MemFreeBytes (HasHostMem)
 //	virt_node (2100)     CPUs, MemTotalBytes, MemFreeBytes, Domains (HasHostVirt)
@@ -108,7 +111,7 @@ type MemSample struct {
 	BalloonBytes uint64
 	// UsedBytes is memory in use as the producer sees it. libvirt: the
 	// guest's available minus unused when the balloon driver reports both;
-	// hsflowd: virt_memory memory.
+	// hsflowd gives none (its virt_memory memory is the balloon).
 	UsedBytes uint64
 	// AvailableBytes is the memory the guest sees (balloon "available").
 	AvailableBytes uint64

@@ -174,7 +174,10 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	if a.agg, err = aggregate.New(cfg.Aggregate, a.enr, a.reg, sinks...); err != nil {
 		return nil, fmt.Errorf("aggregate: %w", err)
 	}
-	a.pipe = aggregate.NewPipeline(a.dec, a.enr, a.agg, a.reg)
+	// sFlow host structures (hsflowd) decoded into Batch.Hosts go to the
+	// resource tracker (enrich/hsflowd.go: attribution, source rule).
+	hsflowd := enrich.NewHsflowd(a.res, a.enr.Index, a.reg)
+	a.pipe = aggregate.NewPipeline(hsflowd.Tap(a.dec), a.enr, a.agg, a.reg)
 	if a.col, err = collector.New(cfg.Collector, a.pipe, a.reg); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
