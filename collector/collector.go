@@ -508,6 +508,7 @@ func (l *listener) handleInline(src batchSource, n int, local netip.AddrPort, no
 		t.handle(wh, cache, &sc.d, base+uint64(j))
 	}
 	sc.d.Data = nil
+	flush(wh)
 	l.ctr.handled.Add(uint64(m))
 	t.count(l)
 }
@@ -601,8 +602,16 @@ func (l *listener) process(wh WorkerHandler, cache *exporterCache, ch chunk) {
 		s = s.next
 	}
 	l.pool.put(ch)
+	flush(wh)
 	l.ctr.handled.Add(uint64(ch.n))
 	t.count(l)
+}
+
+// flush ends a run of datagrams for a handler that keeps work for it.
+func flush(wh WorkerHandler) {
+	if f, ok := wh.(BatchFlusher); ok {
+		f.Flush()
+	}
 }
 
 var errHandlerPanic = errors.New("handler panic")

@@ -338,6 +338,35 @@ type exporterCache struct {
 	t     *exporterTable
 	m     map[exporterKey]*exporter
 	epoch uint64
+	// recent are the exporters used last, looked at before m (a reader
+	// sees a few exporters interleaved; comparing keys is cheaper than
+	// hashing one)
+	recent [4]*exporter
+}
+
+// lookup returns the cached exporter of k, or nil.
+func (c *exporterCache) lookup(k exporterKey) *exporter {
+	for i, e := range c.recent {
+		if e != nil && e.key == k {
+			if i > 0 {
+				copy(c.recent[1:i+1], c.recent[:i])
+				c.recent[0] = e
+			}
+			return e
+		}
+	}
+	e := c.m[k]
+	if e != nil {
+		copy(c.recent[1:], c.recent[:len(c.recent)-1])
+		c.recent[0] = e
+	}
+	return e
+}
+
+// forget drops k from the cache.
+func (c *exporterCache) forget(k exporterKey) {
+	delete(c.m, k)
+	c.recent = [len(c.recent)]*exporter{}
 }
 
 func newExporterCache(t *exporterTable) *exporterCache {
@@ -351,6 +380,7 @@ func (c *exporterCache) sweep() {
 		return
 	}
 	c.epoch = ep
+	c.recent = [len(c.recent)]*exporter{}
 	for k, e := range c.m {
 		e.mu.Lock()
 		dead := e.dead
@@ -371,7 +401,7 @@ func (c *exporterCache) record(d *Datagram, m *Meta, failed bool, arrival uint64
 		obsDomain: m.ObsDomain,
 	}
 	for range 2 {
-		e := c.m[k]
+		e := c.lookup(k)
 		if e == nil {
 			e = c.t.get(k)
 			if e == nil {
@@ -383,7 +413,7 @@ func (c *exporterCache) record(d *Datagram, m *Meta, failed bool, arrival uint64
 		e.mu.Lock()
 		if e.dead {
 			e.mu.Unlock()
-			delete(c.m, k)
+			c.forget(k)
 			continue
 		}
 		e.addr = d.From

@@ -170,6 +170,8 @@ type Batch struct {
 	Header   Header
 	Records  []Record
 	Counters []Counters
+
+	flow flowCache // IPFIX/NetFlow v9 fast path of this batch (flow_cache.go)
 }
 
 // Reset empties the batch, keeping its capacity.

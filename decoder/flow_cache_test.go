@@ -1,0 +1,119 @@
+package decoder
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A Batch's cached template must never outlive the template it stands for:
+// a replacement with the same id takes effect on the next message, and a
+// scope swept out and learned again is the new one.
+func TestIPFIXCachedTemplateReplacedAndScopeSwept(t *testing.T) {
+	f, clk := fxNewFlow(t, func(c *FlowConfig) { c.TemplateLifetime = time.Minute })
+	var b Batch
+	v4 := fxIPFIX(1, 0, 1, fxSet(256, fxBasicRecord("10.0.0.1", "10.0.0.2", 1, 2, 17, 0, 3, 300, 0, 0)))
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, fxBasicFields...))), 0, &b))
+	for range 3 { // cached from the second on
+		require.NoError(t, f.Decode(SourceIPFIX, fxExpA, v4, 0, &b))
+		require.Len(t, b.Records, 1)
+		assert.Equal(t, netip.MustParseAddr("10.0.0.1"), b.Records[0].SrcIP)
+	}
+
+	// Template 256 redefined: IPv6 fields, a 41-byte record.
+	v6Fields := []fxField{{27, 16, 0}, {28, 16, 0}, {4, 1, 0}, {2, 4, 0}, {352, 4, 0}}
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, v6Fields...))), 0, &b))
+	s6, d6 := netip.MustParseAddr("2001:db8::1").As16(), netip.MustParseAddr("2001:db8::2").As16()
+	v6 := fxIPFIX(1, 0, 1, fxSet(256, fxCat(s6[:], d6[:], []byte{58}, fxU32(2), fxU32(180))))
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, v6, 0, &b))
+	require.Len(t, b.Records, 1)
+	assert.Equal(t, netip.MustParseAddr("2001:db8::1"), b.Records[0].SrcIP)
+	assert.Equal(t, uint64(180), b.Records[0].Bytes)
+	// the old 36-byte records do not fit the new 41-byte template
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, v4, 0, &b))
+	assert.Empty(t, b.Records)
+
+	// The template expires and the sweeper removes template and scope;
+	// a new template makes a new scope, which the cache must not confuse
+	// with the old one.
+	clk.t = clk.t.Add(2 * time.Minute)
+	f.sweep(clk.t.UnixNano())
+	clk.t = clk.t.Add(2 * time.Minute)
+	f.sweep(clk.t.UnixNano())
+	d, n := f.stats()
+	require.Equal(t, [2]int{0, 0}, [2]int{d, n})
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, v6, 0, &b))
+	assert.Empty(t, b.Records, "no template after the sweep")
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, fxBasicFields...))), 0, &b))
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, v4, 0, &b))
+	require.Len(t, b.Records, 1)
+	assert.Equal(t, netip.MustParseAddr("10.0.0.1"), b.Records[0].SrcIP)
+	d, n = f.stats()
+	assert.Equal(t, [2]int{1, 1}, [2]int{d, n})
+}
+
+// With DeferCounts the per-datagram counts wait in the Batch until
+// FlushCounts; nothing is lost or counted twice.
+func TestIPFIXDeferredCounts(t *testing.T) {
+	dec, err := New(DefaultConfig(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	var b Batch
+	dec.DeferCounts(&b)
+	tmpl := fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, append([]fxField{{61, 1, 0}}, fxBasicFields...)...)))
+	rec := func(dir uint8) []byte {
+		return append([]byte{dir}, fxBasicRecord("10.0.0.1", "10.0.0.2", 1, 2, 17, 0, 3, 300, 0, 0)...)
+	}
+	require.NoError(t, dec.Decode(SourceIPFIX, fxExpA, tmpl, 0, &b))
+	for range 5 {
+		require.NoError(t, dec.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(256, rec(0), rec(1))), 0, &b))
+	}
+	m := &dec.flow.m
+	assert.Zero(t, fxCount(m.records[0]), "held until FlushCounts")
+	dec.FlushCounts(&b)
+	assert.Equal(t, 5.0, fxCount(m.records[0]), "ingress records")
+	assert.Equal(t, 5.0, fxCount(m.dirSkipped[0]), "egress records")
+	assert.Equal(t, 5.0, fxCount(m.rateUnknown[0]))
+	assert.Equal(t, 6.0, fxCount(dec.m.datagrams[SourceIPFIX]))
+	dec.FlushCounts(&b)
+	assert.Equal(t, 5.0, fxCount(m.records[0]), "flushed once")
+}
+
+// The cached fast path allocates nothing and takes no scope or template
+// lock (checked by the allocation count and the benchmark).
+func TestIPFIXCacheNoAllocs(t *testing.T) {
+	f, _ := fxNewFlow(t, nil)
+	var b Batch
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, fxBasicFields...))), 0, &b))
+	data := fxIPFIX(1, 0, 1, fxSet(256, fxBasicRecord("10.0.0.1", "10.0.0.2", 1, 2, 17, 0, 3, 300, 0, 0)))
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, data, 0, &b))
+	allocs := testing.AllocsPerRun(100, func() { _ = f.Decode(SourceIPFIX, fxExpA, data, 0, &b) })
+	assert.Zero(t, allocs)
+}
+
+// A record of a direction not kept is only measured: it is skipped and
+// counted as before, and one that overruns its set is still an error.
+func TestIPFIXDirectionSkippedWithoutDecoding(t *testing.T) {
+	f, _ := fxNewFlow(t, nil) // directions: ingress
+	var b Batch
+	fields := append([]fxField{{61, 1, 0}, {82, 0xffff, 0}}, fxBasicFields...)
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, fields...))), 0, &b))
+	rec := func(dir uint8, name string) []byte {
+		return fxCat([]byte{dir, byte(len(name))}, []byte(name), fxBasicRecord("10.0.0.1", "10.0.0.2", 1, 2, 17, 0, 3, 300, 0, 0))
+	}
+	require.NoError(t, f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(256, rec(1, "eth0"), rec(0, "tap1"), rec(1, "x"))), 0, &b))
+	require.Len(t, b.Records, 1)
+	assert.Equal(t, 3, b.Header.DataRecords)
+	assert.Equal(t, 2, b.Header.Skipped)
+	assert.Equal(t, 2.0, fxCount(f.m.dirSkipped[0]))
+	assert.Equal(t, netip.MustParseAddr("10.0.0.1"), b.Records[0].SrcIP)
+
+	// an egress record whose name runs past the set
+	bad := rec(1, "eth0")
+	bad[1] = 200
+	err := f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(256, rec(0, "tap1"), bad)), 0, &b)
+	require.ErrorIs(t, err, ErrTruncated)
+}
