@@ -22,16 +22,26 @@ import "github.com/prometheus/client_golang/prometheus"
 // never used from the cache. Template lifetime is still checked on every
 // use.
 
-// flowCacheSize is the number of (scope, template) entries a Batch keeps:
-// the exporters and templates one reader sees interleaved.
-const flowCacheSize = 8
+// flowCacheScopes is the number of template scopes a Batch keeps (the
+// exporters and observation domains one reader sees interleaved), and
+// flowCacheTemplates the templates kept per scope (OVS uses a few ids per
+// bridge: one per L2/L3/L4/tunnel combination seen).
+const (
+	flowCacheScopes    = 16
+	flowCacheTemplates = 4
+)
 
-type flowCacheEntry struct {
-	key  domainKey
-	d    *flowDomain
-	id   uint16
-	tgen uint64 // d.gen when t was looked up
-	t    *flowTemplate
+type flowCacheTemplate struct {
+	id  uint16
+	gen uint64 // the scope's gen when t was looked up
+	t   *flowTemplate
+}
+
+type flowCacheScope struct {
+	key       domainKey
+	d         *flowDomain
+	tmpl      [flowCacheTemplates]flowCacheTemplate
+	nt, nextT int
 }
 
 // flowCounts are metric counts of a Batch not yet added to the counters.
@@ -42,65 +52,45 @@ type flowCounts struct {
 type flowCache struct {
 	f       *flowDecoder // the decoder the entries belong to
 	gen     uint64       // f.scopeGen when the entries were filled
-	ents    [flowCacheSize]flowCacheEntry
+	scopes  [flowCacheScopes]flowCacheScope
 	n, next int
+	cur     *flowCacheScope // the current message's scope, or nil
 
 	// hold: counts wait in pend until FlushCounts (DeferCounts)
 	hold bool
 	pend flowCounts
 }
 
-// scope returns the cached scope of k, or nil.
-func (fc *flowCache) scope(f *flowDecoder, k domainKey) *flowDomain {
-	if fc.f != f || fc.gen != f.scopeGen.Load() {
-		fc.f, fc.gen, fc.n, fc.next = f, f.scopeGen.Load(), 0, 0
-		fc.ents = [flowCacheSize]flowCacheEntry{}
+// scopeOf returns the template scope of the message (nil if none), through
+// the Batch's cache.
+func (f *flowDecoder) scopeOf(k domainKey, b *Batch) *flowDomain {
+	fc := &b.flow
+	fc.cur = nil
+	if g := f.scopeGen.Load(); fc.f != f || fc.gen != g {
+		// first use, or a scope was removed: start again
+		fc.f, fc.gen, fc.n, fc.next = f, g, 0, 0
+		fc.scopes = [flowCacheScopes]flowCacheScope{}
+	}
+	for i := 0; i < fc.n; i++ {
+		if s := &fc.scopes[i]; s.key == k {
+			fc.cur = s
+			return s.d
+		}
+	}
+	d := f.domain(k)
+	if d == nil {
 		return nil
-	}
-	for i := 0; i < fc.n; i++ {
-		if e := &fc.ents[i]; e.key == k {
-			return e.d
-		}
-	}
-	return nil
-}
-
-// template returns the cached template id of scope d, or nil.
-func (fc *flowCache) template(d *flowDomain, id uint16) *flowTemplate {
-	if fc.f == nil {
-		return nil
-	}
-	g := d.gen.Load()
-	for i := 0; i < fc.n; i++ {
-		if e := &fc.ents[i]; e.d == d && e.id == id && e.t != nil && e.tgen == g {
-			return e.t
-		}
-	}
-	return nil
-}
-
-// put remembers scope d of k and, when t is not nil, its template t (id)
-// as of generation tgen.
-func (fc *flowCache) put(k domainKey, d *flowDomain, id uint16, tgen uint64, t *flowTemplate) {
-	if fc.f == nil {
-		return
-	}
-	// an entry of this scope without a template, or of this template, is
-	// reused
-	for i := 0; i < fc.n; i++ {
-		if e := &fc.ents[i]; e.d == d && (e.t == nil || e.id == id) {
-			*e = flowCacheEntry{key: k, d: d, id: id, tgen: tgen, t: t}
-			return
-		}
 	}
 	i := fc.n
-	if fc.n < flowCacheSize {
+	if fc.n < flowCacheScopes {
 		fc.n++
 	} else {
 		i = fc.next
-		fc.next = (fc.next + 1) % flowCacheSize
+		fc.next = (fc.next + 1) % flowCacheScopes
 	}
-	fc.ents[i] = flowCacheEntry{key: k, d: d, id: id, tgen: tgen, t: t}
+	fc.scopes[i] = flowCacheScope{key: k, d: d}
+	fc.cur = &fc.scopes[i]
+	return d
 }
 
 // lookupTemplate returns the template id of the message's scope (nil if
@@ -110,32 +100,42 @@ func (f *flowDecoder) lookupTemplate(c *msgCtx, id uint16, b *Batch) *flowTempla
 	if d == nil {
 		return nil
 	}
-	fc := &b.flow
-	if t := fc.template(d, id); t != nil {
-		return t
+	s := b.flow.cur
+	if s != nil && s.d != d {
+		s = nil // the scope was made by this message (a template set)
+	}
+	if s != nil {
+		g := d.gen.Load()
+		for i := 0; i < s.nt; i++ {
+			if e := &s.tmpl[i]; e.id == id && e.gen == g {
+				return e.t
+			}
+		}
 	}
 	d.mu.RLock()
 	t := d.templates[id]
 	g := d.gen.Load()
 	d.mu.RUnlock()
-	if t != nil {
-		fc.put(c.key, d, id, g, t)
+	if t == nil || s == nil {
+		return t
 	}
+	i := s.nt
+	for j := 0; j < s.nt; j++ {
+		if s.tmpl[j].id == id { // a stale entry of this id
+			i = j
+			break
+		}
+	}
+	if i == s.nt {
+		if s.nt < flowCacheTemplates {
+			s.nt++
+		} else {
+			i = s.nextT
+			s.nextT = (s.nextT + 1) % flowCacheTemplates
+		}
+	}
+	s.tmpl[i] = flowCacheTemplate{id: id, gen: g, t: t}
 	return t
-}
-
-// scopeOf returns the template scope of the message (nil if none), through
-// the Batch's cache.
-func (f *flowDecoder) scopeOf(k domainKey, b *Batch) *flowDomain {
-	fc := &b.flow
-	if d := fc.scope(f, k); d != nil {
-		return d
-	}
-	d := f.domain(k)
-	if d != nil {
-		fc.put(k, d, 0, 0, nil)
-	}
-	return d
 }
 
 // count adds one message's counts, to b's pending counts when they are

@@ -117,3 +117,42 @@ func TestIPFIXDirectionSkippedWithoutDecoding(t *testing.T) {
 	err := f.Decode(SourceIPFIX, fxExpA, fxIPFIX(1, 0, 1, fxSet(256, rec(0, "tap1"), bad)), 0, &b)
 	require.ErrorIs(t, err, ErrTruncated)
 }
+
+// More exporters and templates than the cache holds, interleaved: every
+// record is decoded with its own exporter's template.
+func TestIPFIXCacheEviction(t *testing.T) {
+	f, _ := fxNewFlow(t, nil)
+	var b Batch
+	v6Fields := []fxField{{27, 16, 0}, {28, 16, 0}, {4, 1, 0}, {2, 4, 0}, {352, 4, 0}}
+	s6, d6 := netip.MustParseAddr("2001:db8::1").As16(), netip.MustParseAddr("2001:db8::2").As16()
+	const exporters = flowCacheScopes + 5
+	from := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), 4739)
+	}
+	for i := range exporters {
+		var sets [][]byte
+		for id := uint16(256); id < 256+flowCacheTemplates+2; id++ {
+			if (int(id)+i)%2 == 0 {
+				sets = append(sets, fxTmpl(true, id, fxBasicFields...))
+			} else {
+				sets = append(sets, fxTmpl(true, id, v6Fields...))
+			}
+		}
+		require.NoError(t, f.Decode(SourceIPFIX, from(i), fxIPFIX(1, 0, 7, fxSet(2, sets...)), 0, &b))
+	}
+	for round := range 3 {
+		for i := range exporters {
+			for id := uint16(256); id < 256+flowCacheTemplates+2; id++ {
+				v4 := (int(id)+i)%2 == 0
+				rec := fxCat(s6[:], d6[:], []byte{58}, fxU32(2), fxU32(uint32(i)))
+				if v4 {
+					rec = fxBasicRecord("10.0.0.1", "10.0.0.2", 1, 2, 17, 0, 3, uint64(i), 0, 0)
+				}
+				require.NoError(t, f.Decode(SourceIPFIX, from(i), fxIPFIX(1, 0, 7, fxSet(id, rec)), 0, &b))
+				require.Len(t, b.Records, 1, "round %d exporter %d template %d", round, i, id)
+				assert.Equal(t, v4, b.Records[0].SrcIP.Is4())
+				assert.Equal(t, from(i).Addr(), b.Records[0].Exporter)
+			}
+		}
+	}
+}

@@ -110,6 +110,15 @@ func TestIPFIXCompare(t *testing.T) {
 	fmt.Print(b.String())
 }
 
+// ownSession starts a collector in a session of its own, as a service
+// runs. With the kernel's autogroup scheduling (sched_autogroup_enabled,
+// on here) CPU time is shared fairly between sessions, not threads: in the
+// test's session the collector would share one session's share of the
+// loaded machine with the sender, so the sender's CPU would starve it (and
+// how much depends on the sender, not the collector). Both collectors are
+// started the same way.
+var ownSession = &syscall.SysProcAttr{Setsid: true}
+
 type compareRun struct {
 	sent, counted, sockDrops uint64
 	cpu                      time.Duration
@@ -228,6 +237,7 @@ func runNfcapd(t *testing.T, payloads [][]byte, rate, secs float64) compareRun {
 	require.NoError(t, err)
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = ownSession
 	require.NoError(t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
 	waitBound(t, port)
@@ -261,6 +271,7 @@ func runVmflow(t *testing.T, bin, root string, payloads [][]byte, rate, secs flo
 	require.NoError(t, err)
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = ownSession
 	require.NoError(t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
 	waitBound(t, port)
