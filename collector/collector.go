@@ -517,6 +517,7 @@ func (l *listener) handleInline(src batchSource, n int, local netip.AddrPort, no
 	}
 	sc.d.Data = nil
 	flush(wh)
+	cache.flush()
 	l.ctr.handled.Add(uint64(m))
 	t.count(l)
 }
@@ -611,6 +612,7 @@ func (l *listener) process(wh WorkerHandler, cache *exporterCache, ch chunk) {
 	}
 	l.pool.put(ch)
 	flush(wh)
+	cache.flush()
 	l.ctr.handled.Add(uint64(ch.n))
 	t.count(l)
 }
