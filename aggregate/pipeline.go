@@ -98,10 +98,6 @@ func (p *Pipeline) registerPortsGauge(reg prometheus.Registerer) {
 // NewWorker implements collector.Handler: one per collector goroutine.
 func (p *Pipeline) NewWorker() collector.WorkerHandler {
 	w := &PipelineWorker{p: p, agg: p.agg.NewWorker(), ports: map[portKey]*PortCounters{}}
-	if c, ok := p.dec.(countDeferrer); ok {
-		c.DeferCounts(&w.batch)
-		w.counts = c
-	}
 	p.mu.Lock()
 	p.workers = append(p.workers, w)
 	p.mu.Unlock()
@@ -114,20 +110,11 @@ type portKey struct {
 	IfIndex  uint32
 }
 
-// countDeferrer is implemented by *decoder.Decoder: the per-datagram
-// metric counts wait in the worker's batch until the collector's batch of
-// datagrams is handled (Flush).
-type countDeferrer interface {
-	DeferCounts(b *decoder.Batch)
-	FlushCounts(b *decoder.Batch)
-}
-
 // PipelineWorker handles datagrams on one collector goroutine.
 type PipelineWorker struct {
-	p      *Pipeline
-	agg    *Worker
-	batch  decoder.Batch
-	counts countDeferrer // nil: the decoder counts at once
+	p     *Pipeline
+	agg   *Worker
+	batch decoder.Batch
 
 	portsMu sync.Mutex
 	ports   map[portKey]*PortCounters
@@ -166,14 +153,6 @@ func (w *PipelineWorker) Handle(d *collector.Datagram) (collector.Meta, error) {
 		w.storeCounters(b.Counters)
 	}
 	return metaOf(&b.Header), nil
-}
-
-// Flush implements collector.BatchFlusher: the decoder's held counts go to
-// its metrics.
-func (w *PipelineWorker) Flush() {
-	if w.counts != nil {
-		w.counts.FlushCounts(&w.batch)
-	}
 }
 
 func metaOf(h *decoder.Header) collector.Meta {
