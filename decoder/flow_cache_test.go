@@ -156,3 +156,44 @@ func TestIPFIXCacheEviction(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIPFIXCacheDifferential: two decoders see the same inputs; one
+// decodes into a long-lived Batch (its cache of scopes and templates lives
+// across inputs, as on a reader), the other into a fresh Batch each time
+// (no cache). Their output must be the same, however the inputs add,
+// replace, withdraw or break templates.
+func FuzzIPFIXCacheDifferential(f *testing.F) {
+	dgs := fxCaptureDatagrams(f)
+	for _, d := range dgs {
+		f.Add(d)
+	}
+	f.Add(fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, fxBasicFields...))))
+	f.Add(fxIPFIX(1, 0, 1, fxSet(256, fxBasicRecord("10.0.0.1", "10.0.0.2", 1, 2, 17, 0, 3, 300, 0, 0))))
+	f.Add(fxIPFIX(1, 0, 1, fxSet(2, fxCat(fxU16(256), fxU16(0)))))
+	f.Add(fxIPFIX(1, 0, 1, fxSet(2, fxCat(fxU16(2), fxU16(0)))))
+	f.Add(fxIPFIX(1, 0, 1, fxSet(2, fxTmpl(true, 256, fxField{27, 16, 0}, fxField{28, 16, 0}))))
+	cfg := func(c *FlowConfig) { c.MaxTemplates = 64; c.MaxExporters = 16; c.Directions = "both" }
+	cached, _ := fxNewFlow(f, cfg)
+	fresh, _ := fxNewFlow(f, cfg)
+	var long Batch
+	from := netip.MustParseAddrPort("127.0.0.1:60536")
+	for _, d := range dgs { // the capture's templates first
+		_ = cached.Decode(SourceIPFIX, from, d, 0, &long)
+		var b Batch
+		_ = fresh.Decode(SourceIPFIX, from, d, 0, &b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// a second exporter address, so that the cache holds several scopes
+		for _, src := range []netip.AddrPort{from, netip.MustParseAddrPort("127.0.0.2:60536")} {
+			errA := cached.Decode(SourceIPFIX, src, data, 0, &long)
+			var b Batch
+			errB := fresh.Decode(SourceIPFIX, src, data, 0, &b)
+			require.Equal(t, errB == nil, errA == nil, "errors: cached %v, fresh %v", errA, errB)
+			require.Equal(t, b.Header, long.Header)
+			require.Equal(t, len(b.Records), len(long.Records))
+			for i := range b.Records {
+				require.True(t, b.Records[i] == long.Records[i], "record %d: cached %+v, fresh %+v", i, long.Records[i], b.Records[i])
+			}
+		}
+	})
+}
