@@ -127,6 +127,7 @@ func (p *Probe) loop(ctx context.Context) {
 			p.mu.Lock()
 			for _, tp := range p.taps {
 				tp.tr.sweep(now)
+				tp.sock.syncFilter(tp.tr)
 			}
 			p.mu.Unlock()
 		case <-flush.C:
@@ -242,6 +243,10 @@ func (p *Probe) scan() error {
 		}
 		tp := &tap{sock: s, dead: make(chan struct{}),
 			tr: newTracker(uint32(idx), p.cfg.MaxPending, int64(p.cfg.HandshakeTimeout), p.exp.add, p.m)}
+		if tp.tr.af, err = newAckFilter(p.filter, p.cfg.AckSlots); err != nil {
+			s.close()
+			return fmt.Errorf("tap %s: ack filter: %w", name, err)
+		}
 		p.taps[name] = tp
 		go func() {
 			defer close(tp.dead)
