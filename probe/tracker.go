@@ -72,9 +72,9 @@ type tracker struct {
 	m       *metrics
 	ev      Event // reused
 
-	af       *ackFilter // nil: SYN-ACK → ACK not measured
-	afDirty  bool       // af changed since it was last attached
-	afLast   int64      // when it was last attached (unix ns)
+	af      *ackFilter // nil: SYN-ACK → ACK not measured
+	afDirty bool       // af changed since it was last attached
+	afLast  int64      // when it was last attached (unix ns)
 }
 
 // attachGap is the shortest interval between two re-attachments of a
