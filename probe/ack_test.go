@@ -147,6 +147,17 @@ func TestTrackerFinalAck(t *testing.T) {
 	if got != [4]float64{1, 3, 1, 0} {
 		t.Errorf("final acks timed/missed/no_slot/other = %v, want [1 3 1 0]", got)
 	}
+	// the client closes before its ACK was seen: reported (missed), and a close
+	syn(7000, 6)
+	synack(8000, 6)
+	fin := tcpPkt(9000, true, true, tcpFIN|tcpACK)
+	fin.sport = 6
+	tr.handle(fin)
+	if len(r.evs) != 7 || r.evs[5].SPort != 6 || r.evs[5].Kind != decoder.ProbeEventHandshake ||
+		r.evs[6].Kind != decoder.ProbeEventClose || tr.af.n != 0 {
+		t.Fatalf("FIN of a parked handshake: %+v slots %d", r.evs[5:], tr.af.n)
+	}
+	r.evs = r.evs[:5]
 	// at the client's tap nothing is parked
 	syn2 := tcpPkt(1, true, false, tcpSYN)
 	tr.handle(syn2)

@@ -211,6 +211,10 @@ func (t *tracker) tcp(p *pkt) bool {
 		}
 		delete(t.table, k)
 		t.handshake(&k, &e, decoder.ProbeOutcomeEstablished, usec(p.ts-e.last), 0)
+	case f&(tcpFIN|tcpRST) != 0 && t.af != nil && t.af.n > 0 && t.parkedEnd(p):
+		// the client closed a handshake still awaiting its final ACK
+		// here (it came before the slot): reported, then counted as a close
+		t.tcp(p)
 	case f&tcpRST != 0:
 		k := tkey{a: p.dst, b: p.src, ap: p.dport, bp: p.sport, kind: keyHandshake}
 		if e, ok := t.table[k]; ok {
@@ -228,6 +232,18 @@ func (t *tracker) tcp(p *pkt) bool {
 		t.close(p, decoder.ProbeOutcomeFIN)
 	}
 	return false
+}
+
+// parkedEnd ends the parked handshake whose client sent p (FIN or RST):
+// true if there was one.
+func (t *tracker) parkedEnd(p *pkt) bool {
+	k := tkey{a: p.src, b: p.dst, ap: p.sport, bp: p.dport, kind: keyHandshake}
+	e, ok := t.table[k]
+	if !ok || e.synack == 0 {
+		return false
+	}
+	t.ackDone(&k, &e, 0)
+	return true
 }
 
 func (t *tracker) handshake(k *tkey, e *entry, outcome uint8, rtt, ack uint32) {
