@@ -203,3 +203,34 @@ func TestTrackerUnreachable(t *testing.T) {
 		t.Fatalf("events %+v", r.evs)
 	}
 }
+
+// FuzzParse: any frame the filter could pass (truncated to the snap
+// length or not) parses without panicking, and what parses feeds the
+// tracker (with the dynamic filter) without panicking either.
+func FuzzParse(f *testing.F) {
+	f.Add(frame(false, 6, tcpSYN, 0, 0))
+	f.Add(frame(false, 6, tcpACK, 0, 0))
+	f.Add(frame(true, 6, tcpSYN|tcpACK, 0, 0))
+	f.Add(icmpUnreach())
+	f.Add(tagged(frame(true, 1, 0, 1, 48)))
+	tr, _ := fuzzTracker(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p pkt
+		if parse(b, &p) {
+			tr.handle(&p)
+		}
+		tr.sweep(1 << 62)
+	})
+}
+
+func fuzzTracker(f *testing.F) (*tracker, *recorder) {
+	m, err := newMetrics(nil, &Probe{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := &recorder{}
+	tr := newTracker(1, 64, 5e9, func(e *Event) {}, m)
+	static, _ := Filter()
+	tr.af, _ = newAckFilter(static, 4)
+	return tr, r
+}

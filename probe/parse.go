@@ -107,7 +107,7 @@ func parse(b []byte, p *pkt) bool {
 			p.echoID = binary.BigEndian.Uint16(l4[4:])
 			p.echoSeq = binary.BigEndian.Uint16(l4[6:])
 		}
-		if isICMPError(p) {
+		if isICMPError(p) && len(l4) >= 8 {
 			parseQuoted(l4[8:], p)
 		}
 		return true

@@ -167,8 +167,8 @@ func (t *tracker) ackDone(k *tkey, e *entry, ack uint32) {
 	t.handshake(k, e, decoder.ProbeOutcomeEstablished, e.rtt, ack)
 }
 
-// tcp processes a TCP segment; true when a filter slot was taken.
-func (t *tracker) tcp(p *pkt) bool {
+// tcp processes a TCP segment.
+func (t *tracker) tcp(p *pkt) {
 	f := p.flags
 	switch {
 	case f&(tcpSYN|tcpFIN|tcpRST) == 0: // passed by a slot of the dynamic filter
@@ -176,7 +176,7 @@ func (t *tracker) tcp(p *pkt) bool {
 		e, ok := t.table[k]
 		if !ok || e.synack == 0 {
 			t.m.acks[ackOther].Inc()
-			return false
+			return
 		}
 		var ack uint32
 		if p.plen == 0 && p.ack == e.ackNo {
@@ -192,7 +192,7 @@ func (t *tracker) tcp(p *pkt) bool {
 			}
 			t.table[k] = e
 			t.m.synRetries.Inc()
-			return false
+			return
 		}
 		t.insert(k, entry{first: p.ts, last: p.ts, deadline: p.ts + t.timeout, side: sideOf(!p.toVM),
 			srcMAC: p.srcMAC, dstMAC: p.dstMAC, proto: 6})
@@ -201,13 +201,13 @@ func (t *tracker) tcp(p *pkt) bool {
 		e, ok := t.table[k]
 		if !ok {
 			t.m.unmatched[0].Inc()
-			return false
+			return
 		}
 		if e.synack != 0 {
-			return false // a retransmitted SYN-ACK: still awaiting the ACK
+			return // a retransmitted SYN-ACK: still awaiting the ACK
 		}
 		if t.awaitAck(&k, &e, p) {
-			return true
+			return
 		}
 		delete(t.table, k)
 		t.handshake(&k, &e, decoder.ProbeOutcomeEstablished, usec(p.ts-e.last), 0)
@@ -221,17 +221,16 @@ func (t *tracker) tcp(p *pkt) bool {
 			if e.synack != 0 { // the server aborts an answered handshake
 				t.ackDone(&k, &e, 0)
 				t.close(p, decoder.ProbeOutcomeRST)
-				return false
+				return
 			}
 			delete(t.table, k)
 			t.handshake(&k, &e, decoder.ProbeOutcomeRefused, usec(p.ts-e.last), 0)
-			return false
+			return
 		}
 		t.close(p, decoder.ProbeOutcomeRST)
 	case f&tcpFIN != 0:
 		t.close(p, decoder.ProbeOutcomeFIN)
 	}
-	return false
 }
 
 // parkedEnd ends the parked handshake whose client sent p (FIN or RST):
