@@ -51,6 +51,7 @@ type tap struct {
 	sock *tapSock
 	tr   *tracker
 	dead chan struct{} // closed when the reader stops
+	stop func() bool   // stops the filter's re-attach timer (nil: none)
 }
 
 // New builds a probe. reg receives its metrics (vmflow_probe_*); gather
@@ -226,6 +227,9 @@ func (p *Probe) scan() error {
 		}
 		tp.sock.close()
 		<-tp.dead
+		if tp.stop != nil {
+			tp.stop()
+		}
 		delete(p.taps, name)
 		p.m.tapEvents.WithLabelValues("closed").Inc()
 		p.log.Info("probe: tap released", "tap", name)
@@ -246,6 +250,12 @@ func (p *Probe) scan() error {
 		if tp.tr.af, err = newAckFilter(p.filter, p.cfg.AckSlots); err != nil {
 			s.close()
 			return fmt.Errorf("tap %s: ack filter: %w", name, err)
+		}
+		if tp.tr.af != nil {
+			tm := time.AfterFunc(time.Hour, func() { s.syncFilter(tp.tr) })
+			tm.Stop()
+			tp.tr.afKick = func() { tm.Reset(time.Duration(attachGap)) }
+			tp.stop = tm.Stop
 		}
 		p.taps[name] = tp
 		go func() {
@@ -295,6 +305,9 @@ func (p *Probe) Stop() {
 	for name, tp := range p.taps {
 		tp.sock.close()
 		<-tp.dead
+		if tp.stop != nil {
+			tp.stop()
+		}
 		delete(p.taps, name)
 	}
 	p.mu.Unlock()

@@ -75,6 +75,11 @@ type tracker struct {
 	af      *ackFilter // nil: SYN-ACK → ACK not measured
 	afDirty bool       // af changed since it was last attached
 	afLast  int64      // when it was last attached (unix ns)
+	// afKick arms a one-shot timer (attachGap) that attaches a change
+	// deferred by the gap (the next burst or sweep may be far off); nil
+	// in tests.
+	afKick  func()
+	afArmed bool
 }
 
 // attachGap is the shortest interval between two re-attachments of a
@@ -95,10 +100,20 @@ func newTracker(ifIndex uint32, max int, timeout int64, emit func(*Event), m *me
 func (t *tracker) syncFilter(fd int, now int64, force bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.af == nil || !t.afDirty || (!force && now-t.afLast < attachGap) {
+	if force {
+		t.afArmed = false
+	}
+	if t.af == nil || !t.afDirty {
 		return
 	}
-	t.afDirty, t.afLast = false, now
+	if !force && now-t.afLast < attachGap {
+		if !t.afArmed && t.afKick != nil {
+			t.afArmed = true
+			t.afKick()
+		}
+		return
+	}
+	t.afDirty, t.afLast, t.afArmed = false, now, false
 	t.m.filterUpdates.Inc()
 	if err := attachFilter(fd, t.af.current()); err != nil {
 		t.m.filterErrors.Inc()
