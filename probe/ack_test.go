@@ -234,3 +234,29 @@ func fuzzTracker(f *testing.F) (*tracker, *recorder) {
 	tr.af, _ = newAckFilter(static, 4)
 	return tr, r
 }
+
+// TestFilterReattachGap: re-attachments outside the sweep are at least
+// attachGap apart; a change that comes sooner arms the timer once, and the
+// timer's (forced) sync attaches it.
+func TestFilterReattachGap(t *testing.T) {
+	tr, _ := testTracker(t, 16)
+	static, _ := Filter()
+	tr.af, _ = newAckFilter(static, 4)
+	kicks := 0
+	tr.afKick = func() { kicks++ }
+	updates := func() float64 { return testutil.ToFloat64(tr.m.filterUpdates) }
+	tr.af.add(tkey{a: cli, b: srv, ap: 1, bp: 2})
+	tr.afDirty = true
+	tr.syncFilter(-1, 10e9, false)
+	tr.af.add(tkey{a: cli, b: srv, ap: 3, bp: 4})
+	tr.afDirty = true
+	tr.syncFilter(-1, 10e9+attachGap/2, false)
+	tr.syncFilter(-1, 10e9+attachGap/2+1, false)
+	if updates() != 1 || kicks != 1 || !tr.afDirty {
+		t.Fatalf("within the gap: updates %v kicks %d dirty %v", updates(), kicks, tr.afDirty)
+	}
+	tr.syncFilter(-1, 10e9+attachGap/2+2, true) // the timer
+	if updates() != 2 || tr.afDirty || tr.afArmed {
+		t.Fatalf("timer: updates %v dirty %v armed %v", updates(), tr.afDirty, tr.afArmed)
+	}
+}
