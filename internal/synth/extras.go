@@ -252,8 +252,10 @@ func (g *Generator) initHsflowd() {
 				DSIndex: 65536 + uint32(j) + 1, State: 1, VCPUs: uint32(vcpus), Memory: mem << 10, MaxMemory: mem << 10,
 				Disk: sflowhost.VirtDiskIO{Capacity: 40 << 30, Allocation: (8 + uint64(g.r2.intn(16))) << 30}}
 		}
+		// the page cache and buffers are used memory that counts as available
+		h.hv.Mem.Cached, h.hv.Mem.Buffers = 24<<30, 2<<30
+		used += h.hv.Mem.Cached + h.hv.Mem.Buffers
 		h.hv.Mem.Free = h.hv.Mem.Total - min(used, h.hv.Mem.Total)
-		h.hv.Mem.Cached = h.hv.Mem.Free / 4
 		h.hv.NodeMemFree = h.hv.Mem.Free
 		h.cpuMs = make([]float64, len(ch.VMs))
 		h.diskRd = make([]float64, len(ch.VMs))
