@@ -303,8 +303,9 @@ func (g *Generator) hsPoll(hi int, t int64) {
 		s.Disk.Available = s.Disk.Capacity - s.Disk.Allocation
 		// the guest's view of its port: it received what the switch sent it
 		s.Net = sflowhost.NetIO{BytesIn: vm.outBytes, PktsIn: uint32(vm.outPkts), BytesOut: vm.inBytes, PktsOut: uint32(vm.inPkts)}
+		s.Net.DropsIn = vm.outDrops // what the switch port discarded towards it
 		if vm.Errors {
-			s.Net.DropsIn = uint32(vm.outPkts / 5000)
+			s.Net.DropsIn += uint32(vm.outPkts / 8000)
 		}
 	}
 	total := 32 * dtMs

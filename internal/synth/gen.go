@@ -579,10 +579,16 @@ func (g *Generator) poll(h *hostState, hi int, v int32, t int64) {
 	vm := &g.c.VMs[v]
 	pc := portCounters{ifIndex: vm.IfIndex, inOctets: vm.inBytes, outOctets: vm.outBytes,
 		inPkts: vm.inPkts, outPkts: vm.outPkts, dpid: g.c.Hosts[hi].DPID, ofPort: vm.OFPort, name: vm.Tap}
+	// now and then a port drops a few frames (a guest slow to drain its
+	// tap queue): 1 poll in 40
+	if g.r2.intn(40) == 0 {
+		vm.outDrops += uint32(1 + g.r2.intn(40))
+	}
+	pc.outDiscards = vm.outDrops
 	if vm.Errors {
 		pc.inErrors = uint32(vm.inPkts / 20000)
 		pc.inDiscards = uint32(vm.outPkts / 5000)
-		pc.outDiscards = uint32(vm.outPkts / 8000)
+		pc.outDiscards += uint32(vm.outPkts / 8000)
 	}
 	need := counterSampleLen(vm.Tap)
 	g.sfRoom(h, hi, need, t)

@@ -216,7 +216,8 @@ func TestDatagramsDecode(t *testing.T) {
 			require.NoError(t, err)
 			gotSF := map[flowKey]flowSum{}
 			gotIP := map[[2]netip.Addr][2]uint64{}
-			counters := 0
+			counters, discards := 0, 0
+			lastPort := map[[2]uint32]decoder.Counters{}
 			icmpErr, syn, rst := 0, 0, 0
 			var b decoder.Batch
 			type agentKey struct {
@@ -271,6 +272,14 @@ func TestDatagramsDecode(t *testing.T) {
 						continue // hsflowd's: TestExtrasDecode
 					}
 					counters++
+					pk := [2]uint32{uint32(dg.host), cn.IfIndex}
+					prev := lastPort[pk]
+					assert.GreaterOrEqual(t, cn.InOctets, prev.InOctets, "port counters only grow")
+					assert.GreaterOrEqual(t, cn.OutDiscard, prev.OutDiscard, "port counters only grow")
+					lastPort[pk] = cn
+					if cn.OutDiscard > 0 {
+						discards++
+					}
 					assert.True(t, cn.HasIf && cn.HasOFPort)
 					assert.True(t, strings.HasPrefix(cn.Name(), "vnet"), cn.Name())
 				}
@@ -278,6 +287,16 @@ func TestDatagramsDecode(t *testing.T) {
 			assert.Equal(t, wantSF, gotSF, "sFlow samples and bytes per bridge and pair")
 			assert.Equal(t, wantIP, gotIP, "IPFIX packets and bytes per pair")
 			assert.Equal(t, int(st.CounterSamples), counters)
+			assert.Positive(t, discards, "ports with discards")
+			assert.Less(t, discards, counters/2, "discards now and then")
+			// a port's octets are its VM's traffic: at most what the VM sent by the end
+			for i := range c.VMs {
+				vm := &c.VMs[i]
+				cn, ok := lastPort[[2]uint32{uint32(vm.Host), vm.IfIndex}]
+				require.True(t, ok, "VM %s's port polled", vm.Name)
+				assert.LessOrEqual(t, cn.InOctets, vm.inBytes)
+				assert.LessOrEqual(t, cn.OutOctets, vm.outBytes)
+			}
 			assert.Positive(t, icmpErr, "ICMP unreachables")
 			assert.Positive(t, syn, "bare SYNs")
 			assert.Positive(t, rst, "RSTs")
