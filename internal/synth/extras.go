@@ -114,7 +114,7 @@ func (g *Generator) initProbe() {
 		}
 		base := 150 + 350*g.r2.float()
 		if g.r2.intn(20) == 0 { // a slow pair: a congested path or a busy server
-			base = 2000 + 6000*g.r2.float()
+			base = 3000 + 5000*g.r2.float()
 		}
 		ps.pairs = append(ps.pairs, int32(i))
 		ps.base = append(ps.base, base)
@@ -172,8 +172,8 @@ func (g *Generator) handshake(i int, t int64) {
 		tr.Refused++
 	default:
 		rtt = ps.base[i] * (0.8 + 0.4*r.float())
-		if r.intn(40) == 0 { // a retransmitted SYN-ACK, a GC pause: the tail
-			rtt *= 3 + 5*r.float()
+		if r.intn(100) == 0 { // a busy moment on the path or in the server: the tail
+			rtt *= 2 + 2*r.float()
 		}
 		guest = rtt * (0.1 + 0.1*r.float())
 		ev.Outcome = decoder.ProbeOutcomeEstablished
