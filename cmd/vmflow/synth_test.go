@@ -195,6 +195,9 @@ func demoExtras(t *testing.T, d *app.Demo, addr string, started time.Time) {
 				hv++
 			}
 		}
+		if hostsAt != 0 {
+			assert.Equal(t, len(d.Cloud.Hosts), hv, "hypervisors stay fresh between hsflowd polls")
+		}
 		if hostsAt == 0 && hv == len(d.Cloud.Hosts) {
 			hostsAt = time.Since(started)
 		}

@@ -424,6 +424,9 @@ func TestSamplingUnbiased(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	require.NoError(t, DemoConfig().Validate())
 	require.NoError(t, ScaleConfig().Validate())
+	// the scale benchmarks' offered load is OVS's alone
+	assert.Zero(t, ScaleConfig().ProbeRate)
+	assert.False(t, ScaleConfig().HostStats)
 	for name, mod := range map[string]func(*Config){
 		"hosts":    func(c *Config) { c.Hosts = 0 },
 		"vms":      func(c *Config) { c.VMs = 3 },
@@ -431,6 +434,7 @@ func TestConfigValidate(t *testing.T) {
 		"share":    func(c *Config) { c.IPFIXShare = 2 },
 		"header":   func(c *Config) { c.HeaderBytes = 10 },
 		"addr":     func(c *Config) { c.AddrBase = netip.Addr{} },
+		"probe":    func(c *Config) { c.ProbeRate = -1 },
 	} {
 		c := DemoConfig()
 		mod(&c)
