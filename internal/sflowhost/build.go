@@ -1,7 +1,9 @@
 // Package sflowhost builds sFlow v5 datagrams carrying the sFlow host
 // structures (https://sflow.org/sflow_host.txt) the way hsflowd sends them,
 // field by field from the specification, for tests (decoder golden tests,
-// the hsflowd end-to-end test). It imports nothing of vmflow.
+// the hsflowd end-to-end test) and the synthetic cloud's hsflowd
+// (internal/synth, with the allocation-free Append* encoders). It imports
+// nothing of vmflow.
 package sflowhost
 
 import (
