@@ -12,5 +12,5 @@ import (
 func TestDemoRules(t *testing.T) {
 	rules, err := alert.ParseRules(DemoRules)
 	require.NoError(t, err)
-	require.Len(t, rules, 6)
+	require.Len(t, rules, 8)
 }

@@ -38,6 +38,8 @@ func cloudFlags(fs *flag.FlagSet, cfg *synth.Config) (apply func()) {
 	fs.IntVar(&cfg.HeaderBytes, "header-bytes", cfg.HeaderBytes, "sampled header bytes (OVS header=128)")
 	fs.DurationVar(&cfg.CounterInterval, "polling", cfg.CounterInterval, "sFlow counter polling interval per VM port")
 	fs.DurationVar(&cfg.IPFIXInterval, "ipfix-interval", cfg.IPFIXInterval, "IPFIX active timeout (records exported this often)")
+	fs.Float64Var(&cfg.ProbeRate, "probe-rate", cfg.ProbeRate, "TCP handshakes per second timed by the hypervisors' latency probes (IPFIX); 0 = no probe")
+	fs.BoolVar(&cfg.HostStats, "hsflowd", cfg.HostStats, "every hypervisor also runs hsflowd (sFlow host structures: VM CPU, memory, disk, vNIC)")
 	demo := synth.DemoConfig()
 	return func() {
 		cfg.SamplingRate = uint32(min(*sampling, 1<<31))
@@ -205,7 +207,8 @@ func runDemo(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	<-ctx.Done()
 	d.Stop()
 	st := d.Gen.Stats()
-	fmt.Fprintf(stdout, "vmflow demo: sent %d flow samples, %d counter samples, %d IPFIX records\n", st.FlowSamples, st.CounterSamples, st.IPFIXRecords)
+	fmt.Fprintf(stdout, "vmflow demo: sent %d flow samples, %d counter samples, %d IPFIX records, %d probe records, %d hsflowd samples\n",
+		st.FlowSamples, st.CounterSamples, st.IPFIXRecords, st.ProbeRecords, st.HostSamples)
 	return 0
 }
 

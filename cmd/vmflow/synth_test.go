@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -71,6 +72,8 @@ func TestDemo(t *testing.T) {
 			Exporters []struct {
 				Protocol      string `json:"protocol"`
 				Address       string `json:"address"`
+				SubAgent      uint32 `json:"sub_agent"`
+				Domain        uint32 `json:"observation_domain"`
 				Datagrams     uint64 `json:"datagrams"`
 				DecodeErrors  uint64 `json:"decode_errors"`
 				LostDatagrams uint64 `json:"lost_datagrams"`
@@ -84,10 +87,18 @@ func TestDemo(t *testing.T) {
 				lastWhy = "unhealthy exporter " + e.Protocol + " " + e.Address
 				return false
 			}
-			n[e.Protocol]++
+			switch {
+			case e.Protocol == "sflow" && e.SubAgent == 1:
+				n["hsflowd"]++
+			case e.Protocol == "ipfix" && e.Domain > 1000:
+				n["probe"]++
+			default:
+				n[e.Protocol]++
+			}
 		}
-		lastWhy = ""
-		return len(tenants) >= 2 && len(hosts) >= 3 && n["sflow"] == cfg.Hosts && n["ipfix"] == cfg.Hosts/2
+		lastWhy = fmt.Sprint(n)
+		return len(tenants) >= 2 && len(hosts) >= 3 && n["sflow"] == cfg.Hosts && n["ipfix"] == cfg.Hosts/2 &&
+			n["hsflowd"] == cfg.Hosts && n["probe"] == cfg.Hosts
 	}
 	for !healthy() {
 		require.Less(t, time.Since(started), 30*time.Second, "demo not populated after 30 s: tenants %v, hosts %v %s", tenants, hosts, lastWhy)
@@ -102,6 +113,99 @@ func TestDemo(t *testing.T) {
 	getAPI(t, addr, "/api/v1/vms", &inv)
 	assert.Len(t, inv.VMs, cfg.VMs, "the generated inventory is loaded")
 	getAPI(t, addr, "/", nil)
+	demoExtras(t, d, addr, started)
+}
+
+// demoExtras: within 30 s of start the demo's other inputs show: port
+// counters on the VMs (sFlow counter samples), latency on pairs (the
+// probes' IPFIX), resources of the busy VM near 100% CPU and every
+// hypervisor's own figures (hsflowd).
+func demoExtras(t *testing.T, d *app.Demo, addr string, started time.Time) {
+	busy := d.Cloud.VMs[d.Cloud.BusyVM()].Name
+	var portsAt, latencyAt, resourcesAt, hostsAt time.Duration
+	var why string
+	for portsAt == 0 || latencyAt == 0 || resourcesAt == 0 || hostsAt == 0 {
+		require.Less(t, time.Since(started), 30*time.Second, "after 30 s: ports %v, latency %v, resources %v, hosts %v: %s",
+			portsAt, latencyAt, resourcesAt, hostsAt, why)
+		var vms struct {
+			VMs []struct {
+				Name  string
+				Ports []struct {
+					Name     string
+					InOctets uint64 `json:"in_octets"`
+				} `json:"ports"`
+			} `json:"vms"`
+		}
+		getAPI(t, addr, "/api/v1/vms", &vms)
+		withPorts := 0
+		for _, v := range vms.VMs {
+			if len(v.Ports) > 0 && v.Ports[0].InOctets > 0 && strings.HasPrefix(v.Ports[0].Name, "vnet") {
+				withPorts++
+			}
+		}
+		if portsAt == 0 && withPorts >= len(vms.VMs)/2 {
+			portsAt = time.Since(started)
+		}
+		var pairs struct {
+			Pairs []struct {
+				Latency *struct {
+					Handshake *struct{ P50 float64 } `json:"handshake_us"`
+					Attempts  uint64                 `json:"attempts"`
+					Refused   uint64                 `json:"refused"`
+					TimedOut  uint64                 `json:"timed_out"`
+				} `json:"latency"`
+			} `json:"pairs"`
+		}
+		getAPI(t, addr, "/api/v1/pairs?since=5m&limit=1000", &pairs)
+		timed, failed := 0, 0
+		for _, p := range pairs.Pairs {
+			if l := p.Latency; l != nil {
+				if l.Handshake != nil && l.Handshake.P50 > 50 && l.Handshake.P50 < 20000 {
+					timed++
+				}
+				failed += int(l.Refused + l.TimedOut)
+			}
+		}
+		if latencyAt == 0 && timed >= 10 && failed > 0 {
+			latencyAt = time.Since(started)
+		}
+		var res struct {
+			Source string
+			CPU    *struct{ Percent float64 } `json:"cpu"`
+		}
+		getAPI(t, addr, "/api/v1/vms/"+busy+"/resources", &res)
+		if resourcesAt == 0 && res.Source == "hsflowd" && res.CPU != nil && res.CPU.Percent > 90 {
+			resourcesAt = time.Since(started)
+		}
+		var hosts struct {
+			Hosts []struct {
+				Host       string
+				VMs        int `json:"vms"`
+				Hypervisor *struct {
+					Source     string
+					CPUs       int     `json:"cpus"`
+					CPUPercent float64 `json:"cpu_percent"`
+				} `json:"hypervisor"`
+			} `json:"hosts"`
+		}
+		getAPI(t, addr, "/api/v1/hosts", &hosts)
+		hv := 0
+		for _, h := range hosts.Hosts {
+			if h.Hypervisor != nil && h.Hypervisor.Source == "hsflowd" && h.Hypervisor.CPUs == 32 && h.Hypervisor.CPUPercent > 0 {
+				hv++
+			}
+		}
+		if hostsAt != 0 {
+			assert.Equal(t, len(d.Cloud.Hosts), hv, "hypervisors stay fresh between hsflowd polls")
+		}
+		if hostsAt == 0 && hv == len(d.Cloud.Hosts) {
+			hostsAt = time.Since(started)
+		}
+		why = fmt.Sprintf("%d VMs with ports, %d timed pairs, %d failed attempts, %s: %+v, %d hypervisors", withPorts, timed, failed, busy, res, hv)
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("port counters after %.1f s, latency after %.1f s, %s's resources after %.1f s, hypervisors after %.1f s (%s)",
+		portsAt.Seconds(), latencyAt.Seconds(), busy, resourcesAt.Seconds(), hostsAt.Seconds(), why)
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.

@@ -1,7 +1,9 @@
 // Package sflowhost builds sFlow v5 datagrams carrying the sFlow host
 // structures (https://sflow.org/sflow_host.txt) the way hsflowd sends them,
 // field by field from the specification, for tests (decoder golden tests,
-// the hsflowd end-to-end test). It imports nothing of vmflow.
+// the hsflowd end-to-end test) and the synthetic cloud's hsflowd
+// (internal/synth, with the allocation-free Append* encoders). It imports
+// nothing of vmflow.
 package sflowhost
 
 import (
@@ -136,13 +138,7 @@ type HostCPU struct {
 }
 
 func (c HostCPU) Record() []byte {
-	b := Cat(F32(c.LoadOne), F32(c.LoadFive), F32(c.LoadFifteen),
-		XDR(c.ProcRun, c.ProcTotal, c.CPUNum, c.CPUSpeed, c.Uptime,
-			c.User, c.Nice, c.System, c.Idle, c.WIO, c.Intr, c.SoftIntr, c.Interrupts, c.Contexts))
-	if c.Ext {
-		b = Cat(b, XDR(c.Steal, c.Guest, c.GuestNice))
-	}
-	return Record(FmtHostCPU, b)
+	return c.appendRecord(nil)
 }
 
 // HostMemory is host_memory (2004).
@@ -152,8 +148,7 @@ type HostMemory struct {
 }
 
 func (m HostMemory) Record() []byte {
-	return Record(FmtHostMemory, Cat(U64(m.Total), U64(m.Free), U64(m.Shared), U64(m.Buffers), U64(m.Cached),
-		U64(m.SwapTotal), U64(m.SwapFree), XDR(m.PageIn, m.PageOut, m.SwapIn, m.SwapOut)))
+	return m.appendRecord(nil)
 }
 
 // HostDiskIO is host_disk_io (2005).
@@ -180,15 +175,11 @@ type NetIO struct {
 	PktsOut, ErrsOut, DropsOut uint32
 }
 
-func (n NetIO) body() []byte {
-	return Cat(U64(n.BytesIn), XDR(n.PktsIn, n.ErrsIn, n.DropsIn), U64(n.BytesOut), XDR(n.PktsOut, n.ErrsOut, n.DropsOut))
-}
-
 // HostRecord is host_net_io (2006).
-func (n NetIO) HostRecord() []byte { return Record(FmtHostNetIO, n.body()) }
+func (n NetIO) HostRecord() []byte { return n.appendRecord(nil, FmtHostNetIO) }
 
 // VirtRecord is virt_net_io (2104).
-func (n NetIO) VirtRecord() []byte { return Record(FmtVirtNetIO, n.body()) }
+func (n NetIO) VirtRecord() []byte { return n.appendRecord(nil, FmtVirtNetIO) }
 
 // VirtNode is virt_node (2100).
 func VirtNode(mhz, cpus uint32, memory, memoryFree uint64, domains uint32) []byte {
@@ -217,14 +208,14 @@ type VirtDiskIO struct {
 }
 
 func (d VirtDiskIO) Record() []byte {
-	return Record(FmtVirtDiskIO, Cat(U64(d.Capacity), U64(d.Allocation), U64(d.Available), XDR(d.RdReq), U64(d.RdBytes),
-		XDR(d.WrReq), U64(d.WrBytes), XDR(d.Errs)))
+	return d.appendRecord(nil)
 }
 
 // Hypervisor is one hsflowd host and its VMs, for building the datagram it
 // sends each polling interval.
 type Hypervisor struct {
 	Agent    netip.Addr
+	SubAgent uint32 // sFlow sub-agent id (0 unless another agent shares the address)
 	Hostname string
 	UUID     [16]byte
 	CPU      HostCPU
@@ -240,6 +231,7 @@ type VM struct {
 	Name                    string // hsflowd puts the domain name in host_descr's hostname
 	UUID                    [16]byte
 	MAC                     [6]byte
+	IfIndex                 uint32 // host_adapters ifIndex (0: 100 + its position in VMs)
 	DSIndex                 uint32 // logical entity index (hsflowd: 65536 + n)
 	State, CPUTimeMs, VCPUs uint32
 	Memory, MaxMemory       uint64
@@ -252,18 +244,159 @@ type VM struct {
 // and one per VM (host_descr, host_adapters, host_parent, virt_cpu,
 // virt_memory, virt_disk_io, virt_net_io).
 func (h Hypervisor) Datagram(seq, uptimeMs uint32) []byte {
-	samples := [][]byte{CounterSample(seq, ClassPhysical, 1,
-		HostDescr(h.Hostname, h.UUID, 3, 2, "6.1.0-28-amd64"),
-		h.CPU.Record(), h.Mem.Record(),
-		VirtNode(h.NodeMHz, h.NodeCPUs, h.NodeMem, h.NodeMemFree, uint32(len(h.VMs))))}
-	for i, vm := range h.VMs {
-		samples = append(samples, CounterSample(seq, ClassLogical, vm.DSIndex,
-			HostDescr(vm.Name, vm.UUID, 3, 2, ""),
-			HostAdapters(Adapter{IfIndex: uint32(100 + i), MACs: [][6]byte{vm.MAC}}),
-			HostParent(ClassPhysical, 1),
-			VirtCPU(vm.State, vm.CPUTimeMs, vm.VCPUs),
-			VirtMemory(vm.Memory, vm.MaxMemory),
-			vm.Disk.Record(), vm.Net.VirtRecord()))
+	b := AppendHeader(nil, h.Agent, h.SubAgent, seq, uptimeMs)
+	b = h.AppendHostSample(b, seq)
+	for i := range h.VMs {
+		b = h.AppendVMSample(b, seq, i)
 	}
-	return Datagram(h.Agent, 0, seq, uptimeMs, samples...)
+	SetSampleCount(b, uint32(1+len(h.VMs)))
+	return b
 }
+
+// Appending encoders: they write into b's spare capacity and allocate only
+// when it runs out (the synthetic cloud reuses one buffer per hypervisor).
+
+func a32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+func a64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+func aStr(b []byte, s string) []byte {
+	b = a32(b, uint32(len(s)))
+	b = append(b, s...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// open appends a format and a length placeholder; end fills the length in.
+func open(b []byte, format uint32) ([]byte, int) {
+	b = a32(b, format)
+	return a32(b, 0), len(b)
+}
+
+func end(b []byte, at int) []byte {
+	binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	return b
+}
+
+// AppendHeader appends an sFlow v5 datagram header with an IPv4 agent and
+// a sample count of 0 (SetSampleCount sets it).
+func AppendHeader(b []byte, agent netip.Addr, subAgent, seq, uptimeMs uint32) []byte {
+	a := agent.As4()
+	b = a32(a32(b, 5), 1)
+	b = append(b, a[:]...)
+	return a32(a32(a32(a32(b, subAgent), seq), uptimeMs), 0)
+}
+
+// SetSampleCount sets the sample count of the datagram b (AppendHeader).
+func SetSampleCount(b []byte, n uint32) { binary.BigEndian.PutUint32(b[24:], n) }
+
+func openSample(b []byte, seq, class, index, records uint32) ([]byte, int) {
+	b, at := open(b, 2)
+	return a32(a32(a32(b, seq), class<<24|index), records), at
+}
+
+func appendHostDescr(b []byte, hostname string, uuid *[16]byte, osRelease string) []byte {
+	b, at := open(b, FmtHostDescr)
+	b = aStr(b, hostname)
+	b = append(b, uuid[:]...)
+	b = a32(a32(b, 3), 2) // x86_64, linux
+	return end(aStr(b, osRelease), at)
+}
+
+func (c *HostCPU) appendRecord(b []byte) []byte {
+	b, at := open(b, FmtHostCPU)
+	for _, f := range [3]float32{c.LoadOne, c.LoadFive, c.LoadFifteen} {
+		b = a32(b, math.Float32bits(f))
+	}
+	for _, v := range [...]uint32{c.ProcRun, c.ProcTotal, c.CPUNum, c.CPUSpeed, c.Uptime,
+		c.User, c.Nice, c.System, c.Idle, c.WIO, c.Intr, c.SoftIntr, c.Interrupts, c.Contexts} {
+		b = a32(b, v)
+	}
+	if c.Ext {
+		b = a32(a32(a32(b, c.Steal), c.Guest), c.GuestNice)
+	}
+	return end(b, at)
+}
+
+func (m *HostMemory) appendRecord(b []byte) []byte {
+	b, at := open(b, FmtHostMemory)
+	for _, v := range [...]uint64{m.Total, m.Free, m.Shared, m.Buffers, m.Cached, m.SwapTotal, m.SwapFree} {
+		b = a64(b, v)
+	}
+	for _, v := range [...]uint32{m.PageIn, m.PageOut, m.SwapIn, m.SwapOut} {
+		b = a32(b, v)
+	}
+	return end(b, at)
+}
+
+func (d *VirtDiskIO) appendRecord(b []byte) []byte {
+	b, at := open(b, FmtVirtDiskIO)
+	b = a32(a64(a64(a64(b, d.Capacity), d.Allocation), d.Available), d.RdReq)
+	b = a32(a64(a32(a64(b, d.RdBytes), d.WrReq), d.WrBytes), d.Errs)
+	return end(b, at)
+}
+
+func (n *NetIO) appendRecord(b []byte, format uint32) []byte {
+	b, at := open(b, format)
+	b = a32(a32(a32(a64(b, n.BytesIn), n.PktsIn), n.ErrsIn), n.DropsIn)
+	b = a32(a32(a32(a64(b, n.BytesOut), n.PktsOut), n.ErrsOut), n.DropsOut)
+	return end(b, at)
+}
+
+// AppendHostSample appends the hypervisor's own counter sample (physical
+// entity 1: host_descr, host_cpu, host_memory, virt_node).
+func (h *Hypervisor) AppendHostSample(b []byte, seq uint32) []byte {
+	b, at := openSample(b, seq, ClassPhysical, 1, 4)
+	b = appendHostDescr(b, h.Hostname, &h.UUID, "6.1.0-28-amd64")
+	b = h.CPU.appendRecord(b)
+	b = h.Mem.appendRecord(b)
+	var vn int
+	b, vn = open(b, FmtVirtNode)
+	b = a32(a64(a64(a32(a32(b, h.NodeMHz), h.NodeCPUs), h.NodeMem), h.NodeMemFree), uint32(len(h.VMs)))
+	b = end(b, vn)
+	return end(b, at)
+}
+
+// AppendVMSample appends VM i's counter sample (host_descr, host_adapters,
+// host_parent, virt_cpu, virt_memory, virt_disk_io, virt_net_io).
+func (h *Hypervisor) AppendVMSample(b []byte, seq uint32, i int) []byte {
+	vm := &h.VMs[i]
+	b, at := openSample(b, seq, ClassLogical, vm.DSIndex, 7)
+	b = appendHostDescr(b, vm.Name, &vm.UUID, "")
+	var r int
+	b, r = open(b, FmtHostAdapters)
+	ifIndex := vm.IfIndex
+	if ifIndex == 0 {
+		ifIndex = uint32(100 + i)
+	}
+	b = a32(a32(a32(b, 1), ifIndex), 1)
+	b = append(b, vm.MAC[:]...)
+	b = end(append(b, 0, 0), r)
+	b, r = open(b, FmtHostParent)
+	b = end(a32(a32(b, ClassPhysical), 1), r)
+	b, r = open(b, FmtVirtCPU)
+	b = end(a32(a32(a32(b, vm.State), vm.CPUTimeMs), vm.VCPUs), r)
+	b, r = open(b, FmtVirtMemory)
+	b = end(a64(a64(b, vm.Memory), vm.MaxMemory), r)
+	b = vm.Disk.appendRecord(b)
+	b = vm.Net.appendRecord(b, FmtVirtNetIO)
+	return end(b, at)
+}
+
+// VMSampleLen is the length of VM i's counter sample.
+func (h *Hypervisor) VMSampleLen(i int) int {
+	vm := &h.VMs[i]
+	return 20 + (8 + 4 + pad4(len(vm.Name)) + 16 + 8 + 4) + 28 + 16 + 20 + 24 + 60 + 48
+}
+
+// HostSampleLen is the length of the hypervisor's own counter sample.
+func (h *Hypervisor) HostSampleLen() int {
+	n := 80
+	if !h.CPU.Ext {
+		n = 68
+	}
+	return 20 + (8 + 4 + pad4(len(h.Hostname)) + 16 + 8 + 4 + pad4(len("6.1.0-28-amd64"))) + 8 + n + 8 + 72 + 8 + 28
+}
+
+func pad4(n int) int { return (n + 3) &^ 3 }

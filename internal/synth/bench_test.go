@@ -38,6 +38,23 @@ func BenchmarkGenerateScale(b *testing.B) {
 	benchAdvance(b, New(c, cfg, &discard{}, benchStart))
 }
 
+// BenchmarkGenerateDemo: the demo's cloud with everything it sends (OVS
+// sFlow and IPFIX, the probes' IPFIX, hsflowd's host structures), 1 ms of
+// simulated time per op: 0 allocations too.
+func BenchmarkGenerateDemo(b *testing.B) {
+	cfg := DemoConfig()
+	cfg.SFlowTarget, cfg.IPFIXTarget = "bench", "bench"
+	c, err := Build(cfg)
+	require.NoError(b, err)
+	g := New(c, cfg, &discard{}, benchStart)
+	// past the first hsflowd polls and template sends, the scan's pairs made
+	runFor(g, benchStart, 70*time.Second)
+	benchAdvanceFrom(b, g, benchStart.Add(70*time.Second))
+	st := g.Stats()
+	b.ReportMetric(float64(st.ProbeRecords), "probe-records")
+	b.ReportMetric(float64(st.HostSamples), "host-samples")
+}
+
 // BenchmarkSendScale is the same with every datagram sent over loopback
 // with sendmmsg (64 per call) to a UDP socket (not read: the figure is the
 // sender's cost, the kernel's loopback delivery included).
@@ -57,8 +74,9 @@ func BenchmarkSendScale(b *testing.B) {
 var benchStart = time.Unix(1_800_000_000, 0)
 
 // benchAdvance advances g by 1 ms per op and reports per sample.
-func benchAdvance(b *testing.B, g *Generator) {
-	t := benchStart
+func benchAdvance(b *testing.B, g *Generator) { benchAdvanceFrom(b, g, benchStart) }
+
+func benchAdvanceFrom(b *testing.B, g *Generator, t time.Time) {
 	for range 100 { // warm up: every host's buffers in use
 		t = t.Add(time.Millisecond)
 		g.Advance(t)
@@ -141,14 +159,19 @@ func TestUDPSinkSourceAddresses(t *testing.T) {
 		assert.Equal(t, d.from, h, "sFlow agent address = source address")
 		assert.EqualValues(t, 5, be.Uint32(d.b))
 	}
-	domains := map[netip.Addr]uint32{}
+	domains, probes := map[netip.Addr]uint32{}, map[netip.Addr]uint32{}
 	for _, d := range ixs {
 		require.True(t, hosts[d.from], "datagram from %s, not a hypervisor address", d.from)
 		assert.EqualValues(t, 10, be.Uint16(d.b))
 		assert.EqualValues(t, len(d.b), be.Uint16(d.b[2:]))
-		domains[d.from] = be.Uint32(d.b[12:])
+		if dom := be.Uint32(d.b[12:]); dom < probeDomain0 {
+			domains[d.from] = dom
+		} else {
+			probes[d.from] = dom
+		}
 	}
-	assert.Len(t, domains, cfg.Hosts/2, "IPFIX from half the hypervisors")
+	assert.Len(t, domains, cfg.Hosts/2, "OVS IPFIX from half the hypervisors")
+	assert.Len(t, probes, cfg.Hosts, "probe IPFIX from every hypervisor")
 }
 
 // cpuTime is the process's user + system CPU time: on a shared machine it

@@ -58,6 +58,7 @@ type VM struct {
 	inPkts, inBytes, outPkts, outBytes uint64
 	flowSeq, flowPool                  uint32
 	cntSeq                             uint32
+	outDrops                           uint32 // occasional discards towards the VM
 }
 
 // Tenant is one project.

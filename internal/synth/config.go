@@ -55,6 +55,16 @@ type Config struct {
 	MaxDatagram      int           // datagram size limit (OVS: 1400)
 	Batch            int           // datagrams per sendmmsg
 
+	// The demo's other inputs (extras.go); off in the scale preset.
+	// ProbeRate: TCP connection attempts per second that the hypervisors'
+	// latency probes time (IPFIX records of `vmflow probe`, to the IPFIX
+	// target); 0 = no probe.
+	ProbeRate float64
+	// HostStats: every hypervisor also runs hsflowd, sending the sFlow host
+	// structures (its own CPU/memory, each VM's CPU, memory, disk, vNIC)
+	// every CounterInterval, to the sFlow target as sub-agent 1.
+	HostStats bool
+
 	// AddrBase is the first exporter address; hypervisor i exports from
 	// AddrBase + i (all of 127.0.0.0/8 is local on Linux loopback).
 	AddrBase netip.Addr
@@ -72,6 +82,7 @@ func DemoConfig() Config {
 		NewPairEvery:    20 * time.Second,
 		CounterInterval: 10 * time.Second, IPFIXInterval: 5 * time.Second, TemplateInterval: 30 * time.Second,
 		FlushInterval: time.Second, HeaderBytes: 128, MaxDatagram: 1400, Batch: 64,
+		ProbeRate: 100, HostStats: true,
 		AddrBase: netip.MustParseAddr("127.1.0.10"),
 	}
 }
@@ -85,6 +96,7 @@ func ScaleConfig() Config {
 	c.SampleRate, c.SamplingRate, c.IPFIXShare, c.DestinationSamples = 1_000_000, 256, 0, false
 	c.DayPeriod, c.BurstEvery, c.ScanEvery, c.NewPairEvery = 0, 0, 0, 0
 	c.MaxDatagram = 8192
+	c.ProbeRate, c.HostStats = 0, false
 	return c
 }
 
@@ -111,6 +123,8 @@ func (c Config) Validate() error {
 		return errors.New("synth: day amplitude must be 0..0.9")
 	case c.BurstFactor < 0 || c.ScanRate < 0:
 		return errors.New("synth: burst factor and scan rate must be >= 0")
+	case c.ProbeRate < 0 || c.ProbeRate > 1e6:
+		return errors.New("synth: probe rate must be 0..1,000,000")
 	case c.CounterInterval <= 0 || c.IPFIXInterval <= 0 || c.TemplateInterval <= 0 || c.FlushInterval <= 0:
 		return errors.New("synth: counter, ipfix, template and flush intervals must be > 0")
 	case c.HeaderBytes < 64 || c.HeaderBytes > 256:

@@ -40,6 +40,8 @@ type Stats struct {
 	Scans          int    `json:"scans"`
 	Bursts         int    `json:"bursts"`
 	NewPairs       int    `json:"new_pairs"`
+	ProbeRecords   uint64 `json:"probe_records"` // latency probe IPFIX records (in IPFIXMessages)
+	HostSamples    uint64 `json:"host_samples"`  // hsflowd counter samples (in SFlowDatagrams)
 }
 
 type hostState struct {
@@ -116,6 +118,14 @@ type Generator struct {
 	mu    sync.Mutex
 	stats Stats
 	pk    pkt
+
+	// the probes and hsflowd (extras.go), with their own random source so
+	// that the traffic of a seed stays the same with or without them
+	r2   *rng
+	pr   probeState
+	hp   []hostProbe
+	hs   []hostHs
+	busy int
 }
 
 // New makes a generator for cloud c sending to sink, starting at now.
@@ -170,6 +180,14 @@ func New(c *Cloud, cfg Config, sink Sink, now time.Time) *Generator {
 		g.nextBurst = g.start + int64(min(cfg.BurstEvery, 5*time.Second))
 	}
 	g.streams = make([]stream, 0, 16)
+	g.r2, g.busy = newRNG(cfg.Seed^0xe47a), -1
+	if cfg.ProbeRate > 0 && g.ipfixOn {
+		g.initProbe()
+	}
+	if cfg.HostStats && g.sflowOn {
+		g.busy = c.BusyVM()
+		g.initHsflowd()
+	}
 	return g
 }
 
@@ -261,7 +279,11 @@ func (g *Generator) Advance(now time.Time) {
 			}
 		}
 	}
+	if g.hp != nil {
+		g.handshakes(t, span)
+	}
 	g.periodic(t)
+	g.extrasPeriodic(t)
 	g.last = t
 	g.sink.Flush()
 }
@@ -557,10 +579,16 @@ func (g *Generator) poll(h *hostState, hi int, v int32, t int64) {
 	vm := &g.c.VMs[v]
 	pc := portCounters{ifIndex: vm.IfIndex, inOctets: vm.inBytes, outOctets: vm.outBytes,
 		inPkts: vm.inPkts, outPkts: vm.outPkts, dpid: g.c.Hosts[hi].DPID, ofPort: vm.OFPort, name: vm.Tap}
+	// now and then a port drops a few frames (a guest slow to drain its
+	// tap queue): 1 poll in 40
+	if g.r2.intn(40) == 0 {
+		vm.outDrops += uint32(1 + g.r2.intn(40))
+	}
+	pc.outDiscards = vm.outDrops
 	if vm.Errors {
 		pc.inErrors = uint32(vm.inPkts / 20000)
 		pc.inDiscards = uint32(vm.outPkts / 5000)
-		pc.outDiscards = uint32(vm.outPkts / 8000)
+		pc.outDiscards += uint32(vm.outPkts / 8000)
 	}
 	need := counterSampleLen(vm.Tap)
 	g.sfRoom(h, hi, need, t)
@@ -677,6 +705,9 @@ func (g *Generator) Finish(now time.Time) {
 			g.ipfixExport(h, hi, t)
 		}
 		g.sfSend(h, hi, t)
+	}
+	for hi := range g.hp {
+		g.probeSend(hi, t)
 	}
 	g.sink.Flush()
 }

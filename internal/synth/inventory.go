@@ -56,14 +56,11 @@ func (c *Cloud) WriteInventory(w io.Writer) error {
 	for i := range c.VMs {
 		v := &c.VMs[i]
 		t := &c.Tenants[v.Tenant]
-		fl := flavors[i%len(flavors)]
-		if v.Role == "db" {
-			fl = flavors[2]
-		}
+		fname, vcpus, mem := c.flavor(i)
 		f.VMs = append(f.VMs, invVM{
 			Name: v.Name, UUID: v.UUID, Host: c.Hosts[v.Host].Name,
-			Tenant: t.ID, TenantName: t.Name, VCPUs: fl.vcpus, MemoryKiB: fl.mem,
-			Labels: map[string]string{"role": v.Role, "flavor": fl.name},
+			Tenant: t.ID, TenantName: t.Name, VCPUs: vcpus, MemoryKiB: mem,
+			Labels: map[string]string{"role": v.Role, "flavor": fname},
 			Interfaces: []invIface{{
 				MAC: net.HardwareAddr(v.MAC[:]).String(), IPs: []string{v.IP.String()},
 				Tap: v.Tap, Bridge: c.Hosts[v.Host].Bridge, OVSPort: v.Tap,

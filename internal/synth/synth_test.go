@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmflow/vmflow/decoder"
 	"github.com/vmflow/vmflow/enrich"
+	"github.com/vmflow/vmflow/probe"
 )
 
 type captured struct {
@@ -215,11 +216,16 @@ func TestDatagramsDecode(t *testing.T) {
 			require.NoError(t, err)
 			gotSF := map[flowKey]flowSum{}
 			gotIP := map[[2]netip.Addr][2]uint64{}
-			counters := 0
+			counters, discards := 0, 0
+			lastPort := map[[2]uint32]decoder.Counters{}
 			icmpErr, syn, rst := 0, 0, 0
 			var b decoder.Batch
-			seq := map[netip.Addr]uint32{}
-			ipSeq := map[netip.Addr]uint32{}
+			type agentKey struct {
+				a netip.Addr
+				n uint32 // sub-agent or observation domain
+			}
+			seq := map[agentKey]uint32{}
+			ipSeq := map[agentKey]uint32{}
 			for i, dg := range cap.d {
 				from := netip.AddrPortFrom(c.Hosts[dg.host].Addr, 50000)
 				src := decoder.SourceSFlow
@@ -229,12 +235,14 @@ func TestDatagramsDecode(t *testing.T) {
 				require.NoError(t, d.Decode(src, from, dg.b, 1, &b), "datagram %d (%s)", i, dg.p)
 				if dg.p == SFlow {
 					assert.Equal(t, c.Hosts[dg.host].Addr, b.Header.Agent)
-					assert.Equal(t, seq[b.Header.Agent]+1, b.Header.Sequence, "sFlow sequence of %s", b.Header.Agent)
-					seq[b.Header.Agent] = b.Header.Sequence
+					k := agentKey{b.Header.Agent, b.Header.SubAgent}
+					assert.Equal(t, seq[k]+1, b.Header.Sequence, "sFlow sequence of %v", k)
+					seq[k] = b.Header.Sequence
 				} else {
-					assert.Equal(t, ipSeq[from.Addr()], b.Header.Sequence, "IPFIX sequence of %s", from.Addr())
-					ipSeq[from.Addr()] += uint32(b.Header.DataRecords)
-					assert.Equal(t, uint32(dg.host+1), b.Header.ObsDomain)
+					k := agentKey{from.Addr(), b.Header.ObsDomain}
+					assert.Equal(t, ipSeq[k], b.Header.Sequence, "IPFIX sequence of %v", k)
+					ipSeq[k] += uint32(b.Header.DataRecords)
+					assert.Contains(t, []uint32{uint32(dg.host + 1), probeDomain0 + uint32(dg.host+1)}, b.Header.ObsDomain)
 				}
 				for _, r := range b.Records {
 					if r.Proto == 1 && r.ICMPType == 3 {
@@ -260,7 +268,18 @@ func TestDatagramsDecode(t *testing.T) {
 					}
 				}
 				for _, cn := range b.Counters {
+					if b.Header.SubAgent == hsflowdSubAgent {
+						continue // hsflowd's: TestExtrasDecode
+					}
 					counters++
+					pk := [2]uint32{uint32(dg.host), cn.IfIndex}
+					prev := lastPort[pk]
+					assert.GreaterOrEqual(t, cn.InOctets, prev.InOctets, "port counters only grow")
+					assert.GreaterOrEqual(t, cn.OutDiscard, prev.OutDiscard, "port counters only grow")
+					lastPort[pk] = cn
+					if cn.OutDiscard > 0 {
+						discards++
+					}
 					assert.True(t, cn.HasIf && cn.HasOFPort)
 					assert.True(t, strings.HasPrefix(cn.Name(), "vnet"), cn.Name())
 				}
@@ -268,6 +287,16 @@ func TestDatagramsDecode(t *testing.T) {
 			assert.Equal(t, wantSF, gotSF, "sFlow samples and bytes per bridge and pair")
 			assert.Equal(t, wantIP, gotIP, "IPFIX packets and bytes per pair")
 			assert.Equal(t, int(st.CounterSamples), counters)
+			assert.Positive(t, discards, "ports with discards")
+			assert.Less(t, discards, counters/2, "discards now and then")
+			// a port's octets are its VM's traffic: at most what the VM sent by the end
+			for i := range c.VMs {
+				vm := &c.VMs[i]
+				cn, ok := lastPort[[2]uint32{uint32(vm.Host), vm.IfIndex}]
+				require.True(t, ok, "VM %s's port polled", vm.Name)
+				assert.LessOrEqual(t, cn.InOctets, vm.inBytes)
+				assert.LessOrEqual(t, cn.OutOctets, vm.outBytes)
+			}
 			assert.Positive(t, icmpErr, "ICMP unreachables")
 			assert.Positive(t, syn, "bare SYNs")
 			assert.Positive(t, rst, "RSTs")
@@ -283,6 +312,9 @@ func TestDatagramsDecode(t *testing.T) {
 			if dg.p == SFlow {
 				var p sflow.Packet
 				require.NoError(t, sflow.DecodeMessageVersion(bytes.NewBuffer(dg.b), &p), "datagram %d", i)
+				if p.SubAgentId == hsflowdSubAgent {
+					continue // hsflowd's host structures (goflow2 leaves them raw)
+				}
 				agent := netip.AddrFrom4([4]byte(p.AgentIP))
 				require.Equal(t, int(p.SamplesCount), len(p.Samples))
 				for _, s := range p.Samples {
@@ -332,8 +364,8 @@ func TestDatagramsDecode(t *testing.T) {
 			require.NoError(t, netflow.DecodeMessageVersion(bytes.NewBuffer(dg.b), ts[from], &nf9, &ipfix), "IPFIX %d", i)
 			for _, s := range ipfix.FlowSets {
 				ds, ok := s.(netflow.DataFlowSet)
-				if !ok {
-					continue
+				if !ok || ds.FlowSetHeader.Id == probe.TemplateIPv4 {
+					continue // the probe's measurements: TestExtrasDecode
 				}
 				for _, rec := range ds.Records {
 					var src, dst netip.Addr
@@ -392,6 +424,9 @@ func TestSamplingUnbiased(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	require.NoError(t, DemoConfig().Validate())
 	require.NoError(t, ScaleConfig().Validate())
+	// the scale benchmarks' offered load is OVS's alone
+	assert.Zero(t, ScaleConfig().ProbeRate)
+	assert.False(t, ScaleConfig().HostStats)
 	for name, mod := range map[string]func(*Config){
 		"hosts":    func(c *Config) { c.Hosts = 0 },
 		"vms":      func(c *Config) { c.VMs = 3 },
@@ -399,6 +434,7 @@ func TestConfigValidate(t *testing.T) {
 		"share":    func(c *Config) { c.IPFIXShare = 2 },
 		"header":   func(c *Config) { c.HeaderBytes = 10 },
 		"addr":     func(c *Config) { c.AddrBase = netip.Addr{} },
+		"probe":    func(c *Config) { c.ProbeRate = -1 },
 	} {
 		c := DemoConfig()
 		mod(&c)

@@ -67,6 +67,9 @@ func StartDemo(ctx context.Context, cfg synth.Config, o DemoOptions, log *slog.L
 		"VMFLOW_ENRICH_STATIC_FILE=" + inv,
 		"VMFLOW_AGGREGATE_WINDOW=" + o.Window.String(),
 		"VMFLOW_ALERT_RULES_FILE=" + rules,
+		// resources stay fresh for 3 of these: hsflowd's polling interval,
+		// whatever the window (the demo has no libvirt connection)
+		"VMFLOW_INVENTORY_LIBVIRT_STATS_INTERVAL=" + max(cfg.CounterInterval, o.Window).String(),
 	}, o.Environ...)
 	env = append(env, "VMFLOW_API_LISTEN="+o.Listen)
 	acfg, _, err := Load("", env)
