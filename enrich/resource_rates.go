@@ -180,8 +180,9 @@ type vmTrack struct {
 }
 
 type hostTrack struct {
-	prev HostResourceSample
-	cur  HypervisorResources
+	prev     HostResourceSample
+	cur      HypervisorResources
+	interval time.Duration // between the last two samples (0: one seen)
 }
 
 // NewResourceTracker builds an empty tracker.
@@ -271,12 +272,34 @@ func (t *ResourceTracker) PutHost(s HostResourceSample) {
 	if ht == nil {
 		ht = &hostTrack{}
 		t.hosts[s.Host] = ht
+	} else if iv := s.Time.Sub(ht.prev.Time); iv > 0 {
+		ht.interval = iv
 	}
 	ht.prev, ht.cur = s, hr
 }
 
 func (t *ResourceTracker) fresh(r VMResources, now time.Time) bool {
-	return now.Sub(r.Time) <= t.cfg.StaleAfter
+	return now.Sub(r.Time) <= t.staleAfter(r.Source, r.IntervalSeconds)
+}
+
+// hsflowdPolling is hsflowd's default polling interval, the expected gap
+// between its samples before two have been seen.
+const hsflowdPolling = 30 * time.Second
+
+// staleAfter is how old a source's latest sample may be and still count:
+// StaleAfter (3 libvirt stats intervals) for libvirt; for hsflowd, which
+// polls at its own pace (30 s by default, whatever vmflow's window), also
+// at least 3 of its own sample intervals.
+func (t *ResourceTracker) staleAfter(source string, intervalSeconds float64) time.Duration {
+	limit := t.cfg.StaleAfter
+	if source == ResourceSourceHsflowd {
+		iv := time.Duration(intervalSeconds * float64(time.Second))
+		if iv <= 0 {
+			iv = hsflowdPolling
+		}
+		limit = max(limit, 3*iv)
+	}
+	return limit
 }
 
 // chooseLocked applies the source rule.
@@ -427,7 +450,7 @@ func (t *ResourceTracker) Hosts() []HostResources {
 	}
 	t.mu.Lock()
 	for h, ht := range t.hosts {
-		if now.Sub(ht.cur.Time) > t.cfg.StaleAfter {
+		if now.Sub(ht.cur.Time) > t.staleAfter(ht.cur.Source, ht.interval.Seconds()) {
 			continue
 		}
 		hv := ht.cur
