@@ -423,6 +423,7 @@ func checkPair(t *testing.T, e *consoleEnv, b *browser, th string) {
 		assert.Less(t, lo, v)
 		assert.Greater(t, lo+w, v)
 	}
+	checkPairLatency(t, e, b, src, dst)
 	b.axe("pair " + th)
 	b.shot("pair-" + strings.TrimPrefix(th, "&theme="))
 	// packets/s series from the select, restored from the URL.
@@ -565,4 +566,93 @@ func checkExporters(t *testing.T, e *consoleEnv, b *browser, th string) {
 	b.fill("#inv-q", e.c.vms[3].Name)
 	assert.Contains(t, b.hash(), "q="+e.c.vms[3].Name)
 	assert.Equal(t, 1, b.count("#vms-table tbody tr"))
+}
+
+type apiHist struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+type apiLatency struct {
+	Handshake *apiHist `json:"handshake_us"`
+	Guest     *apiHist `json:"guest_us"`
+	Echo      *apiHist `json:"echo_us"`
+	Network   *apiHist `json:"network_us"`
+	Counts    map[string]any
+}
+
+// checkPairLatency: the pair's latency (probe) and connection health
+// (sampled flags) sections show the API's numbers, and the latency chart
+// its series' handshake quantiles.
+func checkPairLatency(t *testing.T, e *consoleEnv, b *browser, src, dst string) {
+	var raw struct {
+		Pair struct {
+			Latency    json.RawMessage `json:"latency"`
+			ConnHealth struct {
+				FailureRatio float64    `json:"failure_ratio"`
+				FailureCI95  [2]float64 `json:"failure_ci95"`
+				RefusedRatio float64    `json:"refused_ratio"`
+				RefusedCI95  [2]float64 `json:"refused_ci95"`
+				SYN          float64    `json:"syn"`
+			} `json:"conn_health"`
+		} `json:"pair"`
+	}
+	e.api(t, "/api/v1/pairs/"+src+"/"+dst+"?"+e.rng(), &raw)
+	require.NotEmpty(t, raw.Pair.Latency, "the cloud's probe measures this pair")
+	var lat apiLatency
+	require.NoError(t, json.Unmarshal(raw.Pair.Latency, &lat))
+	require.NoError(t, json.Unmarshal(raw.Pair.Latency, &lat.Counts))
+	require.NotNil(t, lat.Handshake)
+	require.NotNil(t, lat.Network)
+	require.NotNil(t, lat.Echo)
+	for id, hs := range map[string]*apiHist{"handshake_us": lat.Handshake, "guest_us": lat.Guest, "echo_us": lat.Echo, "network_us": lat.Network} {
+		for q, v := range map[string]float64{"p50": hs.P50, "p95": hs.P95, "p99": hs.P99} {
+			same(t, v, b.value(fmt.Sprintf(`#pair-lat-table td.lat[data-hist=%q][data-q=%q]`, id, q)), id+" "+q)
+		}
+	}
+	assert.Greater(t, lat.Handshake.P99, lat.Network.P50, "sanity")
+	for _, k := range []string{"attempts", "established", "refused", "timed_out", "syn_retries", "rst_closed"} {
+		same(t, lat.Counts[k].(float64), b.value(fmt.Sprintf(`#pair-conn-table td.conn[data-field=%q]`, k)), k)
+	}
+	same(t, lat.Counts["failure_ratio"].(float64), b.value("#pair-lat-failure"), "probe failure ratio")
+	assert.Contains(t, b.text("#pair-lat-measured"), "client")
+	ch := raw.Pair.ConnHealth
+	require.Greater(t, ch.SYN, 0.0)
+	same(t, ch.FailureRatio, b.value("#pair-failure .kpi-value"), "failure ratio")
+	same(t, ch.RefusedRatio, b.value("#pair-refused .kpi-value"), "refused ratio")
+	var ci [2]string
+	b.eval(`(() => { const d = document.querySelector("#pair-failure-ci").dataset; return [d.lo, d.hi] })()`, &ci)
+	assert.Equal(t, []string{fmt.Sprint(ch.FailureCI95[0]), fmt.Sprint(ch.FailureCI95[1])}, ci[:], "failure interval")
+	assert.InDelta(t, 0.1, ch.FailureRatio, 1e-9, "one SYN in ten unanswered")
+	assert.Less(t, ch.FailureCI95[0], ch.FailureRatio)
+	assert.Greater(t, ch.FailureCI95[1], ch.FailureRatio)
+	// the latency series chart: handshake p50/p95/p99 of each point
+	var s struct {
+		Points []struct {
+			Latency *struct {
+				Handshake *apiHist `json:"handshake_us"`
+			} `json:"latency"`
+		} `json:"points"`
+	}
+	e.api(t, "/api/v1/pairs/"+src+"/"+dst+"/series?"+e.rng()+"&step=10s", &s)
+	var series []chartSeries
+	b.chart("pair-latency", &series)
+	require.Len(t, series, 3)
+	i := 0
+	for _, pt := range s.Points {
+		if pt.Latency == nil || pt.Latency.Handshake == nil {
+			continue
+		}
+		require.Less(t, i, len(series[0].Data))
+		for k, v := range []float64{pt.Latency.Handshake.P50, pt.Latency.Handshake.P95, pt.Latency.Handshake.P99} {
+			_, got := point(t, series[k].Data[i])
+			same(t, v, got, series[k].Name)
+		}
+		i++
+	}
+	assert.Equal(t, len(series[0].Data), i)
+	assert.Greater(t, i, 10)
 }
