@@ -469,6 +469,7 @@ func checkVM(t *testing.T, e *consoleEnv, b *browser, th string) {
 	require.Len(t, series[0].Data, len(vs.Points))
 	_, v := point(t, series[0].Data[len(vs.Points)-1])
 	same(t, vs.Points[len(vs.Points)-1].TxBPS, v, "last tx point")
+	checkVMPorts(t, e, b, name)
 	b.axe("vm " + th)
 	b.shot("vm-" + strings.TrimPrefix(th, "&theme="))
 	// A peer link opens that peer.
@@ -651,6 +652,46 @@ func checkPairLatency(t *testing.T, e *consoleEnv, b *browser, src, dst string) 
 			_, got := point(t, series[k].Data[i])
 			same(t, v, got, series[k].Name)
 		}
+		i++
+	}
+	assert.Equal(t, len(series[0].Data), i)
+	assert.Greater(t, i, 10)
+}
+
+// checkVMPorts: the VM's port counter table shows GET /api/v1/vms/{name}'s
+// numbers and the port chart its series' port rates.
+func checkVMPorts(t *testing.T, e *consoleEnv, b *browser, name string) {
+	var d struct {
+		Ports []map[string]any `json:"ports"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"?"+e.rng(), &d)
+	require.Len(t, d.Ports, 1, "the cloud gives every VM one tap port")
+	p := d.Ports[0]
+	for _, k := range []string{"in_bps", "out_bps", "in_pps", "out_pps", "in_errors", "out_errors", "in_discards", "out_discards", "in_utilisation", "out_utilisation"} {
+		same(t, p[k].(float64), b.value(fmt.Sprintf(`#vm-ports-table td.port[data-port=%q][data-field=%q]`, p["name"], k)), k)
+	}
+	assert.Greater(t, p["in_utilisation"].(float64), 0.0)
+	var vs struct {
+		Points []struct {
+			Port *struct {
+				InBPS  float64 `json:"in_bps"`
+				OutBPS float64 `json:"out_bps"`
+			} `json:"port"`
+		} `json:"points"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"/series?"+e.rng()+"&step=10s", &vs)
+	var series []chartSeries
+	b.chart("vm-port", &series)
+	require.Len(t, series, 4)
+	i := 0
+	for _, pt := range vs.Points {
+		if pt.Port == nil {
+			continue
+		}
+		_, in := point(t, series[0].Data[i])
+		_, out := point(t, series[1].Data[i])
+		same(t, pt.Port.InBPS, in, "port in")
+		same(t, pt.Port.OutBPS, out, "port out")
 		i++
 	}
 	assert.Equal(t, len(series[0].Data), i)

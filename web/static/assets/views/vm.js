@@ -11,7 +11,23 @@ import { seriesStep } from "./pair.js";
 // The inventory fields this view shows itself; any other numeric field (a
 // later vmflow's resource metrics) is listed as it comes.
 const VM_FIELDS = new Set(["name", "uuid", "host", "tenant", "tenant_name", "state", "source", "stale", "vcpus", "memory_kib", "labels",
-  "interfaces", "prev_host", "moved_at"]);
+  "interfaces", "prev_host", "moved_at", "ports"]);
+
+const pct = (v) => (v === null || v === undefined ? "–" : fmt.pct(100 * v));
+
+// portRows are the VM's switch ports over the range (GET /api/v1/vms/{name}).
+function portTable(ports) {
+  const cell = (p, k, f) => num("td", p[k], f, { class: "num port", dataset: { port: p.name || String(p.if_index), field: k, value: String(p[k]) } });
+  const util = (p, k) => h("td", { class: "num port", dataset: { port: p.name || String(p.if_index), field: k, value: String(p[k]) } }, pct(p[k]));
+  const rows = ports.map((p) => [h("th", { scope: "row" }, p.name || "ifIndex " + p.if_index), p.host || p.agent,
+    cell(p, "in_bps", fmt.bps), cell(p, "out_bps", fmt.bps), cell(p, "in_pps", fmt.pps), cell(p, "out_pps", fmt.pps),
+    cell(p, "in_errors", fmt.count), cell(p, "out_errors", fmt.count), cell(p, "in_discards", fmt.count), cell(p, "out_discards", fmt.count),
+    util(p, "in_utilisation"), util(p, "out_utilisation"), p.if_speed ? fmt.bps(p.if_speed) : "unknown"]);
+  return table("vm-ports-table", "Switch port counters", [{ label: "Port" }, { label: "Host" }, { label: "VM sent", num: true }, { label: "VM received", num: true },
+    { label: "Sent pkt/s", num: true }, { label: "Received pkt/s", num: true }, { label: "Errors in", num: true }, { label: "Errors out", num: true },
+    { label: "Discards in", num: true }, { label: "Discards out", num: true }, { label: "Util. in", num: true }, { label: "Util. out", num: true }, { label: "ifSpeed", num: true }], rows,
+  "No sFlow counter samples of its ports in this range.");
+}
 
 export const title = "VM detail";
 export const defaultSince = "1h";
@@ -31,7 +47,12 @@ export async function render(ctx) {
   ]);
   const vm = inv.vms.find((v) => v.name === name || (v.uuid && v.uuid.toLowerCase() === name.toLowerCase()));
   const vmName = vm ? vm.name : name;
-  let series = null;
+  let series = null, detail = null;
+  try {
+    detail = await getJSON("/api/v1/vms/" + encodeURIComponent(vmName) + "?" + qs(rangeQuery(p, defaultSince)));
+  } catch (e) {
+    if (!(e instanceof HTTPError && (e.status === 404 || e.status === 403))) throw e;
+  }
   try {
     series = await getJSON("/api/v1/vms/" + encodeURIComponent(vmName) + "/series?" + qs(Object.assign({ step: seriesStep(rangeSeconds(p, defaultSince), g.window_seconds) }, rq)));
   } catch (e) {
@@ -67,6 +88,8 @@ export async function render(ctx) {
 
   const box = chartBox("vm", "Traffic sent and received by " + vmName + " in bit/s");
   const peersBox = chartBox("vm-peers", "Peers of " + vmName + " (also in the tables)", "small-graph");
+  const hasPortSeries = series && series.points.some((x) => x.port);
+  const portBox = hasPortSeries ? chartBox("vm-port", "Switch port counters of " + vmName + " over time: bit/s sent and received, errors and discards per second") : null;
   const mine = alerts || [];
   const root = h("div", { class: "view vm" },
     h("h1", { id: "vm-title" }, vmName),
@@ -85,8 +108,9 @@ export async function render(ctx) {
     h("div", { class: "grid2" },
       section("Inventory record", "vm-inventory", record),
       vm ? extraSection("vm-extra", vm, VM_FIELDS) : null,
-      section("Interfaces", "vm-interfaces", table("vm-ifaces", "Interfaces", [{ label: "MAC" }, { label: "Tap" }, { label: "Bridge" }, { label: "OVS port" }, { label: "VNI" }, { label: "Addresses (source)" }], ifRows, "No interfaces known."),
-        h("p", { class: "muted" }, "Port counters and resource metrics: not collected by this vmflow."))),
+      section("Interfaces", "vm-interfaces", table("vm-ifaces", "Interfaces", [{ label: "MAC" }, { label: "Tap" }, { label: "Bridge" }, { label: "OVS port" }, { label: "VNI" }, { label: "Addresses (source)" }], ifRows, "No interfaces known."))),
+    section("Port counters (sFlow)", "vm-ports", detail ? portTable(detail.ports) : h("p", { class: "muted" }, "Port counters: not available."),
+      portBox, h("p", { class: "muted note" }, "Switch port directions turned to the VM's: in = what the VM sent, out = what it received; rates over the time the counter samples cover; utilisation against ifSpeed.")),
   );
   if (!ctx.mount(root)) return;
   if (series) {
@@ -96,6 +120,19 @@ export async function render(ctx) {
       series: [
         { name: "sent", type: "line", showSymbol: false, data: pts.map((x) => [x.time, x.tx_bps]) },
         { name: "received", type: "line", showSymbol: false, data: pts.map((x) => [x.time, x.rx_bps]) },
+      ],
+    });
+  }
+  if (hasPortSeries) {
+    const pp = series.points.filter((x) => x.port);
+    draw("vm-port", portBox, {
+      legend: { top: 0 }, grid: { left: 80, right: 60, top: 30, bottom: 30 }, tooltip: tooltip(fmt.count), xAxis: timeAxis(),
+      yAxis: [valueAxis(fmt.bps), Object.assign(valueAxis((v) => fmt.count(v) + "/s"), { splitLine: { show: false } })],
+      series: [
+        { name: "port in (VM sent)", type: "line", showSymbol: false, data: pp.map((x) => [x.time, x.port.in_bps]) },
+        { name: "port out (VM received)", type: "line", showSymbol: false, data: pp.map((x) => [x.time, x.port.out_bps]) },
+        { name: "errors/s", type: "line", yAxisIndex: 1, showSymbol: false, data: pp.map((x) => [x.time, x.port.in_errors_ps + x.port.out_errors_ps]) },
+        { name: "discards/s", type: "line", yAxisIndex: 1, showSymbol: false, data: pp.map((x) => [x.time, x.port.in_discards_ps + x.port.out_discards_ps]) },
       ],
     });
   }
