@@ -24,6 +24,7 @@ import (
 	"github.com/vmflow/vmflow/aggregate"
 	"github.com/vmflow/vmflow/alert/notify"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/enrich"
 )
 
 // Deps are the engine's collaborators; all optional.
@@ -36,7 +37,10 @@ type Deps struct {
 	Exporters func() []collector.ExporterStatus
 	// Dispatcher receives every evaluation's firing and resolved alerts.
 	Dispatcher notify.Dispatcher
-	Logger     *slog.Logger
+	// Resources returns every VM's latest resource figures (vm rules on
+	// resource signals, resource_signals.go); nil: none.
+	Resources func() []enrich.VMResources
+	Logger    *slog.Logger
 	// Now is the clock of the API (silence states); windows carry their own time.
 	Now func() time.Time
 	// Window is aggregate.window: a window shorter than that (the first

@@ -602,6 +602,8 @@ func (e *Engine) evalWindow(w *aggregate.Window, exps []collector.ExporterStatus
 			e.evalAbsent(r, w, sel, now)
 		case r.subject == subjectPair:
 			e.evalPairs(r, w, sel, now, secs)
+		case r.subject == subjectVM && isResourceSignal(r.signal):
+			e.evalResources(r, now, secs) // resource_signals.go
 		case r.subject == subjectVM:
 			e.evalVMs(r, w, sel, now, secs)
 		case r.subject == subjectExporter:

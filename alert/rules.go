@@ -558,6 +558,9 @@ func (r *Rule) checkSignal(s RuleSpec, fail func(key, format string, args ...any
 		}
 		return fail("subject", "must be pair or vm, got %q", s.Subject)
 	}
+	if s.Subject == subjectVM {
+		sigs = append(slices.Clip(sigs), resourceSignals...) // resource_signals.go
+	}
 	if !slices.Contains(sigs, s.Signal) {
 		return fail("signal", "must be one of %s for subject %s, got %q", strings.Join(sigs, ", "), s.Subject, s.Signal)
 	}

@@ -351,5 +351,47 @@ func (s *Server) scopedDeps(sc *tenantScope) Deps {
 	if s.deps.Alerts != nil {
 		d.Alerts = scopedAlerts{inner: s.deps.Alerts, inv: s.deps.Inventory, sc: sc}
 	}
+	if s.deps.Resources != nil && s.deps.Inventory != nil {
+		d.Resources = scopedResources{inner: s.deps.Resources, inv: &scopedInventory{inner: s.deps.Inventory, sc: sc}}
+	}
 	return d
 }
+
+// scopedResources are the VM resources of the scope's tenants' VMs only;
+// hosts (the installation's hypervisors, the sums of every tenant's VMs)
+// are not the tenant's business.
+type scopedResources struct {
+	inner Resources
+	inv   *scopedInventory
+}
+
+func (s scopedResources) mine(r *enrich.VMResources) bool {
+	idx := s.inv.Index()
+	if idx == nil {
+		return false
+	}
+	for _, vm := range idx.VMs() {
+		if vm == nil || vm.Name == OtherTenant {
+			continue
+		}
+		if (r.UUID != "" && strings.EqualFold(vm.UUID, r.UUID)) || (r.UUID == "" && vm.Name == r.Name && (r.Host == "" || vm.Host == r.Host)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s scopedResources) Find(uuid, name, host string) (enrich.VMResources, bool) {
+	r, ok := s.inner.Find(uuid, name, host)
+	if !ok || !s.mine(&r) {
+		return enrich.VMResources{}, false
+	}
+	return r, true
+}
+
+// Series is only asked for a key Find returned (handleVMResourceSeries).
+func (s scopedResources) Series(key string, from, to time.Time) []enrich.ResourcePoint {
+	return s.inner.Series(key, from, to)
+}
+
+func (s scopedResources) Hosts() []enrich.HostResources { return nil }

@@ -196,6 +196,7 @@ func newEnv(t testing.TB, mutate func(*Deps, *Config)) *testEnv {
 		Registerer: reg,
 		Now:        func() time.Time { return T.Add(60 * time.Second) },
 		Alerts:     testAlerts(t),
+		Resources:  testResources(), // resources_test.go
 		UI: fstest.MapFS{
 			"index.html":    {Data: []byte("<!doctype html><title>vmflow</title>")},
 			"assets/app.js": {Data: []byte("console.log('hi')")},

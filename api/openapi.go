@@ -399,6 +399,7 @@ func buildOpenAPI(withUI bool) ([]byte, error) {
 		},
 	}
 	addAlertOpenAPI(paths, doc["components"].(obj)["schemas"].(obj), params)
+	addResourceOpenAPI(paths, doc["components"].(obj)["schemas"].(obj))
 	addConsoleDoc(doc) // console aggregate routes (openapi_console.go)
 	addPortsDoc(doc)   // per-VM port counters (openapi_ports.go)
 	addAccessDoc(doc)  // login routes, security scheme, 401/403/429 (access_doc.go); last: it covers every route

@@ -55,10 +55,11 @@ func addPortsDoc(doc obj) {
 	vm["ports"] = arrayOf(ref("Port"), "GET /api/v1/vms: the VM's switch ports, each port's latest window with a counter sample within the last 5 minutes")
 	schemas["VMSeriesPoint"].(obj)["properties"].(obj)["port"] = ref("PortRates")
 	schemas["VMDetail"] = object("One VM with its switch ports' counters summed over the range.", obj{
-		"vm":    obj{"allOf": []any{ref("VM")}, "nullable": true, "description": "the inventory record (null when the VM is known from port counters only)"},
-		"from":  dateTime("range start (exclusive)"),
-		"to":    dateTime("range end (inclusive)"),
-		"ports": arrayOf(ref("Port"), "the VM's ports: deltas summed over the range, rates over the time the samples cover"),
+		"vm":        obj{"allOf": []any{ref("VM")}, "nullable": true, "description": "the inventory record (null when the VM is known from port counters only)"},
+		"from":      dateTime("range start (exclusive)"),
+		"to":        dateTime("range end (inclusive)"),
+		"ports":     arrayOf(ref("Port"), "the VM's ports: deltas summed over the range, rates over the time the samples cover"),
+		"resources": obj{"allOf": []any{ref("VMResourcesResponse")}, "description": "the VM's resources now (as GET /api/v1/vms/{name}/resources); absent without figures"},
 	}, "vm", "from", "to", "ports")
 	paths["/api/v1/vms/{name}"] = obj{"get": obj{
 		"operationId": "vmDetail",

@@ -181,6 +181,10 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"/api/v1/capacity", "/api/v1/capacity?since=1m&kind=pair"},
 		{"/api/v1/capacity", "/api/v1/capacity?since=1m&capacity_bps=1000"},
 		{"/api/v1/pairs/{src}/{dst}", "/api/v1/pairs/web-1/db-1?since=1m"},
+		// VM and host resources (resources.go)
+		{"/api/v1/vms/{name}/resources", "/api/v1/vms/web-1/resources"},
+		{"/api/v1/vms/{name}/resources/series", "/api/v1/vms/web-1/resources/series?since=5m"},
+		{"/api/v1/hosts", "/api/v1/hosts"},
 	}
 	jsonRoutes := map[string]bool{}
 	for p, ops := range doc.Paths {

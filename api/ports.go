@@ -165,6 +165,9 @@ type vmDetailOut struct {
 	// Ports are the VM's switch ports summed over the range (rates over
 	// the time their counter samples cover).
 	Ports []portOut `json:"ports"`
+	// Resources are the VM's resources now (resources.go), absent
+	// without figures.
+	Resources *vmResourcesOut `json:"resources,omitempty"`
 }
 
 // handleVM: one VM's inventory record and its ports' counters over the
@@ -218,6 +221,7 @@ func (s *Server) handleVM(c *gin.Context) {
 		out.Ports = append(out.Ports, portOf(sums[k], &at))
 	}
 	sortPortsOut(out.Ports)
+	out.Resources = s.vmResourcesNow(tok)
 	c.JSON(http.StatusOK, out)
 }
 

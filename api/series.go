@@ -177,6 +177,9 @@ type vmSeriesOut struct {
 	Step   string       `json:"step"`
 	Source string       `json:"source"`
 	Points []vmPointOut `json:"points"`
+	// Resources are the VM's resource points in the range (libvirt stats
+	// or hsflowd; api/resources.go), absent without figures.
+	Resources []enrich.ResourcePoint `json:"resources,omitempty"`
 }
 
 // vmMatcher matches the VM endpoints of one VM by name or UUID.
@@ -275,5 +278,6 @@ func (s *Server) handleVMSeries(c *gin.Context) {
 	if inv == nil && latest != "" {
 		out.VM = latest // found by UUID in the traffic only
 	}
+	out.Resources = s.resourceSeries(tok, from, to)
 	c.JSON(http.StatusOK, out)
 }

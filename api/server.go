@@ -73,6 +73,9 @@ type Deps struct {
 	// Local is this collector's own windows (its memory store), served to
 	// query nodes at /peer/v1/windows (nil: 404, e.g. on a query node).
 	Local store.Reader
+	// Resources serves VM and host resources (api/resources.go; nil:
+	// no figures, /hosts empty).
+	Resources Resources
 }
 
 // Server is the HTTP API. New is inert; Start listens.
@@ -169,6 +172,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	v1.GET("/health", s.handleHealth)
 	v1.GET("/openapi.json", s.handleOpenAPI)
 	s.registerAlertRoutes(v1)
+	s.registerResourceRoutes(v1) // resources.go
 	s.registerAdmin(v1)
 	// Console aggregate routes (overview.go, graph.go, capacity.go, pair.go).
 	v1.GET("/overview", s.handleOverview)

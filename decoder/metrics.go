@@ -136,6 +136,7 @@ type metrics struct {
 	samples   [numSampleKinds]prometheus.Counter // sflow
 	records   [numRecordKinds]prometheus.Counter // sflow
 	skipped   [numSkipKinds]prometheus.Counter   // sflow
+	host      hostMetrics                        // sflow host structures (sflow_host.go)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -178,6 +179,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	m := &metrics{}
+	var err error
+	if m.host, err = newHostMetrics(reg); err != nil {
+		return nil, err
+	}
 	for s := Source(0); s < numSources; s++ {
 		m.datagrams[s] = datagrams.WithLabelValues(s.String())
 		for r := reason(0); r < numReasons; r++ {
@@ -218,9 +223,11 @@ type sflowStats struct {
 	samples [numSampleKinds]uint32
 	records [numRecordKinds]uint32
 	skipped [numSkipKinds]uint32
+	host    hostStats // sflow_host.go
 }
 
 func (m *metrics) addSFlow(st *sflowStats) {
+	m.host.add(&st.host)
 	for i, n := range st.samples {
 		if n != 0 {
 			m.samples[i].Add(float64(n))

@@ -183,6 +183,7 @@ type Batch struct {
 	// Measurements are the vmflow probe's records (probe_decode.go):
 	// never traffic.
 	Measurements []Measurement
+	Hosts        []HostCounters // sFlow host structures (hsflowd), sflow_host.go
 }
 
 // Reset empties the batch, keeping its capacity.
@@ -191,6 +192,7 @@ func (b *Batch) Reset() {
 	b.Records = b.Records[:0]
 	b.Counters = b.Counters[:0]
 	b.Measurements = b.Measurements[:0]
+	b.Hosts = b.Hosts[:0]
 }
 
 // AddRecord appends a zeroed record and returns it for filling in.

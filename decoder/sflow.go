@@ -773,12 +773,14 @@ func (d *sflowDecoder) fastCounterSample(expanded bool, body []byte, m *sflowMet
 	}
 	c := startCounters(b, m, seq, srcType, srcIndex)
 	var seen counterSeen
+	hs := hostSample{b: b, m: m, srcType: srcType, srcIndex: srcIndex} // sflow_host.go
 	for j := 0; j < int(n); j++ {
 		format, rec, rest, err := nextRecord(body)
 		if err == nil {
-			err = addCounterRecord(c, &seen, format, rec, st)
+			err = hs.counterRecord(c, &seen, format, rec, st)
 		}
 		if err != nil {
+			hs.drop()
 			dropLastCounters(b)
 			return fmt.Errorf("record %d: %w", j, err)
 		}

@@ -201,10 +201,12 @@ func goflow2SampledIP(v *sflow.SampledIPBase, tos uint32) sampledIP {
 func mapCounterSample(s *sflow.CounterSample, m *sflowMeta, b *Batch, st *sflowStats) error {
 	c := startCounters(b, m, s.Header.SampleSequenceNumber, s.Header.SourceIdType, s.Header.SourceIdValue)
 	var seen counterSeen
+	hs := hostSample{b: b, m: m, srcType: s.Header.SourceIdType, srcIndex: s.Header.SourceIdValue} // sflow_host.go
 	for j := range s.Records {
 		rec := &s.Records[j]
 		switch v := rec.Data.(type) {
 		case nil: // goflow2 stopped early (a record runs past the sample, or records are missing)
+			hs.drop()
 			dropLastCounters(b)
 			return fmt.Errorf("record %d of %d: missing or overrunning the sample: %w", j, len(s.Records), ErrTruncated)
 		case sflow.IfCounters:
@@ -225,7 +227,8 @@ func mapCounterSample(s *sflow.CounterSample, m *sflowMeta, b *Batch, st *sflowS
 				st.records[recEthCounters]++
 			}
 		case sflow.RawRecord:
-			if err := addCounterRecord(c, &seen, rec.Header.DataFormat, v.Data, st); err != nil {
+			if err := hs.counterRecord(c, &seen, rec.Header.DataFormat, v.Data, st); err != nil {
+				hs.drop()
 				dropLastCounters(b)
 				return fmt.Errorf("record %d: %w", j, err)
 			}

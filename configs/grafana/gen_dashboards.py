@@ -219,6 +219,22 @@ d.panel("Port utilisation", "timeseries", [HEAD + PORTSEL + '  |> filter(fn: (r)
         '  |> group(columns: ["port", "_field"])\n'
         '  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)'], w=24, unit="percentunit",
         desc=PORTDESC + " Against the port's ifSpeed (absent when the speed is unknown).")
+# VM resources (libvirt stats polls or hsflowd): vm_resources, vm_disk, vm_nic.
+def res_panel(title, meas, fields, group, unit, fn="mean", w=12, desc=""):
+    ff = " or ".join('r._field == "%s"' % f for f in fields)
+    d.panel(title, "timeseries", [HEAD + '  |> filter(fn: (r) => r._measurement == "%s" and r.vm == "${vm}")\n' % meas +
+            '  |> filter(fn: (r) => %s)\n' % ff + '  |> group(columns: [%s])\n' % group +
+            '  |> aggregateWindow(every: v.windowPeriod, fn: %s, createEmpty: false)' % fn], w=w, unit=unit, desc=desc)
+res_panel("CPU (% of its vCPUs)", "vm_resources", ["cpu_percent"], '"source", "_field"', "percent",
+          desc="From libvirt's stats poll (or hsflowd): CPU time over the poll interval, 100% = every vCPU busy.")
+res_panel("Memory used (% of available)", "vm_resources", ["mem_used_percent"], '"source", "_field"', "percent")
+res_panel("Memory", "vm_resources", ["mem_used_bytes", "mem_available_bytes", "mem_balloon_bytes", "mem_rss_bytes"], '"_field"', "bytes")
+res_panel("Swap and major faults", "vm_resources", ["swap_in_bytes_per_s", "swap_out_bytes_per_s", "major_faults_per_s"], '"_field"', "short")
+res_panel("Disk IOPS", "vm_disk", ["read_iops", "write_iops"], '"disk", "_field"', "iops")
+res_panel("Disk throughput", "vm_disk", ["read_bytes_per_s", "write_bytes_per_s"], '"disk", "_field"', "Bps")
+res_panel("Disk errors", "vm_disk", ["errors"], '"disk", "_field"', "short", fn="sum")
+res_panel("vNIC throughput (libvirt's view)", "vm_nic", ["rx_bits_per_s", "tx_bits_per_s"], '"nic", "_field"', "bps")
+res_panel("vNIC errors and drops", "vm_nic", ["rx_errors", "tx_errors", "rx_drops", "tx_drops"], '"nic", "_field"', "short", fn="sum", w=24)
 d.save("vmflow-vm.json")
 
 # ---------- exporters ----------

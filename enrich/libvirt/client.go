@@ -4,13 +4,19 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/vmflow/vmflow/enrich"
 )
 
 // TLSConfig holds the files for qemu+tls:// connections.
@@ -30,24 +36,32 @@ type DialOptions struct {
 	KeepaliveCount    int           // declare the peer dead after KeepaliveCount silent intervals
 	CallTimeout       time.Duration // per call; 0 = only the context bounds a call
 	EventBuffer       int           // size of the Events channel
-	// Observe, when set, is called after every call with its procedure,
-	// duration and error (for metrics).
-	Observe func(proc int32, d time.Duration, err error)
+	// Observe, when set, is called after every call with its procedure
+	// name, duration and error (for metrics).
+	Observe func(proc string, d time.Duration, err error)
 	// OnEventDrop, when set, is called when an event is dropped because the
 	// Events channel is full.
 	OnEventDrop func()
 }
 
-// Client is a connection to one libvirt daemon speaking its remote RPC
-// protocol. All methods are safe for concurrent use; calls are pipelined.
+// Client is a connection to one libvirt daemon: go-libvirt's RPC client
+// over a wireConn (keepalive, frame bounds, read-only open), with a
+// context and a timeout on every call. All methods are safe for
+// concurrent use; go-libvirt pipelines calls by serial.
 type Client struct {
-	c      *conn
-	target Target
+	l       *golibvirt.Libvirt
+	w       *wireConn
+	target  Target
+	opts    DialOptions
+	events  chan Event
+	evCtx   context.Context
+	evStop  context.CancelFunc
+	dropped atomic.Uint64
 }
 
-// Dial connects to the daemon named by uri, checks the authentication
-// methods it offers (none and polkit are supported, SASL is not), opens the
-// driver connection and enables keepalive.
+// Dial connects to the daemon named by uri, authenticates (none and
+// polkit; SASL is not supported), opens the driver connection and asks
+// the daemon for keepalive.
 func Dial(ctx context.Context, uri string, opts DialOptions) (*Client, error) {
 	t, err := ParseURI(uri)
 	if err != nil {
@@ -57,19 +71,67 @@ func Dial(ctx context.Context, uri string, opts DialOptions) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{target: t, c: newConn(nc, rpcOptions{
-		KeepaliveInterval: opts.KeepaliveInterval,
-		KeepaliveCount:    opts.KeepaliveCount,
-		CallTimeout:       opts.CallTimeout,
-		EventBuffer:       opts.EventBuffer,
-		Observe:           opts.Observe,
-		OnEventDrop:       opts.OnEventDrop,
-	})}
-	if err := cl.handshake(ctx, opts.ReadOnly); err != nil {
-		cl.c.shutdown(ErrClosed)
-		return nil, err
+	return open(ctx, nc, t, opts)
+}
+
+// open runs the libvirt handshake on a dialed connection.
+func open(ctx context.Context, nc net.Conn, t Target, opts DialOptions) (*Client, error) {
+	w := newWireConn(nc, opts.ReadOnly, opts.KeepaliveInterval, opts.KeepaliveCount)
+	if opts.EventBuffer < 1 {
+		opts.EventBuffer = 1024
 	}
+	cl := &Client{w: w, target: t, opts: opts, events: make(chan Event, opts.EventBuffer)}
+	cl.evCtx, cl.evStop = context.WithCancel(context.Background())
+	cl.l = golibvirt.NewWithDialer(preDialed{w})
+	err := cl.call(ctx, "connect_open", func() error { return cl.l.ConnectToURI(golibvirt.ConnectURI(t.Name)) })
+	if err != nil {
+		w.kill(fmt.Errorf("%w: open failed", ErrClosed))
+		cl.evStop()
+		return nil, fmt.Errorf("libvirt connect open %q: %w", t.Name, err)
+	}
+	// Ask for keepalive: the daemon starts pinging a client (and expects
+	// its pings answered) only once the client asks for this feature.
+	_ = cl.call(ctx, "connect_supports_feature", func() error {
+		_, err := cl.l.ConnectSupportsFeature(featureProgramKeepalive)
+		return err
+	})
 	return cl, nil
+}
+
+// call runs one go-libvirt call with the client's timeout and ctx. A
+// go-libvirt call cannot be abandoned, so a call that outlives its timeout
+// or context ends the connection (the source then reconnects): a daemon
+// that does not answer within call_timeout is treated as dead.
+func (cl *Client) call(ctx context.Context, proc string, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("libvirt %s: %w", proc, err)
+	}
+	if err := cl.w.Err(); err != nil {
+		return fmt.Errorf("libvirt %s: %w", proc, err)
+	}
+	start := time.Now()
+	var timer *time.Timer
+	if cl.opts.CallTimeout > 0 {
+		timer = time.AfterFunc(cl.opts.CallTimeout, func() {
+			cl.w.kill(fmt.Errorf("%w: no reply to %s within %s", ErrCallTimeout, proc, cl.opts.CallTimeout))
+		})
+	}
+	stop := context.AfterFunc(ctx, func() { cl.w.kill(fmt.Errorf("%w: %v", ErrClosed, ctx.Err())) })
+	err := fn()
+	stop()
+	if timer != nil {
+		timer.Stop()
+	}
+	if cl.opts.Observe != nil {
+		cl.opts.Observe(proc, time.Since(start), err)
+	}
+	if err == nil {
+		return nil
+	}
+	if cause := cl.w.Err(); cause != nil && !isDaemonError(err) {
+		return fmt.Errorf("libvirt %s: %w", proc, cause)
+	}
+	return fmt.Errorf("libvirt %s: %w", proc, err)
 }
 
 func dialTransport(ctx context.Context, t Target, tc TLSConfig) (net.Conn, error) {
@@ -142,314 +204,358 @@ func buildTLS(tc TLSConfig, host string, noVerify bool) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func (cl *Client) handshake(ctx context.Context, ro bool) error {
-	// AUTH_LIST: void args, remote_auth_list_ret { remote_auth_type types<> }.
-	body, err := cl.c.call(ctx, ProcAuthList, nil)
-	if err != nil {
-		return fmt.Errorf("libvirt auth list: %w", err)
-	}
-	r := &xdrReader{b: body}
-	n := r.count(authTypeListMax, 4)
-	types := make([]int32, n)
-	for i := range types {
-		types[i] = r.i32()
-	}
-	if r.err != nil {
-		return fmt.Errorf("libvirt auth list: %w", r.err)
-	}
-	auth := int32(-1)
-	for _, a := range types {
-		if a == AuthNone || a == AuthPolkit {
-			auth = a
-			break
-		}
-	}
-	switch {
-	case len(types) == 0 || auth == AuthNone:
-	case auth == AuthPolkit:
-		// remote_auth_polkit_ret { int complete; }
-		if _, err := cl.c.call(ctx, ProcAuthPolkit, nil); err != nil {
-			return fmt.Errorf("libvirt polkit auth: %w", err)
-		}
-	default:
-		return fmt.Errorf("libvirt auth: daemon requires %v; only none and polkit are supported (SASL is not)", types)
-	}
+// Domain is how the protocol names a domain (remote_nonnull_domain).
+type Domain = golibvirt.Domain
 
-	// CONNECT_OPEN: remote_connect_open_args { remote_string name; unsigned flags; }
-	var w xdrWriter
-	name := cl.target.Name
-	w.optStr(&name)
-	var flags uint32
-	if ro {
-		flags |= connectRO
-	}
-	w.u32(flags)
-	if _, err := cl.c.call(ctx, ProcConnectOpen, w.b); err != nil {
-		return fmt.Errorf("libvirt connect open %q: %w", name, err)
-	}
-	// Ask for keepalive: the daemon starts pinging a client (and expects
-	// its pings answered) only once the client asks for this feature.
-	// An old daemon without it ignores our pings; EOF still detects its death.
-	_, _ = cl.supportsFeature(ctx, featureProgramKeepalive)
-	return nil
+// UUIDString formats a domain's UUID the way libvirt prints it.
+func UUIDString(d Domain) string { return FormatUUID(d.UUID) }
+
+// FormatUUID formats 16 bytes as 8-4-4-4-12 lower-case hex.
+func FormatUUID(u [16]byte) string {
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
 }
 
-func (cl *Client) supportsFeature(ctx context.Context, feature int32) (bool, error) {
-	var w xdrWriter
-	w.i32(feature)
-	body, err := cl.c.call(ctx, ProcConnectSupportsFeature, w.b)
-	if err != nil {
-		return false, err
-	}
-	r := &xdrReader{b: body}
-	v := r.i32()
-	return v != 0, r.err
+// IsErrorCode reports whether err is a libvirt error reply with this
+// virErrorNumber.
+func IsErrorCode(err error, code golibvirt.ErrorNumber) bool {
+	var le golibvirt.Error
+	return errors.As(err, &le) && le.Code == uint32(code)
+}
+
+// domainError is a domain-level failure found on our side (bad XML).
+type domainError struct{ msg string }
+
+func (e *domainError) Error() string { return e.msg }
+
+// isDaemonError says err is about one domain or call (an error reply from
+// the daemon, or a domain we cannot read), not about the connection.
+func isDaemonError(err error) bool {
+	var le golibvirt.Error
+	var de *domainError
+	return errors.As(err, &le) || errors.As(err, &de)
 }
 
 // OpenName is the name sent in CONNECT_OPEN.
 func (cl *Client) OpenName() string { return cl.target.Name }
 
-// Events delivers domain events after RegisterDomainEvent. It is never
-// closed; use Done to learn that the connection ended.
-func (cl *Client) Events() <-chan Event { return cl.c.events }
+// Events delivers domain events after WatchEvents. It is never closed;
+// use Done to learn that the connection ended.
+func (cl *Client) Events() <-chan Event { return cl.events }
 
 // Done is closed when the connection ends (error, keepalive timeout, Close).
-func (cl *Client) Done() <-chan struct{} { return cl.c.done }
+func (cl *Client) Done() <-chan struct{} { return cl.w.done }
 
 // Err is why the connection ended (nil while it is up).
-func (cl *Client) Err() error {
-	select {
-	case <-cl.c.done:
-		return cl.c.closeErr()
-	default:
-		return nil
-	}
-}
+func (cl *Client) Err() error { return cl.w.Err() }
 
 // DroppedEvents counts events dropped because the channel was full.
-func (cl *Client) DroppedEvents() uint64 { return cl.c.dropped.Load() }
+func (cl *Client) DroppedEvents() uint64 { return cl.dropped.Load() }
 
 // Close sends CONNECT_CLOSE (best effort, 2 s) and closes the socket.
 func (cl *Client) Close() error {
-	select {
-	case <-cl.c.done:
+	defer cl.evStop()
+	if cl.w.Err() != nil {
 		return nil
-	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := cl.c.call(ctx, ProcConnectClose, nil)
-	cl.c.shutdown(fmt.Errorf("%w: closed by client", ErrClosed))
+	timer := time.AfterFunc(2*time.Second, func() { cl.w.kill(fmt.Errorf("%w: closed by client", ErrClosed)) })
+	defer timer.Stop()
+	err := cl.l.Disconnect()
+	_ = ctx
+	cl.w.kill(fmt.Errorf("%w: closed by client", ErrClosed))
 	return err
 }
 
 // Hostname is CONNECT_GET_HOSTNAME.
-func (cl *Client) Hostname(ctx context.Context) (string, error) {
-	body, err := cl.c.call(ctx, ProcConnectGetHostname, nil)
-	if err != nil {
-		return "", fmt.Errorf("libvirt hostname: %w", err)
-	}
-	r := &xdrReader{b: body}
-	h := r.str()
-	return h, r.err
+func (cl *Client) Hostname(ctx context.Context) (h string, err error) {
+	err = cl.call(ctx, "connect_get_hostname", func() (e error) { h, e = cl.l.ConnectGetHostname(); return })
+	return h, err
 }
 
 // ListAllDomains is CONNECT_LIST_ALL_DOMAINS (flags 0 = active and inactive).
-func (cl *Client) ListAllDomains(ctx context.Context, flags uint32) ([]Domain, error) {
-	var w xdrWriter
-	w.i32(1) // need_results
-	w.u32(flags)
-	body, err := cl.c.call(ctx, ProcConnectListAllDomains, w.b)
-	if err != nil {
-		return nil, fmt.Errorf("libvirt list domains: %w", err)
-	}
-	// remote_connect_list_all_domains_ret { remote_nonnull_domain domains<>; unsigned ret; }
-	r := &xdrReader{b: body}
-	n := r.count(domainListMax, 24)
-	doms := make([]Domain, n)
-	for i := range doms {
-		doms[i] = r.domain()
-	}
-	r.u32()
-	if r.err != nil {
-		return nil, fmt.Errorf("libvirt list domains: %w", r.err)
-	}
-	return doms, nil
+func (cl *Client) ListAllDomains(ctx context.Context, flags uint32) (doms []Domain, err error) {
+	err = cl.call(ctx, "connect_list_all_domains", func() (e error) {
+		doms, _, e = cl.l.ConnectListAllDomains(1, golibvirt.ConnectListAllDomainsFlags(flags))
+		return
+	})
+	return doms, err
 }
 
 // DomainXML is DOMAIN_GET_XML_DESC.
-func (cl *Client) DomainXML(ctx context.Context, d Domain, flags uint32) (string, error) {
-	var w xdrWriter
-	w.domain(d)
-	w.u32(flags)
-	body, err := cl.c.call(ctx, ProcDomainGetXMLDesc, w.b)
-	if err != nil {
-		return "", fmt.Errorf("libvirt xml of %s: %w", d.Name, err)
-	}
-	r := &xdrReader{b: body}
-	s := r.str()
-	return s, r.err
+func (cl *Client) DomainXML(ctx context.Context, d Domain, flags uint32) (x string, err error) {
+	err = cl.call(ctx, "domain_get_xml_desc", func() (e error) {
+		x, e = cl.l.DomainGetXMLDesc(d, golibvirt.DomainXMLFlags(flags))
+		return
+	})
+	return x, err
 }
 
 // DomainState is DOMAIN_GET_STATE: virDomainState and its reason.
 func (cl *Client) DomainState(ctx context.Context, d Domain) (state, reason int32, err error) {
-	var w xdrWriter
-	w.domain(d)
-	w.u32(0)
-	body, err := cl.c.call(ctx, ProcDomainGetState, w.b)
+	err = cl.call(ctx, "domain_get_state", func() (e error) { state, reason, e = cl.l.DomainGetState(d, 0); return })
+	return state, reason, err
+}
+
+// IPAddr is one address of a guest interface.
+type IPAddr struct {
+	Addr   netip.Addr
+	Prefix uint32
+}
+
+// InterfaceAddrs is one guest interface and its IPs.
+type InterfaceAddrs struct {
+	Name   string
+	HWAddr string
+	Addrs  []IPAddr
+}
+
+// InterfaceAddresses is DOMAIN_INTERFACE_ADDRESSES with one source
+// (AddrSrcLease, AddrSrcAgent or AddrSrcARP). Addresses that do not parse
+// are skipped.
+func (cl *Client) InterfaceAddresses(ctx context.Context, d Domain, source uint32) ([]InterfaceAddrs, error) {
+	var ifaces []golibvirt.DomainInterface
+	err := cl.call(ctx, "domain_interface_addresses", func() (e error) {
+		ifaces, e = cl.l.DomainInterfaceAddresses(d, source, 0)
+		return
+	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("libvirt state of %s: %w", d.Name, err)
+		return nil, err
 	}
-	r := &xdrReader{b: body}
-	state, reason = r.i32(), r.i32()
-	return state, reason, r.err
+	out := make([]InterfaceAddrs, 0, len(ifaces))
+	for _, ifc := range ifaces {
+		ia := InterfaceAddrs{Name: ifc.Name}
+		if len(ifc.Hwaddr) > 0 {
+			ia.HWAddr = ifc.Hwaddr[0]
+		}
+		for _, a := range ifc.Addrs {
+			if ip, err := netip.ParseAddr(a.Addr); err == nil {
+				ia.Addrs = append(ia.Addrs, IPAddr{Addr: ip, Prefix: a.Prefix})
+			}
+		}
+		out = append(out, ia)
+	}
+	return out, nil
+}
+
+// EventKind says which event message an Event came from.
+type EventKind int
+
+const (
+	EventLifecycle EventKind = iota
+	EventDeviceAdded
+	EventDeviceRemoved
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventLifecycle:
+		return "lifecycle"
+	case EventDeviceAdded:
+		return "device-added"
+	case EventDeviceRemoved:
+		return "device-removed"
+	}
+	return "unknown"
+}
+
+// Event is a domain event.
+type Event struct {
+	Kind     EventKind
+	Domain   Domain
+	Event    int32 // lifecycle: virDomainEventType
+	Detail   int32 // lifecycle: detail
+	DevAlias string
+}
+
+// WatchEvents registers for lifecycle and device added/removed events of
+// every domain; they arrive on Events (dropped, counted and reported
+// through OnEventDrop when the channel is full).
+func (cl *Client) WatchEvents(ctx context.Context) error {
+	for _, id := range []golibvirt.DomainEventID{golibvirt.DomainEventIDLifecycle,
+		golibvirt.DomainEventIDDeviceAdded, golibvirt.DomainEventIDDeviceRemoved} {
+		var ch <-chan interface{}
+		err := cl.call(ctx, "connect_domain_event_callback_register_any", func() (e error) {
+			ch, e = cl.l.SubscribeEvents(cl.evCtx, id, golibvirt.OptDomain{})
+			return
+		})
+		if err != nil {
+			return err
+		}
+		go cl.forward(ch)
+	}
+	return nil
+}
+
+func (cl *Client) forward(ch <-chan interface{}) {
+	for m := range ch {
+		var ev Event
+		switch e := m.(type) {
+		case *golibvirt.DomainEventCallbackLifecycleMsg:
+			ev = Event{Kind: EventLifecycle, Domain: e.Msg.Dom, Event: e.Msg.Event, Detail: e.Msg.Detail}
+		case *golibvirt.DomainEventCallbackDeviceAddedMsg:
+			ev = Event{Kind: EventDeviceAdded, Domain: e.Dom, DevAlias: e.DevAlias}
+		case *golibvirt.DomainEventCallbackDeviceRemovedMsg:
+			ev = Event{Kind: EventDeviceRemoved, Domain: e.Msg.Dom, DevAlias: e.Msg.DevAlias}
+		default:
+			continue
+		}
+		select {
+		case cl.events <- ev:
+		default:
+			cl.dropped.Add(1)
+			if cl.opts.OnEventDrop != nil {
+				cl.opts.OnEventDrop()
+			}
+		}
+	}
+}
+
+// DefineXML is DOMAIN_DEFINE_XML.
+func (cl *Client) DefineXML(ctx context.Context, xml string) (d Domain, err error) {
+	err = cl.call(ctx, "domain_define_xml", func() (e error) { d, e = cl.l.DomainDefineXML(xml); return })
+	return d, err
+}
+
+// LookupByName is DOMAIN_LOOKUP_BY_NAME.
+func (cl *Client) LookupByName(ctx context.Context, name string) (d Domain, err error) {
+	err = cl.call(ctx, "domain_lookup_by_name", func() (e error) { d, e = cl.l.DomainLookupByName(name); return })
+	return d, err
+}
+
+// Create is DOMAIN_CREATE (start a defined domain).
+func (cl *Client) Create(ctx context.Context, d Domain) error {
+	return cl.call(ctx, "domain_create", func() error { return cl.l.DomainCreate(d) })
+}
+
+// Destroy is DOMAIN_DESTROY (hard stop).
+func (cl *Client) Destroy(ctx context.Context, d Domain) error {
+	return cl.call(ctx, "domain_destroy", func() error { return cl.l.DomainDestroy(d) })
+}
+
+// Undefine is DOMAIN_UNDEFINE.
+func (cl *Client) Undefine(ctx context.Context, d Domain) error {
+	return cl.call(ctx, "domain_undefine", func() error { return cl.l.DomainUndefine(d) })
 }
 
 // DomainInfo is DOMAIN_GET_INFO.
 type DomainInfo struct {
-	State     int32
+	State     uint8
 	MaxMemKiB uint64
 	MemoryKiB uint64
 	VCPUs     uint16
 	CPUTimeNs uint64
 }
 
-// DomainInfo is DOMAIN_GET_INFO.
-func (cl *Client) DomainInfo(ctx context.Context, d Domain) (DomainInfo, error) {
-	var w xdrWriter
-	w.domain(d)
-	body, err := cl.c.call(ctx, ProcDomainGetInfo, w.b)
-	if err != nil {
-		return DomainInfo{}, fmt.Errorf("libvirt info of %s: %w", d.Name, err)
-	}
-	// unsigned char and unsigned short each take 4 bytes in XDR.
-	r := &xdrReader{b: body}
-	var in DomainInfo
-	in.State = int32(r.u32() & 0xff)
-	in.MaxMemKiB = r.u64()
-	in.MemoryKiB = r.u64()
-	in.VCPUs = uint16(r.u32())
-	in.CPUTimeNs = r.u64()
-	return in, r.err
+// DomainInfo is DOMAIN_GET_INFO (virsh dominfo).
+func (cl *Client) DomainInfo(ctx context.Context, d Domain) (in DomainInfo, err error) {
+	err = cl.call(ctx, "domain_get_info", func() (e error) {
+		in.State, in.MaxMemKiB, in.MemoryKiB, in.VCPUs, in.CPUTimeNs, e = cl.l.DomainGetInfo(d)
+		return
+	})
+	return in, err
 }
 
-// InterfaceAddresses is DOMAIN_INTERFACE_ADDRESSES with one source
-// (AddrSrcLease, AddrSrcAgent or AddrSrcARP).
-func (cl *Client) InterfaceAddresses(ctx context.Context, d Domain, source uint32) ([]InterfaceAddrs, error) {
-	var w xdrWriter
-	w.domain(d)
-	w.u32(source)
-	w.u32(0)
-	body, err := cl.c.call(ctx, ProcDomainInterfaceAddresses, w.b)
-	if err != nil {
-		return nil, fmt.Errorf("libvirt interface addresses of %s: %w", d.Name, err)
-	}
-	return decodeInterfaceAddrs(body)
-}
-
-func decodeInterfaceAddrs(body []byte) ([]InterfaceAddrs, error) {
-	// remote_domain_interface_addresses_ret { remote_domain_interface ifaces<>; }
-	// remote_domain_interface { string name; remote_string hwaddr; remote_domain_ip_addr addrs<>; }
-	// remote_domain_ip_addr { int type; string addr; unsigned prefix; }
-	r := &xdrReader{b: body}
-	n := r.count(domainIfaceMax, 12)
-	out := make([]InterfaceAddrs, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		var ia InterfaceAddrs
-		ia.Name = r.str()
-		if hw := r.optStr(); hw != nil {
-			ia.HWAddr = *hw
+// DomainCPUTotals is DOMAIN_GET_CPU_STATS for the whole domain (virsh
+// cpu-stats --total): user_time and system_time in ns.
+func (cl *Client) DomainCPUTotals(ctx context.Context, d Domain) (user, system uint64, err error) {
+	var params []golibvirt.TypedParam
+	err = cl.call(ctx, "domain_get_cpu_stats", func() (e error) {
+		params, _, e = cl.l.DomainGetCPUStats(d, 3, -1, 1, 0)
+		return
+	})
+	for _, p := range params {
+		v, _ := typedUint(p.Value)
+		switch p.Field {
+		case "user_time":
+			user = v
+		case "system_time":
+			system = v
 		}
-		na := r.count(domainIPAddrMax, 12)
-		for j := 0; j < na && r.err == nil; j++ {
-			typ := r.i32()
-			s := r.str()
-			prefix := r.u32()
-			if r.err != nil {
-				break
-			}
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				continue // skip an address we cannot read; keep the rest
-			}
-			_ = typ // 0 = IPv4, 1 = IPv6; the parsed address already says which
-			ia.Addrs = append(ia.Addrs, IPAddr{Addr: a, Prefix: prefix})
-		}
-		out = append(out, ia)
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("decode interface addresses: %w", r.err)
-	}
-	return out, nil
+	return user, system, err
 }
 
-// RegisterDomainEvent is CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY for all
-// domains; the daemon then sends the event's messages, delivered on Events.
-func (cl *Client) RegisterDomainEvent(ctx context.Context, eventID int32) (int32, error) {
-	var w xdrWriter
-	w.i32(eventID)
-	w.u32(0) // remote_domain dom: NULL = every domain
-	body, err := cl.c.call(ctx, ProcConnectDomainEventCallbackRegisterAny, w.b)
+// DomainMemoryStats is DOMAIN_MEMORY_STATS (virsh dommemstat).
+func (cl *Client) DomainMemoryStats(ctx context.Context, d Domain) (st []golibvirt.DomainMemoryStat, err error) {
+	err = cl.call(ctx, "domain_memory_stats", func() (e error) {
+		st, e = cl.l.DomainMemoryStats(d, uint32(golibvirt.DomainMemoryStatNr), 0)
+		return
+	})
+	return st, err
+}
+
+// DomainBlockStats is DOMAIN_BLOCK_STATS (virsh domblkstat) of one disk;
+// libvirt's -1 ("not supported") leaves the figure out.
+func (cl *Client) DomainBlockStats(ctx context.Context, d Domain, dev string) (enrich.DiskSample, error) {
+	var rr, rb, wr, wb, errs int64
+	err := cl.call(ctx, "domain_block_stats", func() (e error) {
+		rr, rb, wr, wb, errs, e = cl.l.DomainBlockStats(d, dev)
+		return
+	})
+	ds := enrich.DiskSample{Name: dev}
 	if err != nil {
-		return 0, fmt.Errorf("libvirt register event %d: %w", eventID, err)
+		return ds, err
 	}
-	r := &xdrReader{b: body}
-	id := r.i32()
-	return id, r.err
+	if rr >= 0 && rb >= 0 && wr >= 0 && wb >= 0 {
+		ds.ReadReqs, ds.ReadBytes, ds.WriteReqs, ds.WriteBytes = uint64(rr), uint64(rb), uint64(wr), uint64(wb)
+		ds.Have |= enrich.HasDiskIO
+	}
+	if errs >= 0 {
+		ds.Errors, ds.Have = uint64(errs), ds.Have|enrich.HasDiskErrors
+	}
+	return ds, nil
 }
 
-// DeregisterDomainEvent is CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY.
-func (cl *Client) DeregisterDomainEvent(ctx context.Context, callbackID int32) error {
-	var w xdrWriter
-	w.i32(callbackID)
-	_, err := cl.c.call(ctx, ProcConnectDomainEventCallbackDeregisterAny, w.b)
-	return err
-}
-
-func (cl *Client) domainCall(ctx context.Context, proc int32, what string, args []byte) (Domain, error) {
-	body, err := cl.c.call(ctx, proc, args)
+// DomainInterfaceStats is DOMAIN_INTERFACE_STATS (virsh domifstat) of one
+// vNIC; libvirt's -1 leaves a figure out.
+func (cl *Client) DomainInterfaceStats(ctx context.Context, d Domain, dev string) (enrich.NICSample, error) {
+	var v [8]int64
+	err := cl.call(ctx, "domain_interface_stats", func() (e error) {
+		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], e = cl.l.DomainInterfaceStats(d, dev)
+		return
+	})
+	ns := enrich.NICSample{Name: dev}
 	if err != nil {
-		return Domain{}, fmt.Errorf("libvirt %s: %w", what, err)
+		return ns, err
 	}
-	r := &xdrReader{b: body}
-	d := r.domain()
-	return d, r.err
-}
-
-// DefineXML is DOMAIN_DEFINE_XML.
-func (cl *Client) DefineXML(ctx context.Context, xml string) (Domain, error) {
-	var w xdrWriter
-	w.str(xml)
-	return cl.domainCall(ctx, ProcDomainDefineXML, "define domain", w.b)
-}
-
-// LookupByName is DOMAIN_LOOKUP_BY_NAME.
-func (cl *Client) LookupByName(ctx context.Context, name string) (Domain, error) {
-	var w xdrWriter
-	w.str(name)
-	return cl.domainCall(ctx, ProcDomainLookupByName, "lookup "+name, w.b)
-}
-
-func (cl *Client) domainVoid(ctx context.Context, proc int32, what string, d Domain) error {
-	var w xdrWriter
-	w.domain(d)
-	if _, err := cl.c.call(ctx, proc, w.b); err != nil {
-		return fmt.Errorf("libvirt %s %s: %w", what, d.Name, err)
+	pos := func(i, j int) bool { return v[i] >= 0 && v[j] >= 0 }
+	if pos(0, 4) {
+		ns.RxBytes, ns.TxBytes, ns.Have = uint64(v[0]), uint64(v[4]), ns.Have|enrich.HasNICBytes
 	}
-	return nil
+	if pos(1, 5) {
+		ns.RxPackets, ns.TxPackets, ns.Have = uint64(v[1]), uint64(v[5]), ns.Have|enrich.HasNICPackets
+	}
+	if pos(2, 6) {
+		ns.RxErrors, ns.TxErrors, ns.Have = uint64(v[2]), uint64(v[6]), ns.Have|enrich.HasNICErrors
+	}
+	if pos(3, 7) {
+		ns.RxDrops, ns.TxDrops, ns.Have = uint64(v[3]), uint64(v[7]), ns.Have|enrich.HasNICDrops
+	}
+	return ns, nil
 }
 
-// Create is DOMAIN_CREATE (start a defined domain).
-func (cl *Client) Create(ctx context.Context, d Domain) error {
-	return cl.domainVoid(ctx, ProcDomainCreate, "start", d)
+// AllDomainStats is CONNECT_GET_ALL_DOMAIN_STATS for the active domains.
+func (cl *Client) AllDomainStats(ctx context.Context, groups golibvirt.DomainStatsTypes) ([]golibvirt.DomainStatsRecord, error) {
+	return cl.AllDomainStatsFlags(ctx, groups, golibvirt.ConnectGetAllDomainsStatsActive)
 }
 
-// Destroy is DOMAIN_DESTROY (hard stop).
-func (cl *Client) Destroy(ctx context.Context, d Domain) error {
-	return cl.domainVoid(ctx, ProcDomainDestroy, "destroy", d)
-}
-
-// Undefine is DOMAIN_UNDEFINE.
-func (cl *Client) Undefine(ctx context.Context, d Domain) error {
-	return cl.domainVoid(ctx, ProcDomainUndefine, "undefine", d)
+// AllDomainStatsFlags is CONNECT_GET_ALL_DOMAIN_STATS with flags (0: every
+// domain, active or not).
+func (cl *Client) AllDomainStatsFlags(ctx context.Context, groups golibvirt.DomainStatsTypes, flags golibvirt.ConnectGetAllDomainStatsFlags) (recs []golibvirt.DomainStatsRecord, err error) {
+	err = cl.call(ctx, "connect_get_all_domain_stats", func() (e error) {
+		recs, e = cl.l.ConnectGetAllDomainStats(nil, uint32(groups), uint32(flags))
+		return
+	})
+	return recs, err
 }

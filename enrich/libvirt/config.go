@@ -89,6 +89,12 @@ type Config struct {
 	TenantMetadata MetadataKey     `mapstructure:"tenant_metadata" yaml:"tenant_metadata"`
 	StaticTenants  []StaticTenant  `mapstructure:"static_tenants" yaml:"static_tenants"`
 	MetadataLabels []MetadataLabel `mapstructure:"metadata_labels" yaml:"metadata_labels"`
+	// StatsInterval is how often each connection polls its domains'
+	// resource counters (0: the aggregation window, set by the app).
+	StatsInterval time.Duration `mapstructure:"stats_interval" yaml:"stats_interval"`
+	// StatsMode: auto (bulk CONNECT_GET_ALL_DOMAIN_STATS where the daemon
+	// answers every group, else per-domain calls), bulk, per-domain, off.
+	StatsMode string `mapstructure:"stats_mode" yaml:"stats_mode"`
 }
 
 // DefaultConfig has no connections (libvirt off) and sane timings.
@@ -104,6 +110,7 @@ func DefaultConfig() Config {
 		FetchConcurrency:  8,
 		EventBuffer:       4096,
 		TenantFrom:        []string{TenantFromNova, TenantFromMetadata, TenantFromStatic},
+		StatsMode:         StatsAuto,
 	}
 }
 
@@ -163,6 +170,14 @@ func (c Config) Validate() error {
 	}
 	if c.EventBuffer < 1 {
 		bad("event_buffer", "must be >= 1")
+	}
+	if c.StatsInterval < 0 {
+		bad("stats_interval", "must be >= 0 (0: the aggregation window)")
+	}
+	switch c.StatsMode {
+	case StatsAuto, StatsBulk, StatsPerDomain, StatsOff:
+	default:
+		bad("stats_mode", "unknown %q (auto, bulk, per-domain, off)", c.StatsMode)
 	}
 	for i, t := range c.TenantFrom {
 		switch t {

@@ -1,20 +1,21 @@
-// Package libvirt is vmflow's live VM inventory from libvirt: a small
-// pure-Go client of libvirt's remote RPC protocol (the Go bindings cannot
-// be fetched here) and an enrich.InventorySource per libvirt daemon.
+// Package libvirt is vmflow's live VM inventory and resource poller from
+// libvirt: an enrich.InventorySource per libvirt daemon, on the upstream
+// bindings github.com/digitalocean/go-libvirt (remote RPC protocol) and
+// libvirt.org/go/libvirtxml (domain XML).
 //
 // # Client
 //
-// Dial(ctx, uri, DialOptions) connects over a unix socket, TCP or TLS,
-// checks AUTH_LIST (none and polkit supported; SASL is not), sends
-// CONNECT_OPEN and enables keepalive. Calls are pipelined: a reader
-// goroutine routes replies by serial, answers the daemon's keepalive pings,
-// and delivers domain event messages on Events(); our own pings detect a
-// dead or frozen peer (KeepaliveInterval x KeepaliveCount of silence).
-// Error replies become *Error carrying libvirt's code and message.
-// Procedure numbers and structure layouts are from libvirt's
-// src/remote/remote_protocol.x, src/rpc/virnetprotocol.x and
-// src/rpc/virkeepaliveprotocol.x (see proto.go). XDR is hand-written
-// (xdr.go) so every length from the wire is bounded before allocation.
+// Dial(ctx, uri, DialOptions) dials the URI's transport itself (unix
+// socket, TCP, or TLS with the configured CA and client certificate and
+// libvirt's post-handshake check byte) and hands the connection to
+// go-libvirt, which authenticates (none, polkit; SASL is not supported)
+// and sends CONNECT_OPEN. Every call goes through Client.call: a context,
+// call_timeout and a latency metric per procedure. Between go-libvirt and
+// the socket sits wireConn (conn.go), the one protocol piece vmflow keeps,
+// for what go-libvirt lacks: keepalive (answering the daemon's pings,
+// pinging a silent daemon and ending the connection after
+// keepalive_interval x keepalive_count of silence), a bound on frame
+// lengths before allocation, and VIR_CONNECT_RO for read_only.
 //
 // URIs: "test:///default?socket=/dir/libvirt-sock", "qemu:///system"
 // (default socket /run/libvirt/libvirt-sock or virtqemud-sock),
@@ -35,6 +36,19 @@
 // overflowed. On connection loss the last snapshot is republished with
 // Stale set, and the source reconnects with exponential backoff
 // (reconnect_min..reconnect_max), resyncing on return.
+//
+// # Resource stats (stats.go)
+//
+// Each session also polls its running domains every stats_interval:
+// CONNECT_GET_ALL_DOMAIN_STATS (state, cpu-total, balloon, vcpu,
+// interface, block) where the daemon answers those groups (stats_mode
+// auto falls back for the session when a running domain lacks cpu.time,
+// as with the test driver), else per domain DomainGetInfo,
+// DomainGetCPUStats, DomainMemoryStats, DomainBlockStats and
+// DomainInterfaceStats for the disks and vNICs of its XML. Each domain
+// becomes an enrich.VMResourceSample (counters and gauges; Incarnation =
+// domain id, so a restart is never read as a rate) handed to the
+// WithResourceSink sink; enrich.ResourceTracker derives the rates.
 //
 // # Configuration (key inventory.libvirt)
 //
@@ -59,6 +73,8 @@
 //	  - {name_prefix: "ci-", host: "", tenant: "t-ci", tenant_name: "CI"}
 //	metadata_labels:
 //	  - {namespace: "http://example.com/vm/1", element: "meta/team", attr: "", label: team}
+//	stats_interval: 0s   # resource polls; 0 = the aggregation window (set by the app)
+//	stats_mode: auto     # auto, bulk, per-domain, off
 //
 // From Nova metadata (<nova:instance>, any xmlns/libvirt/nova/ version):
 // Tenant = project uuid, TenantName = project name, and labels

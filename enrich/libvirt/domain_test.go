@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"libvirt.org/go/libvirtxml"
 
 	"github.com/vmflow/vmflow/enrich"
 )
@@ -54,7 +55,8 @@ func TestParseNovaLiveDomain(t *testing.T) {
 
 // nodeXML is the test driver's node file: a list of domains.
 type nodeXML struct {
-	Domains []DomainXML `xml:"domain"`
+	Raw     []libvirtxml.Domain `xml:"domain"`
+	Domains []*DomainXML        `xml:"-"`
 }
 
 func TestMapNodeFixture(t *testing.T) {
@@ -62,6 +64,11 @@ func TestMapNodeFixture(t *testing.T) {
 	require.NoError(t, err)
 	var n nodeXML
 	require.NoError(t, xml.Unmarshal(doc, &n))
+	for i := range n.Raw {
+		dx, err := FromLibvirtXML(&n.Raw[i])
+		require.NoError(t, err)
+		n.Domains = append(n.Domains, dx)
+	}
 	require.Len(t, n.Domains, 4)
 
 	cfg := DefaultConfig()
@@ -74,7 +81,7 @@ func TestMapNodeFixture(t *testing.T) {
 	m := NewMapper(cfg)
 	byName := map[string]enrich.VM{}
 	for i := range n.Domains {
-		vm, err := m.ToVM(&n.Domains[i], "hv")
+		vm, err := m.ToVM(n.Domains[i], "hv")
 		require.NoError(t, err)
 		byName[vm.Name] = vm
 	}
@@ -99,10 +106,10 @@ func TestMapNodeFixture(t *testing.T) {
 	// tenant_from order: static first wins over nova.
 	cfg.TenantFrom = []string{TenantFromStatic, TenantFromNova}
 	cfg.StaticTenants = []StaticTenant{{NamePrefix: "instance-", Host: "hv", Tenant: "t-override"}}
-	vm, err := NewMapper(cfg).ToVM(&n.Domains[0], "hv")
+	vm, err := NewMapper(cfg).ToVM(n.Domains[0], "hv")
 	require.NoError(t, err)
 	assert.Equal(t, "t-override", vm.Tenant)
-	vm, err = NewMapper(cfg).ToVM(&n.Domains[0], "other-host")
+	vm, err = NewMapper(cfg).ToVM(n.Domains[0], "other-host")
 	require.NoError(t, err)
 	assert.Equal(t, "9f1c2b7e-6d4a-4c3e-8b2a-1d0e5f6a7b01", vm.Tenant, "static rule bound to another host falls through to nova")
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -420,6 +421,8 @@ func BenchmarkResync10k(b *testing.B) {
 			cfg.AddressSources = bc.sources
 			s := NewSource(ConnConfig{URI: uri}, cfg, nil)
 			s.host = "bench"
+			var ru0, ru1 syscall.Rusage
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if err := s.resync(ctx, cl); err != nil {
@@ -427,6 +430,9 @@ func BenchmarkResync10k(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/10000, "cpu-µs/domain")
 			if len(s.vms) != 10000 {
 				b.Fatalf("resync found %d domains", len(s.vms))
 			}

@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +20,9 @@ type Metrics struct {
 	domains       *prometheus.GaugeVec
 	rpcLatency    *prometheus.HistogramVec
 	resyncSeconds *prometheus.HistogramVec
+	statsPolls    *prometheus.CounterVec
+	statsErrors   *prometheus.CounterVec
+	statsSeconds  *prometheus.HistogramVec
 }
 
 // NewMetrics creates and registers the metrics on reg (nil: not registered).
@@ -47,10 +49,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "libvirt RPC call latency.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, append(lc, "procedure")),
 		resyncSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vmflow_libvirt_resync_duration_seconds",
 			Help: "Time of a full resync.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, lc),
+		statsPolls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmflow_libvirt_stats_polls_total",
+			Help: "Resource stats polls of a daemon's domains, by path (bulk or per-domain)."}, append(lc, "mode")),
+		statsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmflow_libvirt_stats_errors_total",
+			Help: "Resource stats figures a daemon refused (per kind: info, cpu, memory, block, interface, bulk)."}, append(lc, "kind")),
+		statsSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vmflow_libvirt_stats_poll_duration_seconds",
+			Help: "Time of one stats poll of all domains.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, append(lc, "mode")),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.events, m.eventsDropped, m.resyncs, m.rpcErrors, m.addrErrors,
-			m.reconnects, m.connected, m.domains, m.rpcLatency, m.resyncSeconds} {
+			m.reconnects, m.connected, m.domains, m.rpcLatency, m.resyncSeconds, m.statsPolls, m.statsErrors, m.statsSeconds} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if errors.As(err, &are) {
@@ -63,28 +71,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-var procNames = map[int32]string{
-	ProcConnectOpen: "connect_open", ProcConnectClose: "connect_close", ProcDomainCreate: "domain_create",
-	ProcDomainDefineXML: "domain_define_xml", ProcDomainDestroy: "domain_destroy",
-	ProcDomainGetXMLDesc: "domain_get_xml_desc", ProcDomainGetInfo: "domain_get_info",
-	ProcDomainLookupByName: "domain_lookup_by_name", ProcDomainUndefine: "domain_undefine",
-	ProcConnectGetHostname: "connect_get_hostname", ProcConnectSupportsFeature: "connect_supports_feature",
-	ProcAuthList: "auth_list", ProcAuthPolkit: "auth_polkit", ProcDomainGetState: "domain_get_state",
-	ProcConnectListAllDomains:                   "connect_list_all_domains",
-	ProcConnectDomainEventCallbackRegisterAny:   "connect_domain_event_callback_register_any",
-	ProcConnectDomainEventCallbackDeregisterAny: "connect_domain_event_callback_deregister_any",
-	ProcDomainInterfaceAddresses:                "domain_interface_addresses",
-}
-
-func procName(p int32) string {
-	if n, ok := procNames[p]; ok {
-		return n
-	}
-	return strconv.Itoa(int(p))
-}
-
-func (m *Metrics) observer(conn string) func(int32, time.Duration, error) {
-	return func(proc int32, d time.Duration, err error) {
-		m.rpcLatency.WithLabelValues(conn, procName(proc)).Observe(d.Seconds())
+func (m *Metrics) observer(conn string) func(string, time.Duration, error) {
+	return func(proc string, d time.Duration, err error) {
+		m.rpcLatency.WithLabelValues(conn, proc).Observe(d.Seconds())
 	}
 }

@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmflow/vmflow/enrich"
@@ -39,13 +39,23 @@ type Source struct {
 	wg       sync.WaitGroup
 	started  bool
 	resyncCh chan struct{}
+
+	devs      map[string]domDevs // by UUID: devices the stats poller reads
+	sink      enrich.ResourceSink
+	lastStats []enrich.VMResourceSample
 }
+
+// Option configures New.
+type Option func(*Source)
+
+// WithResourceSink makes every source hand its stats samples to sink.
+func WithResourceSink(sink enrich.ResourceSink) Option { return func(s *Source) { s.sink = sink } }
 
 var _ enrich.InventorySource = (*Source)(nil)
 
 // New validates cfg and returns one Source per configured connection,
 // sharing one set of metrics registered on reg. Nothing starts until Start.
-func New(cfg Config, reg prometheus.Registerer) ([]enrich.InventorySource, error) {
+func New(cfg Config, reg prometheus.Registerer, opts ...Option) ([]enrich.InventorySource, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -55,7 +65,11 @@ func New(cfg Config, reg prometheus.Registerer) ([]enrich.InventorySource, error
 	}
 	out := make([]enrich.InventorySource, 0, len(cfg.Connections))
 	for _, cc := range cfg.Connections {
-		out = append(out, NewSource(cc, cfg, m))
+		src := NewSource(cc, cfg, m)
+		for _, o := range opts {
+			o(src)
+		}
+		out = append(out, src)
 	}
 	return out, nil
 }
@@ -76,6 +90,7 @@ func NewSource(cc ConnConfig, cfg Config, m *Metrics) *Source {
 	return &Source{
 		cc: cc, cfg: cfg, m: m, mapper: NewMapper(cfg), name: name, exps: exps,
 		vms:      map[string]enrich.VM{},
+		devs:     map[string]domDevs{},
 		resyncCh: make(chan struct{}, 1),
 		status:   enrich.SourceStatus{Name: name, Kind: "libvirt", URI: cc.URI, State: "down"},
 	}
@@ -214,15 +229,18 @@ func (s *Source) session(ctx context.Context) (synced bool, err error) {
 	s.mu.Unlock()
 
 	// Register before listing so nothing that changes during the list is missed.
-	for _, id := range []int32{EventIDLifecycle, EventIDDeviceAdded, EventIDDeviceRemoved} {
-		if _, err := cl.RegisterDomainEvent(ctx, id); err != nil {
-			return false, err
-		}
+	if err := cl.WatchEvents(ctx); err != nil {
+		return false, err
 	}
 	if err := s.resync(ctx, cl); err != nil {
 		return false, err
 	}
 	s.setState("connected")
+
+	sctx, stopStats := context.WithCancel(ctx)
+	statsDone := make(chan struct{})
+	go func() { defer close(statsDone); s.statsLoop(sctx, cl) }()
+	defer func() { stopStats(); <-statsDone }()
 
 	tick := time.NewTicker(s.cfg.ResyncInterval)
 	defer tick.Stop()
@@ -251,8 +269,8 @@ func (s *Source) session(ctx context.Context) (synced bool, err error) {
 // handleEvents re-fetches the domain of ev and of any further events
 // already queued (coalesced per domain), then publishes once.
 func (s *Source) handleEvents(ctx context.Context, cl *Client, first Event) error {
-	doms := map[[16]byte]Domain{}
-	order := [][16]byte{}
+	doms := map[golibvirt.UUID]Domain{}
+	order := []golibvirt.UUID{}
 	add := func(ev Event) {
 		s.m.events.WithLabelValues(s.cc.URI, ev.Kind.String()).Inc()
 		s.mu.Lock()
@@ -277,21 +295,20 @@ drain:
 	for _, u := range order {
 		d := doms[u]
 		vm, err := s.fetch(ctx, cl, d)
-		key := d.UUIDString()
+		key := UUIDString(d)
 		switch {
 		case err == nil:
 			s.mu.Lock()
 			s.vms[key] = vm
 			s.mu.Unlock()
 			changed = true
-		case IsErrorCode(err, ErrNoDomain):
+		case IsErrorCode(err, golibvirt.ErrNoDomain):
 			s.mu.Lock()
 			delete(s.vms, key)
 			s.mu.Unlock()
 			changed = true
 		default:
-			var le *Error
-			if !errors.As(err, &le) {
+			if !isDaemonError(err) {
 				return err // transport trouble: reconnect and resync
 			}
 			s.recordError(err)
@@ -316,24 +333,20 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 		vm  enrich.VM
 		err error
 	}
+	// Every domain's state in one CONNECT_GET_ALL_DOMAIN_STATS (state
+	// group, which every driver answers, the test driver included) instead
+	// of one DOMAIN_GET_STATE each; events registered before the list
+	// catch a change between this call and a domain's XML.
+	states := s.bulkStates(ctx, cl)
 	out := make([]res, len(doms))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < s.cfg.FetchConcurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				out[i].key = doms[i].UUIDString()
-				out[i].vm, out[i].err = s.fetch(ctx, cl, doms[i])
-			}
-		}()
-	}
-	for i := range doms {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	parallel(len(doms), s.cfg.FetchConcurrency, func(i int) {
+		out[i].key = UUIDString(doms[i])
+		st, ok := states[doms[i].UUID]
+		if !ok {
+			st = -1
+		}
+		out[i].vm, out[i].err = s.fetchState(ctx, cl, doms[i], st)
+	})
 
 	s.mu.Lock()
 	old := s.vms
@@ -343,11 +356,10 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 		switch {
 		case r.err == nil:
 			next[r.key] = r.vm
-		case IsErrorCode(r.err, ErrNoDomain):
+		case IsErrorCode(r.err, golibvirt.ErrNoDomain):
 			// vanished between list and fetch
 		default:
-			var le *Error
-			if !errors.As(r.err, &le) {
+			if !isDaemonError(r.err) {
 				return r.err
 			}
 			s.recordError(r.err)
@@ -358,6 +370,11 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 	}
 	s.mu.Lock()
 	s.vms = next
+	for k := range s.devs {
+		if _, ok := next[k]; !ok {
+			delete(s.devs, k)
+		}
+	}
 	s.status.LastSync = time.Now()
 	s.mu.Unlock()
 	s.m.resyncs.WithLabelValues(s.cc.URI).Inc()
@@ -368,25 +385,56 @@ func (s *Source) resync(ctx context.Context, cl *Client) error {
 
 // fetch reads one domain: XML, state and (when active) its addresses.
 func (s *Source) fetch(ctx context.Context, cl *Client, d Domain) (enrich.VM, error) {
+	return s.fetchState(ctx, cl, d, -1)
+}
+
+// bulkStates is every domain's state from one bulk call; nil when the
+// daemon cannot answer it (each fetch then asks DOMAIN_GET_STATE).
+func (s *Source) bulkStates(ctx context.Context, cl *Client) map[golibvirt.UUID]int32 {
+	recs, err := cl.AllDomainStatsFlags(ctx, golibvirt.DomainStatsState, 0)
+	if err != nil {
+		return nil
+	}
+	out := make(map[golibvirt.UUID]int32, len(recs))
+	for _, r := range recs {
+		for _, p := range r.Params {
+			if p.Field == "state.state" {
+				if v, ok := typedUint(p.Value); ok {
+					out[r.Dom.UUID] = int32(v)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// fetchState is fetch with the domain's state already known (-1: ask).
+func (s *Source) fetchState(ctx context.Context, cl *Client, d Domain, state int32) (enrich.VM, error) {
 	doc, err := cl.DomainXML(ctx, d, 0)
 	if err != nil {
 		return enrich.VM{}, err
 	}
 	dx, err := ParseDomainXML([]byte(doc))
 	if err != nil {
-		return enrich.VM{}, &Error{Code: -1, Message: err.Error()} // bad XML: a domain-level error
+		return enrich.VM{}, &domainError{err.Error()} // bad XML: a domain-level error
 	}
 	s.mu.Lock()
 	host := s.host
 	s.mu.Unlock()
 	vm, err := s.mapper.ToVM(dx, host)
 	if err != nil {
-		return enrich.VM{}, &Error{Code: -1, Message: err.Error()}
+		return enrich.VM{}, &domainError{err.Error()}
 	}
 	vm.Source = s.name
-	state, _, err := cl.DomainState(ctx, d)
-	if err != nil {
-		return enrich.VM{}, err
+	devs := devsOf(dx)
+	s.mu.Lock()
+	s.devs[UUIDString(d)] = devs
+	s.mu.Unlock()
+	if state < 0 {
+		if state, _, err = cl.DomainState(ctx, d); err != nil {
+			return enrich.VM{}, err
+		}
 	}
 	vm.State = StateName(state)
 	if state == 1 || state == 2 || state == 3 { // running, blocked, paused
@@ -399,11 +447,29 @@ func (s *Source) fetch(ctx context.Context, cl *Client, d Domain) (enrich.VM, er
 
 func (s *Source) addAddresses(ctx context.Context, cl *Client, d Domain, vm *enrich.VM) error {
 	seen := map[netip.Addr]bool{}
-	for _, srcName := range s.cfg.AddressSources {
-		ifaces, err := cl.InterfaceAddresses(ctx, d, addrSourceNum[srcName])
+	// Ask every source at once (go-libvirt pipelines the calls), then take
+	// the answers in the configured order: the first source to report an
+	// address names it.
+	srcs := s.cfg.AddressSources
+	answers := make([][]InterfaceAddrs, len(srcs))
+	errs := make([]error, len(srcs))
+	var wg sync.WaitGroup
+	for i, srcName := range srcs {
+		if i == len(srcs)-1 {
+			answers[i], errs[i] = cl.InterfaceAddresses(ctx, d, addrSourceNum[srcName])
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i], errs[i] = cl.InterfaceAddresses(ctx, d, addrSourceNum[srcName])
+		}()
+	}
+	wg.Wait()
+	for i, srcName := range srcs {
+		ifaces, err := answers[i], errs[i]
 		if err != nil {
-			var le *Error
-			if errors.As(err, &le) {
+			if isDaemonError(err) {
 				// No guest agent, no lease, unsupported: expected, counted.
 				s.m.addrErrors.WithLabelValues(s.cc.URI, srcName).Inc()
 				continue
@@ -444,6 +510,26 @@ func (s *Source) addAddresses(ctx context.Context, cl *Client, d Domain, vm *enr
 		}
 	}
 	return nil
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and waits for them.
+func parallel(n, workers int, fn func(i int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				fn(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 func (s *Source) snapshotLocked(stale bool) enrich.Snapshot {

@@ -147,3 +147,23 @@ func TestLibvirtKeepaliveWithRealDaemon(t *testing.T) {
 		t.Fatal("frozen daemon not detected by keepalive")
 	}
 }
+
+// read_only: the same URI refuses changes when opened read-only and
+// accepts them otherwise (go-libvirt opens with flags 0; wireConn sets
+// VIR_CONNECT_RO).
+func TestLibvirtReadOnlyRefusesChanges(t *testing.T) {
+	d := libvirtd.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ro, err := Dial(ctx, d.URI("test:///default"), DialOptions{ReadOnly: true})
+	require.NoError(t, err)
+	defer ro.Close()
+	_, err = ro.DefineXML(ctx, eventDomainXML)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "read only")
+	rw, err := Dial(ctx, d.URI("test:///default"), DialOptions{})
+	require.NoError(t, err)
+	defer rw.Close()
+	_, err = rw.DefineXML(ctx, eventDomainXML)
+	require.NoError(t, err)
+}

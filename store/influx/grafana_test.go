@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/enrich"
 )
 
 const grafanaDir = "../../configs/grafana"
@@ -204,9 +205,12 @@ func TestDashboardQueries(t *testing.T) {
 	require.NoError(t, w.Start(context.Background()))
 	now := time.Now()
 	base := now.Add(-30 * time.Minute).Truncate(10 * time.Second)
+	res := enrich.NewResourceTracker(enrich.ResourceTrackerConfig{StaleAfter: time.Hour})
+	res.OnUpdate(w.WriteResources) // VM resource panels (resources_test.go)
 	for k := 0; k < 30; k++ {
 		win := withProbePairs(portWin(base, k)) // mkWindow plus ports (ports_test.go), probe pairs (latency_test.go)
 		w.Write(win)
+		res.PutVM(resourceSample("web-1", win.End, uint64(k)))
 		var rows []collector.ExporterStatus
 		for i, ip := range []string{"192.0.2.1:50000", "192.0.2.2:50000"} {
 			rows = append(rows, collector.ExporterStatus{Protocol: "sflow", Address: ip, Agent: "192.0.2.1", SubAgent: uint32(i),

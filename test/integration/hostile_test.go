@@ -123,6 +123,12 @@ func runHostile(t *testing.T, fastPath bool) {
 			items = append(items, hostileItem{proto: collector.ProtoSFlow, data: d[:n], note: "sflow prefix", account: exp.sflowPrefix})
 		}
 	}
+	// Truncated prefixes of an hsflowd datagram (host structures; see
+	// hsflowd_e2e_test.go): its samples fill it exactly, so each is short.
+	hsd := hsflowdPoll(0)
+	for n := 0; n < len(hsd); n += 7 {
+		items = append(items, hostileItem{proto: collector.ProtoSFlow, data: hsd[:n], note: "hsflowd prefix", account: exp.sflowPrefix})
+	}
 	for _, d := range pickDatagrams(t, realI, collector.ProtoIPFIX) {
 		for n := 0; n < len(d); n += 7 {
 			items = append(items, hostileItem{proto: collector.ProtoIPFIX, data: d[:n], note: "ipfix prefix", account: exp.ipfixPrefix})
@@ -760,6 +766,14 @@ func loadHazards(t *testing.T) []hazardFile {
 			return func(p collector.Protocol, d []byte) { e.flowDecodeError(p, d, reason) }
 		}
 	}
+	hostErr := func(reason, kind string) func(*hostileExpect, int) func(collector.Protocol, []byte) {
+		return func(e *hostileExpect, _ int) func(collector.Protocol, []byte) {
+			return func(p collector.Protocol, d []byte) {
+				e.decodeError(p, d, reason)
+				e.counters[fmt.Sprintf(`vmflow_decoder_host_malformed_total{kind=%q}`, kind)]++
+			}
+		}
+	}
 	table := map[string]entry{
 		"sflow-expanded-flow-huge-records": {collector.ProtoSFlow, sflowErr("too_many_records")},
 		"sflow-expanded-flow-1m-records":   {collector.ProtoSFlow, sflowErr("too_many_records")},
@@ -768,6 +782,13 @@ func loadHazards(t *testing.T) []hazardFile {
 		"sflow-expanded-counter-huge":      {collector.ProtoSFlow, sflowErr("too_many_records")},
 		"sflow-drop-huge-records":          {collector.ProtoSFlow, sflowErr("too_many_records")},
 		"sflow-huge-sample-count":          {collector.ProtoSFlow, sflowErr("too_many_samples")},
+		// hsflowd host structures past their bounds (decoder/sflow_host_hazard_test.go):
+		// one decode error and one vmflow_decoder_host_malformed_total of the record's kind.
+		"sflow-host-adapters-huge-count":    {collector.ProtoSFlow, hostErr("truncated", "host_adapters")},
+		"sflow-host-adapters-huge-macs":     {collector.ProtoSFlow, hostErr("truncated", "host_adapters")},
+		"sflow-host-descr-huge-hostname":    {collector.ProtoSFlow, hostErr("malformed", "host_descr")},
+		"sflow-host-descr-release-past-end": {collector.ProtoSFlow, hostErr("truncated", "host_descr")},
+		"sflow-host-cpu-short":              {collector.ProtoSFlow, hostErr("malformed", "host_cpu")},
 		// A template record with no fields withdraws (RFC 7011 8.1):
 		// the data set after it has no template.
 		"ipfix-zero-field-template": {collector.ProtoIPFIX, func(e *hostileExpect, _ int) func(collector.Protocol, []byte) {

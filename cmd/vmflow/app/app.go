@@ -46,6 +46,7 @@ type App struct {
 	pipe   *aggregate.Pipeline
 	col    *collector.Collector
 	api    *api.Server
+	res    *enrich.ResourceTracker // VM resources (libvirt stats, hsflowd)
 	alerts *alert.Engine
 	// notifier delivers alerts (nil without receivers in alert.notify).
 	notifier *notify.Notifier
@@ -86,8 +87,15 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	a.rl.init(cfg, a.reg)
 
 	var sources []enrich.InventorySource
+	// VM resources (enrich.ResourceTracker): libvirt's stats poller (and
+	// an hsflowd decoder) feed it; the API, alerts and InfluxDB read it.
+	lvcfg := cfg.Inventory.Libvirt
+	if lvcfg.StatsInterval == 0 {
+		lvcfg.StatsInterval = cfg.Aggregate.Window
+	}
+	a.res = enrich.NewResourceTracker(enrich.ResourceTrackerConfig{StaleAfter: 3 * lvcfg.StatsInterval})
 	if len(cfg.Inventory.Libvirt.Connections) > 0 {
-		lv, err := libvirt.New(cfg.Inventory.Libvirt, a.reg)
+		lv, err := libvirt.New(lvcfg, a.reg, libvirt.WithResourceSink(a.res))
 		if err != nil {
 			return nil, fmt.Errorf("libvirt: %w", err)
 		}
@@ -133,6 +141,7 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 			return nil, fmt.Errorf("influx: %w", err)
 		}
 		sinks = append(sinks, a.influx)
+		a.res.OnUpdate(a.influx.WriteResources) // vm_resources, vm_disk, vm_nic
 		if a.hist, err = influx.NewReader(cfg.Influx); err != nil {
 			return nil, fmt.Errorf("influx reader: %w", err)
 		}
@@ -155,7 +164,8 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 		}
 		a.alerts, err = alert.New(cfg.Alert, alert.Deps{Registerer: a.reg, Gatherer: a.reg, Logger: log, Window: cfg.Aggregate.Window,
 			Exporters:  func() []collector.ExporterStatus { return a.col.Exporters() },
-			Dispatcher: x.AlertDispatcher})
+			Dispatcher: x.AlertDispatcher,
+			Resources:  a.res.All}) // VM resource signals (alert/resource_signals.go)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +174,10 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 	if a.agg, err = aggregate.New(cfg.Aggregate, a.enr, a.reg, sinks...); err != nil {
 		return nil, fmt.Errorf("aggregate: %w", err)
 	}
-	a.pipe = aggregate.NewPipeline(a.dec, a.enr, a.agg, a.reg)
+	// sFlow host structures (hsflowd) decoded into Batch.Hosts go to the
+	// resource tracker (enrich/hsflowd.go: attribution, source rule).
+	hsflowd := enrich.NewHsflowd(a.res, a.enr.Index, a.reg)
+	a.pipe = aggregate.NewPipeline(hsflowd.Tap(a.dec), a.enr, a.agg, a.reg)
 	if a.col, err = collector.New(cfg.Collector, a.pipe, a.reg); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
@@ -180,6 +193,7 @@ func NewWith(cfg Config, log *slog.Logger, x Extras) (*App, error) {
 		Logger:     log,
 		Health:     a.health, // health.go
 		Reload:     a.Reload, // reload.go
+		Resources:  a.res,    // VM and host resources (api/resources.go)
 	}
 	if a.alerts != nil {
 		deps.Alerts = a.alerts
@@ -329,6 +343,10 @@ func (a *App) Enricher() *enrich.Enricher { return a.enr }
 
 // Alerts returns the alert engine (nil when alert.enabled is false).
 func (a *App) Alerts() *alert.Engine { return a.alerts }
+
+// Resources is the VM resource tracker: the ResourceSink an hsflowd
+// decoder hands its samples to, and what the API reads.
+func (a *App) Resources() *enrich.ResourceTracker { return a.res }
 
 // Memory returns the in-memory store.
 func (a *App) Memory() *store.Memory { return a.mem }
