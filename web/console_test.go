@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmflow/vmflow/api"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/web"
 )
 
@@ -75,6 +76,29 @@ func (s *alertStub) wrap(next http.Handler) http.Handler {
 	})
 }
 
+// cloudResources: the cloud's first VM polled by libvirt every 10 s for
+// the last two minutes (its CPU, memory, a disk and a vNIC); the others
+// have no resource figures.
+func cloudResources(c *cloud, now time.Time) *enrich.ResourceTracker {
+	tr := enrich.NewResourceTracker(enrich.ResourceTrackerConfig{StaleAfter: time.Hour})
+	v := c.vms[0]
+	for i := 0; i <= 12; i++ {
+		k := uint64(i)
+		tr.PutVM(enrich.VMResourceSample{
+			UUID: v.UUID, Name: v.Name, Host: v.Host, Source: enrich.ResourceSourceLibvirt, Origin: "libvirt:qemu+tls://" + v.Host + "/system",
+			Time: now.Add(time.Duration(i-12)*10*time.Second - 5*time.Second), State: "running", Incarnation: 1,
+			CPU: enrich.CPUSample{Have: enrich.HasCPUTime | enrich.HasVCPUs, TimeNs: k * (10e9 + k*1e9/4), VCPUs: 2},
+			Mem: enrich.MemSample{Have: enrich.HasMemMax | enrich.HasMemBalloon | enrich.HasMemAvailable | enrich.HasMemUnused | enrich.HasMemRSS,
+				MaxBytes: 4 << 30, BalloonBytes: 4 << 30, AvailableBytes: 4 << 30, UnusedBytes: (1 << 30) + k<<24, RSSBytes: 3 << 30},
+			Disks: []enrich.DiskSample{{Name: "vda", Have: enrich.HasDiskIO | enrich.HasDiskErrors | enrich.HasDiskSize,
+				ReadReqs: k * 500, ReadBytes: k * 500 * 4096, WriteReqs: k * 200, WriteBytes: k * 200 * 8192, CapacityBytes: 20 << 30}},
+			NICs: []enrich.NICSample{{Name: v.Interfaces[0].Tap, MAC: v.Interfaces[0].MAC, Have: enrich.HasNICBytes | enrich.HasNICPackets | enrich.HasNICErrors,
+				RxBytes: k * 1_250_000, TxBytes: k * 2_500_000, RxPackets: k * 1000, TxPackets: k * 2000, RxErrors: k / 4}},
+		})
+	}
+	return tr
+}
+
 type consoleEnv struct {
 	c      *cloud
 	ts     *httptest.Server
@@ -92,7 +116,8 @@ func newConsoleEnv(t *testing.T, sp cloudSpec) *consoleEnv {
 		{Protocol: "sflow", Address: "10.1.0.1:50000", Agent: "10.1.0.1", Datagrams: 12000, Samples: 96000, LostDatagrams: 12, FirstSeen: now.Add(-time.Hour), LastSeen: now},
 		{Protocol: "ipfix", Address: "10.1.0.2:41000", ObsDomain: 123, Datagrams: 4200, Samples: 42000, DecodeErrors: 1, FirstSeen: now.Add(-time.Hour), LastSeen: now},
 	}
-	srv, err := api.New(api.DefaultConfig(), api.Deps{Store: c.mem, Recent: c.mem, Inventory: c.en, Exporters: exps, UI: web.FS(), WindowSize: sp.window})
+	srv, err := api.New(api.DefaultConfig(), api.Deps{Store: c.mem, Recent: c.mem, Inventory: c.en, Exporters: exps, UI: web.FS(), WindowSize: sp.window,
+		Resources: cloudResources(c, now)})
 	require.NoError(t, err)
 	stub := &alertStub{}
 	ts := httptest.NewServer(stub.wrap(srv.Handler()))
@@ -470,6 +495,7 @@ func checkVM(t *testing.T, e *consoleEnv, b *browser, th string) {
 	_, v := point(t, series[0].Data[len(vs.Points)-1])
 	same(t, vs.Points[len(vs.Points)-1].TxBPS, v, "last tx point")
 	checkVMPorts(t, e, b, name)
+	checkVMResources(t, e, b, name)
 	b.axe("vm " + th)
 	b.shot("vm-" + strings.TrimPrefix(th, "&theme="))
 	// A peer link opens that peer.
@@ -696,4 +722,60 @@ func checkVMPorts(t *testing.T, e *consoleEnv, b *browser, name string) {
 	}
 	assert.Equal(t, len(series[0].Data), i)
 	assert.Greater(t, i, 10)
+}
+
+// checkVMResources: the VM's resources (libvirt) show GET
+// /api/v1/vms/{name}'s resources object, and the chart its series'
+// resource points.
+func checkVMResources(t *testing.T, e *consoleEnv, b *browser, name string) {
+	var d struct {
+		Resources *struct {
+			Source string `json:"source"`
+			CPU    struct {
+				Percent float64 `json:"percent"`
+			} `json:"cpu"`
+			Memory struct {
+				UsedPercent float64 `json:"used_percent"`
+				RSSBytes    float64 `json:"rss_bytes"`
+			} `json:"memory"`
+			Disks []map[string]any `json:"disks"`
+			NICs  []map[string]any `json:"nics"`
+		} `json:"resources"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"?"+e.rng(), &d)
+	r := d.Resources
+	require.NotNil(t, r)
+	assert.Equal(t, "libvirt", r.Source)
+	assert.Greater(t, r.CPU.Percent, 50.0)
+	same(t, r.CPU.Percent, b.value(`#vm-res-cpu .res[data-field="cpu.percent"]`), "cpu")
+	same(t, r.Memory.UsedPercent, b.value(`#vm-res-mem .res[data-field="memory.used_percent"]`), "memory")
+	same(t, r.Memory.RSSBytes, b.value(`#vm-res-rss .res[data-field="memory.rss_bytes"]`), "rss")
+	require.Len(t, r.Disks, 1)
+	require.Len(t, r.NICs, 1)
+	for _, k := range []string{"read_iops", "write_iops", "read_bytes_per_s", "write_bytes_per_s", "capacity_bytes"} {
+		same(t, r.Disks[0][k].(float64), b.value(fmt.Sprintf(`#vm-disks .res[data-field="disk.vda.%s"]`, k)), k)
+	}
+	nic := r.NICs[0]["name"].(string)
+	for _, k := range []string{"rx_bits_per_s", "tx_bits_per_s", "rx_packets_per_s", "tx_packets_per_s"} {
+		same(t, r.NICs[0][k].(float64), b.value(fmt.Sprintf(`#vm-nics .res[data-field="nic.%s.%s"]`, nic, k)), k)
+	}
+	var vs struct {
+		Resources []map[string]any `json:"resources"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"/series?"+e.rng()+"&step=10s", &vs)
+	require.NotEmpty(t, vs.Resources)
+	var series []chartSeries
+	b.chart("vm-res", &series)
+	require.Len(t, series, 2)
+	require.Len(t, series[0].Data, len(vs.Resources))
+	for i, pt := range vs.Resources {
+		if x, ok := pt["cpu_percent"].(float64); ok {
+			_, got := point(t, series[0].Data[i])
+			same(t, x, got, "cpu point")
+		}
+		if x, ok := pt["mem_used_percent"].(float64); ok {
+			_, got := point(t, series[1].Data[i])
+			same(t, x, got, "memory point")
+		}
+	}
 }

@@ -15,6 +15,33 @@ const VM_FIELDS = new Set(["name", "uuid", "host", "tenant", "tenant_name", "sta
 
 const pct = (v) => (v === null || v === undefined ? "–" : fmt.pct(100 * v));
 
+// resourceSection is the VM's resources now (libvirt stats or hsflowd;
+// the resources object of GET /api/v1/vms/{name}; null without figures).
+function resourceSection(r, box) {
+  if (!r) return null;
+  const v = (tag, x, f, field) => (x === undefined || x === null ? h(tag, { class: "num" }, "–") : num(tag, x, f, { class: "num res", dataset: { field, value: String(x) } }));
+  const m = r.memory || {}, c = r.cpu || {};
+  const kpis = h("div", { class: "kpis" },
+    h("div", { class: "kpi", id: "vm-res-cpu" }, h("div", { class: "kpi-label" }, "CPU (of " + (c.vcpus || "?") + " vCPUs)"), v("div", c.percent, fmt.pct, "cpu.percent"),
+      h("div", { class: "muted small" }, c.percent_of_core !== undefined ? fmt.pct(c.percent_of_core) + " of one core" : "")),
+    h("div", { class: "kpi", id: "vm-res-mem" }, h("div", { class: "kpi-label" }, "Memory used"), v("div", m.used_percent, fmt.pct, "memory.used_percent"),
+      h("div", { class: "muted small" }, (m.used_bytes !== undefined ? fmt.bytes(m.used_bytes) : "–") + " of " + (m.balloon_bytes !== undefined ? fmt.bytes(m.balloon_bytes) : m.max_bytes !== undefined ? fmt.bytes(m.max_bytes) : "–"))),
+    h("div", { class: "kpi", id: "vm-res-rss" }, h("div", { class: "kpi-label" }, "Resident (host)"), v("div", m.rss_bytes, fmt.bytes, "memory.rss_bytes")),
+    h("div", { class: "kpi", id: "vm-res-source" }, h("div", { class: "kpi-label" }, "From"), h("div", { class: "kpi-value" }, r.source),
+      h("div", { id: "vm-res-age", class: r.stale ? "bad small" : "muted small" }, (r.stale ? "stale, " : "") + Math.round(r.age_seconds) + " s old")));
+  const perS = (f) => (x) => f(x) + "/s";
+  const disks = table("vm-disks", "Disks", [{ label: "Disk" }, { label: "Read IOPS", num: true }, { label: "Write IOPS", num: true }, { label: "Read", num: true }, { label: "Write", num: true }, { label: "Errors", num: true }, { label: "Capacity", num: true }],
+    (r.disks || []).map((d) => [h("th", { scope: "row" }, d.name), v("td", d.read_iops, fmt.count, "disk." + d.name + ".read_iops"), v("td", d.write_iops, fmt.count, "disk." + d.name + ".write_iops"),
+      v("td", d.read_bytes_per_s, perS(fmt.bytes), "disk." + d.name + ".read_bytes_per_s"), v("td", d.write_bytes_per_s, perS(fmt.bytes), "disk." + d.name + ".write_bytes_per_s"),
+      v("td", d.errors, fmt.count, "disk." + d.name + ".errors"), v("td", d.capacity_bytes, fmt.bytes, "disk." + d.name + ".capacity_bytes")]), "No disk figures.");
+  const nics = table("vm-nics", "Virtual NICs", [{ label: "vNIC" }, { label: "MAC" }, { label: "Received", num: true }, { label: "Sent", num: true }, { label: "Rx pkt/s", num: true }, { label: "Tx pkt/s", num: true }, { label: "Errors", num: true }, { label: "Drops", num: true }],
+    (r.nics || []).map((n) => [h("th", { scope: "row" }, n.name), n.mac || "–", v("td", n.rx_bits_per_s, fmt.bps, "nic." + n.name + ".rx_bits_per_s"), v("td", n.tx_bits_per_s, fmt.bps, "nic." + n.name + ".tx_bits_per_s"),
+      v("td", n.rx_packets_per_s, fmt.pps, "nic." + n.name + ".rx_packets_per_s"), v("td", n.tx_packets_per_s, fmt.pps, "nic." + n.name + ".tx_packets_per_s"),
+      v("td", (n.rx_errors || 0) + (n.tx_errors || 0), fmt.count, "nic." + n.name + ".errors"), v("td", (n.rx_drops || 0) + (n.tx_drops || 0), fmt.count, "nic." + n.name + ".drops")]), "No vNIC figures.");
+  return section("Resources", "vm-resources", kpis, box, disks, nics,
+    h("p", { class: "muted note" }, "Rates over the last " + Math.round(r.interval_seconds || 0) + " s poll interval" + (r.origin ? " (" + r.origin + ")" : "") + "; vNIC directions are the guest's."));
+}
+
 // portRows are the VM's switch ports over the range (GET /api/v1/vms/{name}).
 function portTable(ports) {
   const cell = (p, k, f) => num("td", p[k], f, { class: "num port", dataset: { port: p.name || String(p.if_index), field: k, value: String(p[k]) } });
@@ -90,6 +117,8 @@ export async function render(ctx) {
   const peersBox = chartBox("vm-peers", "Peers of " + vmName + " (also in the tables)", "small-graph");
   const hasPortSeries = series && series.points.some((x) => x.port);
   const portBox = hasPortSeries ? chartBox("vm-port", "Switch port counters of " + vmName + " over time: bit/s sent and received, errors and discards per second") : null;
+  const resPts = (series && series.resources) || [];
+  const resBox = detail && detail.resources && resPts.length ? chartBox("vm-res", "CPU and memory of " + vmName + " over time, percent (latest also in the figures)") : null;
   const mine = alerts || [];
   const root = h("div", { class: "view vm" },
     h("h1", { id: "vm-title" }, vmName),
@@ -109,6 +138,7 @@ export async function render(ctx) {
       section("Inventory record", "vm-inventory", record),
       vm ? extraSection("vm-extra", vm, VM_FIELDS) : null,
       section("Interfaces", "vm-interfaces", table("vm-ifaces", "Interfaces", [{ label: "MAC" }, { label: "Tap" }, { label: "Bridge" }, { label: "OVS port" }, { label: "VNI" }, { label: "Addresses (source)" }], ifRows, "No interfaces known."))),
+    resourceSection(detail && detail.resources, resBox),
     section("Port counters (sFlow)", "vm-ports", detail ? portTable(detail.ports) : h("p", { class: "muted" }, "Port counters: not available."),
       portBox, h("p", { class: "muted note" }, "Switch port directions turned to the VM's: in = what the VM sent, out = what it received; rates over the time the counter samples cover; utilisation against ifSpeed.")),
   );
@@ -121,6 +151,14 @@ export async function render(ctx) {
         { name: "sent", type: "line", showSymbol: false, data: pts.map((x) => [x.time, x.tx_bps]) },
         { name: "received", type: "line", showSymbol: false, data: pts.map((x) => [x.time, x.rx_bps]) },
       ],
+    });
+  }
+  if (resBox) {
+    const pctAxis = valueAxis((x) => x + " %");
+    draw("vm-res", resBox, {
+      legend: { top: 0 }, grid: { left: 60, right: 20, top: 30, bottom: 30 }, tooltip: tooltip(fmt.pct), xAxis: timeAxis(), yAxis: pctAxis,
+      series: [["cpu_percent", "CPU %"], ["mem_used_percent", "memory used %"]].map(([k, name]) => ({ name, type: "line", showSymbol: false, connectNulls: false,
+        data: resPts.map((x) => [x.time, x[k] === undefined ? null : x[k]]) })),
     });
   }
   if (hasPortSeries) {
