@@ -19,7 +19,10 @@ const pct = (v) => (v === null || v === undefined ? "–" : fmt.pct(100 * v));
 // the resources object of GET /api/v1/vms/{name}; null without figures).
 function resourceSection(r, box) {
   if (!r) return null;
-  const v = (tag, x, f, field) => (x === undefined || x === null ? h(tag, { class: "num" }, "–") : num(tag, x, f, { class: "num res", dataset: { field, value: String(x) } }));
+  const v = (tag, x, f, field) => {
+    const cls = tag === "div" ? "kpi-value res" : "num res";
+    return x === undefined || x === null ? h(tag, { class: cls }, "–") : num(tag, x, f, { class: cls, dataset: { field, value: String(x) } });
+  };
   const m = r.memory || {}, c = r.cpu || {};
   const kpis = h("div", { class: "kpis" },
     h("div", { class: "kpi", id: "vm-res-cpu" }, h("div", { class: "kpi-label" }, "CPU (of " + (c.vcpus || "?") + " vCPUs)"), v("div", c.percent, fmt.pct, "cpu.percent"),
