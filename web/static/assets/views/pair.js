@@ -40,7 +40,7 @@ function latencySection(lat, series) {
     ["syn_retries", "SYN retries"], ["fin_closed", "Closed by FIN"], ["rst_closed", "Closed by RST"], ["echoes", "Echo requests"], ["echo_lost", "Echoes lost"], ["icmp_errors", "ICMP errors"]]
     .map(([k, label]) => [h("th", { scope: "row" }, label), num("td", lat[k], fmt.count, { class: "num conn", dataset: { field: k, value: String(lat[k]) } })]);
   counts.push([h("th", { scope: "row" }, "Failure ratio"), h("td", { class: "num", id: "pair-lat-failure", dataset: { value: String(lat.failure_ratio) } }, ratioPct(lat.failure_ratio))]);
-  const hasSeries = series.points.some((pt) => pt.latency && pt.latency.handshake_us);
+  const hasSeries = series.points.filter((pt) => pt.latency && pt.latency.handshake_us).length >= 2; // a lone point: the table
   const box = hasSeries ? chartBox("pair-latency", "Handshake latency over time: median, 95th and 99th percentile in microseconds (also in the table)") : null;
   return {
     box,

@@ -118,10 +118,11 @@ export async function render(ctx) {
 
   const box = chartBox("vm", "Traffic sent and received by " + vmName + " in bit/s");
   const peersBox = chartBox("vm-peers", "Peers of " + vmName + " (also in the tables)", "small-graph");
-  const hasPortSeries = series && series.points.some((x) => x.port);
+  // (a chart needs two points: the table shows a lone one)
+  const hasPortSeries = series && series.points.filter((x) => x.port).length >= 2;
   const portBox = hasPortSeries ? chartBox("vm-port", "Switch port counters of " + vmName + " over time: bit/s sent and received, errors and discards per second") : null;
   const resPts = (series && series.resources) || [];
-  const resBox = detail && detail.resources && resPts.length ? chartBox("vm-res", "CPU and memory of " + vmName + " over time, percent (latest also in the figures)") : null;
+  const resBox = detail && detail.resources && resPts.length >= 2 ? chartBox("vm-res", "CPU and memory of " + vmName + " over time, percent (latest also in the figures)") : null;
   const mine = alerts || [];
   const root = h("div", { class: "view vm" },
     h("h1", { id: "vm-title" }, vmName),
@@ -170,8 +171,8 @@ export async function render(ctx) {
       legend: { top: 0 }, grid: { left: 80, right: 60, top: 30, bottom: 30 }, tooltip: tooltip(fmt.count), xAxis: timeAxis(),
       yAxis: [valueAxis(fmt.bps), Object.assign(valueAxis((v) => fmt.count(v) + "/s"), { splitLine: { show: false } })],
       series: [
-        { name: "port in (VM sent)", type: "line", showSymbol: false, data: pp.map((x) => [x.time, x.port.in_bps]) },
-        { name: "port out (VM received)", type: "line", showSymbol: false, data: pp.map((x) => [x.time, x.port.out_bps]) },
+        { name: "port in (VM sent)", type: "line", showSymbol: pp.length < 30, data: pp.map((x) => [x.time, x.port.in_bps]) },
+        { name: "port out (VM received)", type: "line", showSymbol: pp.length < 30, data: pp.map((x) => [x.time, x.port.out_bps]) },
         { name: "errors/s", type: "line", yAxisIndex: 1, showSymbol: false, data: pp.map((x) => [x.time, x.port.in_errors_ps + x.port.out_errors_ps]) },
         { name: "discards/s", type: "line", yAxisIndex: 1, showSymbol: false, data: pp.map((x) => [x.time, x.port.in_discards_ps + x.port.out_discards_ps]) },
       ],
