@@ -651,7 +651,7 @@ func checkPairLatency(t *testing.T, e *consoleEnv, b *browser, src, dst string) 
 	same(t, ch.FailureRatio, b.value("#pair-failure .kpi-value"), "failure ratio")
 	same(t, ch.RefusedRatio, b.value("#pair-refused .kpi-value"), "refused ratio")
 	var ci [2]string
-	b.eval(`(() => { const d = document.querySelector("#pair-failure-ci").dataset; return [d.lo, d.hi] })()`, &ci)
+	ci[0], ci[1] = b.attr("#pair-failure-ci", "data-lo"), b.attr("#pair-failure-ci", "data-hi")
 	assert.Equal(t, []string{fmt.Sprint(ch.FailureCI95[0]), fmt.Sprint(ch.FailureCI95[1])}, ci[:], "failure interval")
 	assert.InDelta(t, 0.1, ch.FailureRatio, 1e-9, "one SYN in ten unanswered")
 	assert.Less(t, ch.FailureCI95[0], ch.FailureRatio)
