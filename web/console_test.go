@@ -588,6 +588,14 @@ func checkExporters(t *testing.T, e *consoleEnv, b *browser, th string) {
 	e.api(t, "/api/v1/inventory/sources", &src)
 	assert.Equal(t, len(src.Sources), b.count("#sources-table tbody tr"))
 	assert.Contains(t, b.text("#inv-vms h2"), fmt.Sprint(len(e.c.vms)))
+	var hosts struct {
+		Hosts []map[string]any `json:"hosts"`
+	}
+	e.api(t, "/api/v1/hosts", &hosts)
+	require.Len(t, hosts.Hosts, 1, "the host of the one VM with resources")
+	for _, k := range []string{"vms", "vcpus", "cpu_cores_used", "memory_used_bytes", "memory_rss_bytes", "disk_iops", "net_rx_bits_per_s", "net_tx_bits_per_s"} {
+		same(t, hosts.Hosts[0][k].(float64), b.value(fmt.Sprintf(`#hosts-table td.host[data-host=%q][data-field=%q]`, hosts.Hosts[0]["host"], k)), "host "+k)
+	}
 	b.axe("exporters " + th)
 	b.shot("exporters-" + strings.TrimPrefix(th, "&theme="))
 	b.fill("#inv-q", e.c.vms[3].Name)
