@@ -148,6 +148,7 @@ type ConnCounts struct {
 	Established uint64 // answered by SYN-ACK
 	Refused     uint64 // answered by RST
 	TimedOut    uint64 // not answered within the probe's timeout
+	Unreachable uint64 // answered by an ICMP error (unreachable, time exceeded, ...)
 	SYNRetries  uint64 // SYN retransmissions
 	FINClosed   uint64 // connections closed by FIN
 	RSTClosed   uint64 // connections closed (or aborted) by RST
@@ -161,6 +162,7 @@ func (c *ConnCounts) add(o *ConnCounts) {
 	c.Established += o.Established
 	c.Refused += o.Refused
 	c.TimedOut += o.TimedOut
+	c.Unreachable += o.Unreachable
 	c.SYNRetries += o.SYNRetries
 	c.FINClosed += o.FINClosed
 	c.RSTClosed += o.RSTClosed
@@ -178,6 +180,10 @@ type Latency struct {
 	Guest          Hist       // SYN → SYN-ACK at the server's tap
 	Echo           Hist       // echo RTT at the requester's tap
 	EchoServer     Hist       // echo RTT at the responder's tap (its guest's share)
+	// Ack is SYN-ACK → final ACK at the server's tap: the round trip from
+	// the server's hypervisor back to the client and its guest's answer
+	// (needs a probe at the server's end only).
+	Ack Hist
 }
 
 // Merge adds o into l (exact).
@@ -188,12 +194,14 @@ func (l *Latency) Merge(o *Latency) {
 	l.Guest.Merge(&o.Guest)
 	l.Echo.Merge(&o.Echo)
 	l.EchoServer.Merge(&o.EchoServer)
+	l.Ack.Merge(&o.Ack)
 }
 
 // Clone is a deep copy.
 func (l *Latency) Clone() *Latency {
 	c := *l
 	c.Handshake, c.Guest, c.Echo, c.EchoServer = l.Handshake.clone(), l.Guest.clone(), l.Echo.clone(), l.EchoServer.clone()
+	c.Ack = l.Ack.clone()
 	return &c
 }
 
@@ -206,13 +214,13 @@ func (l *Latency) Counts() ConnCounts {
 	return l.Server
 }
 
-// FailureRatio is (refused + timed out) / attempts (0 without attempts).
+// FailureRatio is (refused + timed out + unreachable) / attempts (0 without attempts).
 func (l *Latency) FailureRatio() float64 {
 	c := l.Counts()
 	if c.Attempts == 0 {
 		return 0
 	}
-	return float64(c.Refused+c.TimedOut) / float64(c.Attempts)
+	return float64(c.Refused+c.TimedOut+c.Unreachable) / float64(c.Attempts)
 }
 
 // Network is the network part at quantile q (µs): client-side handshake
@@ -242,11 +250,16 @@ func (l *Latency) add(m *decoder.Measurement) {
 				l.Handshake.Add(m.RTT)
 			} else {
 				l.Guest.Add(m.RTT)
+				if m.AckRTT != 0 {
+					l.Ack.Add(m.AckRTT)
+				}
 			}
 		case decoder.ProbeOutcomeRefused:
 			c.Refused++
 		case decoder.ProbeOutcomeTimedOut:
 			c.TimedOut++
+		case decoder.ProbeOutcomeUnreachable:
+			c.Unreachable++
 		}
 	case decoder.ProbeEventClose:
 		if m.Outcome == decoder.ProbeOutcomeRST {

@@ -74,8 +74,10 @@ func TestMeasurementsAreLatencyNotTraffic(t *testing.T) {
 		meas(decoder.ProbeSideServer, decoder.ProbeEventHandshake, decoder.ProbeOutcomeEstablished, 120),
 		meas(decoder.ProbeSideClient, decoder.ProbeEventClose, decoder.ProbeOutcomeRST, 0),
 		meas(decoder.ProbeSideClient, decoder.ProbeEventEcho, decoder.ProbeOutcomeEstablished, 1500),
+		meas(decoder.ProbeSideClient, decoder.ProbeEventHandshake, decoder.ProbeOutcomeUnreachable, 700),
 	}
 	ms[3].Retries = 2
+	ms[4].AckRTT, ms[5].AckRTT = 2400, 2600
 	w.AddMeasurements(idx, ms)
 	win := a.Flush()
 	p := pairOf(win, "a1", "b1", decoder.SourceProbe)
@@ -89,9 +91,11 @@ func TestMeasurementsAreLatencyNotTraffic(t *testing.T) {
 
 	l := p.Stats.Lat
 	c := l.Counts()
-	require.Equal(t, ConnCounts{Attempts: 4, Established: 2, Refused: 1, TimedOut: 1, SYNRetries: 2, RSTClosed: 1, Echoes: 1}, c)
+	require.Equal(t, ConnCounts{Attempts: 5, Established: 2, Refused: 1, TimedOut: 1, Unreachable: 1, SYNRetries: 2, RSTClosed: 1, Echoes: 1}, c)
 	require.Equal(t, uint64(2), l.Server.Attempts)
-	require.InDelta(t, 0.5, l.FailureRatio(), 1e-9)
+	require.InDelta(t, 0.6, l.FailureRatio(), 1e-9)
+	require.Equal(t, uint64(2), l.Ack.N, "SYN-ACK → ACK at the server's tap")
+	require.InDelta(t, 2500, l.Ack.Mean(), 1e-9)
 	require.InDelta(t, 2100, l.Handshake.Quantile(0.5), 21)
 	require.InDelta(t, 100, l.Guest.Quantile(0.5), 1)
 	n, ok := l.Network(0.5)
@@ -112,7 +116,7 @@ func TestMeasurementsAreLatencyNotTraffic(t *testing.T) {
 	}
 	require.Equal(t, 1000.0, bytes)
 	require.NotNil(t, joined.Stats.Lat)
-	require.Equal(t, uint64(4), joined.Stats.Lat.Counts().Attempts)
+	require.Equal(t, uint64(5), joined.Stats.Lat.Counts().Attempts)
 	require.Nil(t, tr.Stats.Lat, "the window's pair was modified")
 	require.Equal(t, uint64(len(ms)), a.Totals().Measurements())
 }

@@ -10,7 +10,8 @@ var latencySignals = []string{
 	"latency_p50_us", "latency_p95_us", "latency_p99_us", // SYN → SYN-ACK at the client's tap
 	"network_p95_us", "guest_p95_us", // handshake split (both ends' probes)
 	"echo_p95_us",
-	"connect_attempts", "connect_refused", "connect_timed_out", "connect_failures", "connect_failure_ratio",
+	"ack_p95_us", // SYN-ACK → ACK at the server's tap
+	"connect_attempts", "connect_refused", "connect_timed_out", "connect_unreachable", "connect_failures", "connect_failure_ratio",
 	"syn_retries", "rst_closed",
 }
 
@@ -34,6 +35,8 @@ func latencySignal(sig string, l *aggregate.Latency) float64 {
 		return l.Guest.Quantile(0.95)
 	case "echo_p95_us":
 		return l.Echo.Quantile(0.95)
+	case "ack_p95_us":
+		return l.Ack.Quantile(0.95)
 	}
 	c := l.Counts()
 	switch sig {
@@ -43,8 +46,10 @@ func latencySignal(sig string, l *aggregate.Latency) float64 {
 		return float64(c.Refused)
 	case "connect_timed_out":
 		return float64(c.TimedOut)
+	case "connect_unreachable":
+		return float64(c.Unreachable)
 	case "connect_failures":
-		return float64(c.Refused + c.TimedOut)
+		return float64(c.Refused + c.TimedOut + c.Unreachable)
 	case "connect_failure_ratio":
 		return l.FailureRatio()
 	case "syn_retries":

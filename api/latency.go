@@ -81,12 +81,16 @@ type latencyOut struct {
 	// EchoUS: ICMP echo RTT at the requester's tap; EchoGuestUS at the responder's.
 	EchoUS      *histOut `json:"echo_us,omitempty"`
 	EchoGuestUS *histOut `json:"echo_guest_us,omitempty"`
+	// AckUS: SYN-ACK → final ACK at the server's tap (the round trip back
+	// to the client; needs a probe at the server's end only).
+	AckUS *histOut `json:"ack_us,omitempty"`
 	// MeasuredAt says whose tap the counts come from: client or server.
 	MeasuredAt   string  `json:"measured_at"`
 	Attempts     uint64  `json:"attempts"`
 	Established  uint64  `json:"established"`
 	Refused      uint64  `json:"refused"`
 	TimedOut     uint64  `json:"timed_out"`
+	Unreachable  uint64  `json:"unreachable"`
 	SYNRetries   uint64  `json:"syn_retries"`
 	FINClosed    uint64  `json:"fin_closed"`
 	RSTClosed    uint64  `json:"rst_closed"`
@@ -103,9 +107,9 @@ func latencyResult(l *aggregate.Latency) *latencyOut {
 	c := l.Counts()
 	o := &latencyOut{
 		HandshakeUS: histResult(&l.Handshake), GuestUS: histResult(&l.Guest),
-		EchoUS: histResult(&l.Echo), EchoGuestUS: histResult(&l.EchoServer),
+		EchoUS: histResult(&l.Echo), EchoGuestUS: histResult(&l.EchoServer), AckUS: histResult(&l.Ack),
 		MeasuredAt: "server",
-		Attempts:   c.Attempts, Established: c.Established, Refused: c.Refused, TimedOut: c.TimedOut,
+		Attempts:   c.Attempts, Established: c.Established, Refused: c.Refused, TimedOut: c.TimedOut, Unreachable: c.Unreachable,
 		SYNRetries: c.SYNRetries, FINClosed: c.FINClosed, RSTClosed: c.RSTClosed,
 		Echoes: c.Echoes, EchoLost: c.EchoLost, ICMPErrors: c.ICMPErrors,
 		FailureRatio: l.FailureRatio(),
@@ -136,6 +140,8 @@ func latencySchema() obj {
 		"network_us":    object("handshake minus guest (both ends' probes seen), µs", obj{"p50": num("median"), "p95": num("95th percentile"), "p99": num("99th percentile")}, "p50", "p95", "p99"),
 		"echo_us":       ref("LatencyHist"),
 		"echo_guest_us": ref("LatencyHist"),
+		"ack_us":        ref("LatencyHist"),
+		"unreachable":   integer("answered by an ICMP error (unreachable, time exceeded)"),
 		"measured_at":   str("whose tap the counts come from: `client` or `server`"),
 		"attempts":      integer("TCP connection attempts (first SYNs)"),
 		"established":   integer("answered by SYN-ACK"),
@@ -147,7 +153,7 @@ func latencySchema() obj {
 		"echoes":        integer("ICMP echo requests"),
 		"echo_lost":     integer("echo requests not answered"),
 		"icmp_errors":   integer("ICMP errors seen at the tap"),
-		"failure_ratio": num("(refused + timed_out) / attempts"),
-	}, "measured_at", "attempts", "established", "refused", "timed_out", "syn_retries", "fin_closed", "rst_closed",
+		"failure_ratio": num("(refused + timed_out + unreachable) / attempts"),
+	}, "measured_at", "attempts", "established", "refused", "timed_out", "unreachable", "syn_retries", "fin_closed", "rst_closed",
 		"echoes", "echo_lost", "icmp_errors", "failure_ratio")
 }

@@ -19,7 +19,12 @@ type jLatency struct {
 	Network *struct {
 		P50 float64 `json:"p50"`
 	} `json:"network_us"`
+	Ack *struct {
+		Count uint64  `json:"count"`
+		Max   float64 `json:"max"`
+	} `json:"ack_us"`
 	MeasuredAt   string  `json:"measured_at"`
+	Unreachable  uint64  `json:"unreachable"`
 	Attempts     uint64  `json:"attempts"`
 	Refused      uint64  `json:"refused"`
 	FailureRatio float64 `json:"failure_ratio"`
@@ -34,7 +39,8 @@ func probeWindowPair(rtt uint32) aggregate.Pair {
 	l := &aggregate.Latency{}
 	l.Handshake.Add(rtt)
 	l.Guest.Add(rtt / 10)
-	l.Client = aggregate.ConnCounts{Attempts: 2, Established: 1, Refused: 1}
+	l.Ack.Add(2 * rtt)
+	l.Client = aggregate.ConnCounts{Attempts: 3, Established: 1, Refused: 1, Unreachable: 1}
 	return aggregate.Pair{Key: aggregate.PairKey{Src: web1.key(), Dst: db1.key(), Source: decoder.SourceProbe},
 		Src: web1.endpoint(), Dst: db1.endpoint(), Stats: aggregate.Stats{Lat: l}}
 }
@@ -72,9 +78,13 @@ func TestPairsCarryLatency(t *testing.T) {
 						require.NotNil(t, p.Latency, src)
 						assert.Equal(t, uint64(2), p.Latency.Handshake.Count, src)
 						assert.Equal(t, 3000.0, p.Latency.Handshake.Max, src)
-						assert.Equal(t, uint64(4), p.Latency.Attempts, src)
+						assert.Equal(t, uint64(6), p.Latency.Attempts, src)
 						assert.Equal(t, uint64(2), p.Latency.Refused, src)
-						assert.InDelta(t, 0.5, p.Latency.FailureRatio, 1e-9, src)
+						assert.Equal(t, uint64(2), p.Latency.Unreachable, src)
+						assert.InDelta(t, 4.0/6, p.Latency.FailureRatio, 1e-9, src)
+						require.NotNil(t, p.Latency.Ack, src)
+						assert.Equal(t, uint64(2), p.Latency.Ack.Count, src)
+						assert.Equal(t, 6000.0, p.Latency.Ack.Max, src)
 						assert.Equal(t, "client", p.Latency.MeasuredAt, src)
 						require.NotNil(t, p.Latency.Network, src)
 					} else {

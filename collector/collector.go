@@ -225,6 +225,8 @@ type listener struct {
 	// inline: the readers handle what they read (Inline, and for the
 	// template protocols the steering program attached)
 	inline bool
+	// closing: the sockets are being closed, the readers return
+	closing atomic.Bool
 
 	dropsMu   sync.Mutex
 	rcs       []syscall.RawConn
@@ -324,6 +326,7 @@ func (l *listener) start() {
 }
 
 func (l *listener) closeConns() {
+	l.closing.Store(true)
 	for _, c := range l.conns {
 		_ = c.Close()
 	}
@@ -386,16 +389,7 @@ func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort, wh WorkerHandle
 	if wh != nil {
 		cache = newExporterCache(l.c.table)
 	}
-	for {
-		n, err := r.read()
-		if err != nil {
-			if isClosed(err) {
-				return
-			}
-			l.ctr.readErrors.Add(1)
-			time.Sleep(time.Millisecond) // never spin on a persistent error
-			continue
-		}
+	handle := func(n int) bool {
 		if r.coalesced > 0 {
 			l.ctr.coalesced.Add(uint64(r.coalesced))
 		}
@@ -403,6 +397,20 @@ func (l *listener) readLoop(r *mmsgReader, local netip.AddrPort, wh WorkerHandle
 			l.handleInline(r, n, local, time.Now().UnixNano(), sc, wh, cache)
 		} else {
 			l.deliver(r, n, local, time.Now().UnixNano(), sc)
+		}
+		return !l.closing.Load()
+	}
+	for {
+		err := r.each(handle)
+		if l.closing.Load() {
+			return
+		}
+		if err != nil {
+			if isClosed(err) {
+				return
+			}
+			l.ctr.readErrors.Add(1)
+			time.Sleep(time.Millisecond) // never spin on a persistent error
 		}
 	}
 }
@@ -508,6 +516,8 @@ func (l *listener) handleInline(src batchSource, n int, local netip.AddrPort, no
 		t.handle(wh, cache, &sc.d, base+uint64(j))
 	}
 	sc.d.Data = nil
+	flush(wh)
+	cache.flush()
 	l.ctr.handled.Add(uint64(m))
 	t.count(l)
 }
@@ -601,8 +611,17 @@ func (l *listener) process(wh WorkerHandler, cache *exporterCache, ch chunk) {
 		s = s.next
 	}
 	l.pool.put(ch)
+	flush(wh)
+	cache.flush()
 	l.ctr.handled.Add(uint64(ch.n))
 	t.count(l)
+}
+
+// flush ends a run of datagrams for a handler that keeps work for it.
+func flush(wh WorkerHandler) {
+	if f, ok := wh.(BatchFlusher); ok {
+		f.Flush()
+	}
 }
 
 var errHandlerPanic = errors.New("handler panic")

@@ -338,10 +338,56 @@ type exporterCache struct {
 	t     *exporterTable
 	m     map[exporterKey]*exporter
 	epoch uint64
+	// recent are the exporters used last, looked at before m (a reader
+	// sees a few exporters interleaved; comparing keys is cheaper than
+	// hashing one)
+	recent [4]*exporter
+	// pend are the updates of the datagrams handled since the last flush,
+	// in arrival order: each run of one exporter's datagrams takes its
+	// exporter's (and session's) lock once
+	pend []pendingUpdate
+}
+
+// pendingUpdate is what one handled datagram changes of its exporter.
+type pendingUpdate struct {
+	k        exporterKey
+	from     netip.AddrPort
+	received int64
+	m        Meta
+	failed   bool
+	arrival  uint64
+}
+
+// pendMax bounds the updates held before a flush.
+const pendMax = 256
+
+// lookup returns the cached exporter of k, or nil.
+func (c *exporterCache) lookup(k exporterKey) *exporter {
+	for i, e := range c.recent {
+		if e != nil && e.key == k {
+			if i > 0 {
+				copy(c.recent[1:i+1], c.recent[:i])
+				c.recent[0] = e
+			}
+			return e
+		}
+	}
+	e := c.m[k]
+	if e != nil {
+		copy(c.recent[1:], c.recent[:len(c.recent)-1])
+		c.recent[0] = e
+	}
+	return e
+}
+
+// forget drops k from the cache.
+func (c *exporterCache) forget(k exporterKey) {
+	delete(c.m, k)
+	c.recent = [len(c.recent)]*exporter{}
 }
 
 func newExporterCache(t *exporterTable) *exporterCache {
-	return &exporterCache{t: t, m: make(map[exporterKey]*exporter)}
+	return &exporterCache{t: t, m: make(map[exporterKey]*exporter), pend: make([]pendingUpdate, 0, pendMax)}
 }
 
 // sweep drops removed exporters from the cache when the table changed.
@@ -351,6 +397,7 @@ func (c *exporterCache) sweep() {
 		return
 	}
 	c.epoch = ep
+	c.recent = [len(c.recent)]*exporter{}
 	for k, e := range c.m {
 		e.mu.Lock()
 		dead := e.dead
@@ -361,21 +408,48 @@ func (c *exporterCache) sweep() {
 	}
 }
 
-// record updates the exporter of datagram d with what the handler found.
+// record notes what the handler found of datagram d for its exporter; flush
+// applies it (record does when pendMax updates are held).
 func (c *exporterCache) record(d *Datagram, m *Meta, failed bool, arrival uint64) {
-	k := exporterKey{
-		proto:     d.Proto,
-		src:       d.From.Addr(),
-		agent:     m.Agent,
-		subAgent:  m.SubAgent,
-		obsDomain: m.ObsDomain,
+	c.pend = append(c.pend, pendingUpdate{
+		k: exporterKey{
+			proto:     d.Proto,
+			src:       d.From.Addr(),
+			agent:     m.Agent,
+			subAgent:  m.SubAgent,
+			obsDomain: m.ObsDomain,
+		},
+		from: d.From, received: d.Received, m: *m, failed: failed, arrival: arrival,
+	})
+	if len(c.pend) == cap(c.pend) {
+		c.flush()
 	}
+}
+
+// flush applies the held updates, in order, one run of an exporter's
+// datagrams at a time.
+func (c *exporterCache) flush() {
+	p := c.pend
+	for i := 0; i < len(p); {
+		j := i + 1
+		for j < len(p) && p[j].k == p[i].k {
+			j++
+		}
+		c.apply(p[i:j])
+		i = j
+	}
+	c.pend = p[:0]
+}
+
+// apply updates the exporter of run (datagrams of one exporter, in order).
+func (c *exporterCache) apply(run []pendingUpdate) {
+	k := run[0].k
 	for range 2 {
-		e := c.m[k]
+		e := c.lookup(k)
 		if e == nil {
 			e = c.t.get(k)
 			if e == nil {
-				c.t.untracked.Add(1)
+				c.t.untracked.Add(uint64(len(run)))
 				return
 			}
 			c.m[k] = e
@@ -383,38 +457,50 @@ func (c *exporterCache) record(d *Datagram, m *Meta, failed bool, arrival uint64
 		e.mu.Lock()
 		if e.dead {
 			e.mu.Unlock()
-			delete(c.m, k)
+			c.forget(k)
 			continue
 		}
-		e.addr = d.From
-		e.datagrams++
-		if e.first == 0 {
-			e.first = d.Received
-		}
-		if d.Received > e.last {
-			e.last = d.Received
-		}
-		records := m.Records
-		if m.RecordsUnknown {
-			records = -1
-		}
-		track := !failed && m.SeqKind != SeqNone
-		if failed {
-			e.decodeErrors++
-		} else {
-			e.samples += uint64(max(m.Samples, 0))
-			if track {
-				e.kind = m.SeqKind
-				e.trk.update(m.SeqKind, m.Sequence, records, m.Uptime, arrival)
+		tracked := 0
+		for i := range run {
+			u := &run[i]
+			e.addr = u.from
+			e.datagrams++
+			if e.first == 0 {
+				e.first = u.received
+			}
+			if u.received > e.last {
+				e.last = u.received
+			}
+			if u.failed {
+				e.decodeErrors++
+				continue
+			}
+			e.samples += uint64(max(u.m.Samples, 0))
+			if u.m.SeqKind != SeqNone {
+				e.kind = u.m.SeqKind
+				e.trk.update(u.m.SeqKind, u.m.Sequence, u.records(), u.m.Uptime, u.arrival)
+				tracked++
 			}
 		}
 		e.mu.Unlock()
-		if se := e.sess; se != nil && track {
+		if se := e.sess; se != nil && tracked > 0 {
 			se.mu.Lock()
-			se.kind = m.SeqKind
-			se.trk.update(m.SeqKind, m.Sequence, records, m.Uptime, arrival)
+			for i := range run {
+				if u := &run[i]; !u.failed && u.m.SeqKind != SeqNone {
+					se.kind = u.m.SeqKind
+					se.trk.update(u.m.SeqKind, u.m.Sequence, u.records(), u.m.Uptime, u.arrival)
+				}
+			}
 			se.mu.Unlock()
 		}
 		return
 	}
+}
+
+// records is what the datagram's sequence counts (-1: unknown).
+func (u *pendingUpdate) records() int {
+	if u.m.RecordsUnknown {
+		return -1
+	}
+	return u.m.Records
 }

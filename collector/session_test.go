@@ -32,6 +32,7 @@ func (f *flowFeed) msg(domain, seq uint32, records int) {
 	m := Meta{Version: 10, ObsDomain: domain, SeqKind: SeqRecords, Sequence: seq, Records: max(records, 0),
 		RecordsUnknown: records < 0, Samples: max(records, 0)}
 	f.c.record(&d, &m, false, f.arrival)
+	f.c.flush()
 }
 
 func (f *flowFeed) exporters(t testing.TB) map[uint32]ExporterStatus {

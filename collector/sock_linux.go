@@ -103,6 +103,8 @@ type mmsgReader struct {
 	n      int
 	errno  syscall.Errno
 	readFn func(fd uintptr) bool
+	eachFn func(fd uintptr) bool
+	handle func(n int) bool // each's callback
 }
 
 type rseg struct {
@@ -165,6 +167,7 @@ func newMMsgReader(conn *net.UDPConn, batch, maxDatagram int, gro bool) (*mmsgRe
 		r.hdrs[i].hdr.SetIovlen(1)
 	}
 	r.readFn = r.doRead
+	r.eachFn = r.doEach
 	return r, nil
 }
 
@@ -201,6 +204,52 @@ func (r *mmsgReader) read() (int, error) {
 	if r.errno != 0 {
 		return 0, r.errno
 	}
+	return r.split(), nil
+}
+
+// each reads batches and calls handle with each batch's datagram count
+// (datagram(i) serves them) until handle returns false (each returns nil)
+// or a read fails (a closed socket: net.ErrClosed).
+//
+// Unlike a loop of read calls, it does not ask the socket again after a
+// short batch: recvmmsg returns fewer datagrams than it may only when it
+// found the queue empty, and every datagram queued after that wakes the
+// netpoller (edge triggered), so the reader waits at once. That saves the
+// system call that would only return EAGAIN, once per wakeup.
+func (r *mmsgReader) each(handle func(n int) bool) error {
+	r.handle, r.errno = handle, 0
+	err := r.rc.Read(r.eachFn)
+	r.handle = nil
+	if err != nil {
+		return err
+	}
+	if r.errno != 0 {
+		return r.errno
+	}
+	return nil
+}
+
+func (r *mmsgReader) doEach(fd uintptr) bool {
+	for {
+		r.n, r.errno = 0, 0
+		if !r.doRead(fd) {
+			return false // EAGAIN: wait in the netpoller
+		}
+		if r.errno != 0 {
+			return true
+		}
+		if !r.handle(r.split()) {
+			return true
+		}
+		if r.n < len(r.hdrs) {
+			return false // the queue was empty: wait for the next datagram
+		}
+	}
+}
+
+// split makes the last read's messages into datagrams (coalesced buffers
+// split) and returns their count.
+func (r *mmsgReader) split() int {
 	m := 0
 	r.coalesced = 0
 	for i := 0; i < r.n; i++ {
@@ -226,7 +275,7 @@ func (r *mmsgReader) read() (int, error) {
 		}
 		r.coalesced += m - m0
 	}
-	return m, nil
+	return m
 }
 
 // groSize returns the segment size of a UDP_GRO control message, or 0.

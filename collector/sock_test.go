@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
@@ -56,4 +57,59 @@ func TestSocketDropsCounted(t *testing.T) {
 	after, ok := socketDrops(rc)
 	assert.True(t, ok)
 	assert.Greater(t, after-before, uint32(100))
+}
+
+// each waits after a short batch without asking the socket again: a
+// datagram that arrives later, however much later, must still wake it, and
+// a full batch is followed by another read at once.
+func TestMMsgReaderEachWakesAfterShortBatch(t *testing.T) {
+	conn, _, err := listenUDP(t.Context(), "127.0.0.1:0", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newMMsgReader(conn, 4, 2048, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	got := make(chan int, 64)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.each(func(n int) bool {
+			got <- n
+			return true
+		})
+	}()
+	recv := func(want int) {
+		t.Helper()
+		total := 0
+		deadline := time.After(5 * time.Second)
+		for total < want {
+			select {
+			case n := <-got:
+				total += n
+			case <-deadline:
+				t.Fatalf("received %d of %d datagrams", total, want)
+			}
+		}
+		assert.Equal(t, want, total)
+	}
+	for _, burst := range []int{1, 1, 3, 10, 1} { // short, short, short, full batches, short
+		time.Sleep(20 * time.Millisecond) // the reader is waiting again
+		for range burst {
+			_, _ = out.Write([]byte("datagram"))
+		}
+		recv(burst)
+	}
+	conn.Close()
+	select {
+	case err := <-done:
+		assert.True(t, isClosed(err), "%v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("each did not return on close")
+	}
 }

@@ -76,6 +76,15 @@ type WorkerHandler interface {
 	Handle(d *Datagram) (Meta, error)
 }
 
+// BatchFlusher may be implemented by a WorkerHandler that keeps some
+// per-datagram work (metric counts) for the end of a run of datagrams: the
+// collector calls Flush on the handler's goroutine after each received
+// batch (or queued chunk) it handled, before the batch shows in its Handled
+// count.
+type BatchFlusher interface {
+	Flush()
+}
+
 // Handler makes one WorkerHandler per worker goroutine.
 type Handler interface {
 	NewWorker() WorkerHandler

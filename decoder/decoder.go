@@ -72,7 +72,11 @@ func (d *Decoder) Decode(src Source, from netip.AddrPort, data []byte, received 
 			err = fmt.Errorf("decode sflow: %w", err)
 		}
 	case SourceIPFIX, SourceNetFlow9:
-		d.m.datagrams[src].Inc()
+		if b.flow.hold {
+			b.flow.pend.datagrams[src-SourceIPFIX]++
+		} else {
+			d.m.datagrams[src].Inc()
+		}
 		err = d.flow.Decode(src, from, data, received, b)
 	default:
 		err = fmt.Errorf("decode: source %d: %w", src, ErrUnknownSource)

@@ -184,6 +184,9 @@ type flowDomain struct {
 	cfgRate   uint32        // from config rules or the default
 	cfgKnown  bool          // cfgRate came from a rule
 	dead      bool          // swept out of the map (under mu): do not add to it
+	// gen changes (under mu) with every change of templates: a Batch's
+	// cached template of this scope is valid while gen is unchanged
+	gen atomic.Uint64
 }
 
 // flowDecoder decodes IPFIX and NetFlow v9. It is safe for concurrent use
@@ -191,11 +194,16 @@ type flowDomain struct {
 type flowDecoder struct {
 	cfg     FlowConfig
 	rules   []rateRule
-	keepDir [2]bool          // by flowDirection: ingress, egress
-	now     func() time.Time // injectable clock for template expiry
+	keepDir [2]bool // by flowDirection: ingress, egress
+	// now is an injectable clock for template expiry (tests); nil: the
+	// datagram's receive time (time.Now when not given)
+	now func() time.Time
 
 	mu      sync.RWMutex
 	domains map[domainKey]*flowDomain
+	// scopeGen changes (under mu) whenever a scope is removed: a Batch's
+	// cached scopes are valid while it is unchanged
+	scopeGen atomic.Uint64
 
 	lastSweep atomic.Int64
 	total     atomic.Int64 // templates held, all scopes
@@ -209,7 +217,6 @@ func newFlowDecoder(cfg FlowConfig, reg prometheus.Registerer) (*flowDecoder, er
 	}
 	f := &flowDecoder{
 		cfg:     cfg,
-		now:     time.Now,
 		domains: make(map[domainKey]*flowDomain),
 	}
 	f.keepDir, _ = parseDirections(cfg.Directions)
@@ -239,7 +246,12 @@ func newFlowDecoder(cfg FlowConfig, reg prometheus.Registerer) (*flowDecoder, er
 // may hold what decoded before the fault (see Decoder.Decode for the policy).
 func (f *flowDecoder) Decode(src Source, from netip.AddrPort, data []byte, received int64, b *Batch) error {
 	b.Reset()
-	now := f.now().UnixNano()
+	now := received
+	if f.now != nil {
+		now = f.now().UnixNano()
+	} else if now <= 0 {
+		now = time.Now().UnixNano()
+	}
 	f.maybeSweep(now)
 	var err error
 	switch src {
@@ -372,24 +384,15 @@ func (f *flowDecoder) decodeNetFlow9(from netip.AddrPort, data []byte, received,
 // decodeSets walks the sets (FlowSets) of one message.
 func (f *flowDecoder) decodeSets(c *msgCtx, body []byte, b *Batch) error {
 	err := f.walkSets(c, body, b)
-	if c.nRecords > 0 {
-		f.m.records[c.si].Add(float64(c.nRecords))
-	}
-	if c.nOptions > 0 {
-		f.m.optionsRecords[c.si].Add(float64(c.nOptions))
-	}
-	if c.nRateUnknown > 0 {
-		f.m.rateUnknown[c.si].Add(float64(c.nRateUnknown))
-	}
-	if c.nDirSkipped > 0 {
-		f.m.dirSkipped[c.si].Add(float64(c.nDirSkipped))
-	}
+	f.count(c, b)
 	return err
 }
 
 func (f *flowDecoder) walkSets(c *msgCtx, body []byte, b *Batch) error {
-	c.d = f.domain(c.key)
-	if c.d != nil {
+	c.d = f.scopeOf(c.key, b)
+	if c.d != nil && c.now > c.d.lastSeen.Load() {
+		// a store only when the clock moved (datagrams of one read
+		// batch share their receive time)
 		c.d.lastSeen.Store(c.now)
 	}
 	tmplSet, optSet := uint16(2), uint16(3)
@@ -515,6 +518,7 @@ func (f *flowDecoder) sweep(now int64) {
 		for id, t := range d.templates {
 			if f.expired(t, now) {
 				delete(d.templates, id)
+				d.gen.Add(1)
 				f.total.Add(-1)
 				f.m.templates[si][evExpired].Inc()
 			}
@@ -522,6 +526,7 @@ func (f *flowDecoder) sweep(now int64) {
 		if len(d.templates) == 0 && lt > 0 && now-d.lastSeen.Load() > lt {
 			d.dead = true
 			delete(f.domains, k)
+			f.scopeGen.Add(1)
 		}
 		d.mu.Unlock()
 	}

@@ -234,12 +234,7 @@ func ntpToUnixNs(v uint64) int64 {
 
 // dataSet decodes one data set (or options data set) with template id.
 func (f *flowDecoder) dataSet(c *msgCtx, id uint16, set []byte, b *Batch) error {
-	var t *flowTemplate
-	if d := c.d; d != nil {
-		d.mu.RLock()
-		t = d.templates[id]
-		d.mu.RUnlock()
-	}
+	t := f.lookupTemplate(c, id, b)
 	if t == nil || f.expired(t, c.now) {
 		if t = f.assumedTemplate(c, id, set); t == nil {
 			f.m.unknownTemplate[c.si].Inc()
@@ -259,7 +254,11 @@ func (f *flowDecoder) dataSet(c *msgCtx, id uint16, set []byte, b *Batch) error 
 	// fewer than minLen bytes left are padding.
 	for len(set) >= t.minLen {
 		var r *Record
-		if len(b.Records) < f.cfg.MaxRecords {
+		full := len(b.Records) >= f.cfg.MaxRecords
+		// a direction not kept (OVS: every egress record by default):
+		// measured, not decoded (dirOff < minLen <= len(set))
+		dirSkip := !full && t.dirOff >= 0 && !f.keepDir[set[t.dirOff]&1]
+		if !full && !dirSkip {
 			r = b.AddRecord()
 		}
 		n, dir, ok := fillRecord(c, t, set, r)
@@ -271,6 +270,11 @@ func (f *flowDecoder) dataSet(c *msgCtx, id uint16, set []byte, b *Batch) error 
 		}
 		set = set[n:]
 		b.Header.DataRecords++
+		if r == nil && dirSkip {
+			c.nDirSkipped++
+			b.Header.Skipped++
+			continue
+		}
 		if r == nil {
 			f.m.errors[c.si][errRecordsLimit].Inc()
 			b.Header.Skipped++

@@ -35,6 +35,10 @@ type flowTemplate struct {
 	// segments with their offsets in their segment.
 	segs []tmplSeg
 	ops  []tmplOp
+	// dirOff is the offset of the record's only flowDirection field when
+	// it is at a fixed offset (before any variable-length field), else -1:
+	// a record of a direction not kept is then only measured, not decoded.
+	dirOff int
 }
 
 type tmplSeg struct {
@@ -51,7 +55,14 @@ type tmplOp struct {
 
 func buildSegments(t *flowTemplate) {
 	seg := tmplSeg{}
+	t.dirOff = -1
+	dirs := 0
 	for _, fl := range t.fields {
+		if fl.kind == fkDirection {
+			if dirs++; len(t.segs) == 0 {
+				t.dirOff = int(seg.fixed)
+			}
+		}
 		if fl.length == flowVarLen {
 			seg.hasVar, seg.varKind = true, fl.kind
 			seg.last = int32(len(t.ops))
@@ -67,6 +78,9 @@ func buildSegments(t *flowTemplate) {
 	if seg.fixed > 0 || len(t.segs) == 0 {
 		seg.last = int32(len(t.ops))
 		t.segs = append(t.segs, seg)
+	}
+	if dirs != 1 {
+		t.dirOff = -1
 	}
 }
 
@@ -174,6 +188,7 @@ func (f *flowDecoder) reject(c *msgCtx, r rejectReason, id uint16, forget bool) 
 		c.d.mu.Lock()
 		if _, ok := c.d.templates[id]; ok {
 			delete(c.d.templates, id)
+			c.d.gen.Add(1)
 			f.total.Add(-1)
 			f.m.templates[c.si][evWithdrawn].Inc()
 		}
@@ -198,6 +213,7 @@ func (f *flowDecoder) withdraw(c *msgCtx, id uint16, options bool) {
 	if !all {
 		if _, ok := d.templates[id]; ok {
 			delete(d.templates, id)
+			d.gen.Add(1)
 			f.total.Add(-1)
 			f.m.templates[c.si][evWithdrawn].Inc()
 		}
@@ -206,6 +222,7 @@ func (f *flowDecoder) withdraw(c *msgCtx, id uint16, options bool) {
 	for tid, t := range d.templates {
 		if t.options == options {
 			delete(d.templates, tid)
+			d.gen.Add(1)
 			f.total.Add(-1)
 			f.m.templates[c.si][evWithdrawn].Inc()
 		}
@@ -276,6 +293,7 @@ func (f *flowDecoder) addTemplate(c *msgCtx, id uint16, options bool, scope, cou
 	t.probe = !options && isProbeTemplate(t)
 	t.lastSeen.Store(c.now)
 	d.templates[id] = t
+	d.gen.Add(1)
 	if old != nil {
 		f.m.templates[c.si][evReplaced].Inc()
 	} else {

@@ -23,6 +23,7 @@ type Measurement struct {
 	Outcome uint8  // ProbeOutcome*
 	Retries uint8  // SYN retransmissions
 	RTT     uint32 // µs (0 when not answered)
+	AckRTT  uint32 // µs, SYN-ACK → ACK at the server's tap (0 not measured)
 
 	SrcMAC, DstMAC   [6]byte
 	SrcIP, DstIP     netip.Addr // initiator, responder
@@ -109,6 +110,8 @@ func (f *flowDecoder) probeSet(c *msgCtx, t *flowTemplate, set []byte, b *Batch)
 					m.RTT = uint32(min(x, 0xffffffff))
 				case IEProbeSYNRetransmissions:
 					m.Retries = uint8(min(x, 255))
+				case IEProbeAckMicroseconds:
+					m.AckRTT = uint32(min(x, 0xffffffff))
 				}
 				continue
 			}
@@ -184,7 +187,8 @@ func validMeasurement(m *Measurement) bool {
 	}
 	switch m.Event {
 	case ProbeEventHandshake:
-		return m.Outcome >= ProbeOutcomeEstablished && m.Outcome <= ProbeOutcomeTimedOut
+		return (m.Outcome >= ProbeOutcomeEstablished && m.Outcome <= ProbeOutcomeTimedOut) ||
+			m.Outcome == ProbeOutcomeUnreachable
 	case ProbeEventClose:
 		return m.Outcome == ProbeOutcomeFIN || m.Outcome == ProbeOutcomeRST
 	case ProbeEventEcho:

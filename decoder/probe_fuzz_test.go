@@ -36,7 +36,7 @@ func dataSet(id uint16, recs []byte) []byte {
 func sampleEvents() []probe.Event {
 	return []probe.Event{
 		{Time: 1_700_000_000_123_456_000, Kind: decoder.ProbeEventHandshake, Side: decoder.ProbeSideClient,
-			Outcome: decoder.ProbeOutcomeEstablished, Retries: 1, RTT: 2345,
+			Outcome: decoder.ProbeOutcomeEstablished, Retries: 1, RTT: 2345, AckRTT: 2100,
 			SrcMAC: [6]byte{0x52, 0x54, 0, 0, 0, 1}, DstMAC: [6]byte{0x52, 0x54, 0, 0, 0, 2},
 			Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SPort: 40000, DPort: 80, Proto: 6, IfIndex: 12},
 		{Time: 1_700_000_000_000_000_000, Kind: decoder.ProbeEventEcho, Side: decoder.ProbeSideServer,
@@ -75,7 +75,7 @@ func TestProbeRecordsAreMeasurementsNotTraffic(t *testing.T) {
 	}
 	m := b.Measurements[0]
 	e := evs[0]
-	if m.Time != e.Time || m.Event != e.Kind || m.Side != e.Side || m.Outcome != e.Outcome || m.Retries != 1 || m.RTT != 2345 ||
+	if m.Time != e.Time || m.Event != e.Kind || m.Side != e.Side || m.Outcome != e.Outcome || m.Retries != 1 || m.RTT != 2345 || m.AckRTT != 2100 ||
 		m.SrcIP != e.Src || m.DstIP != e.Dst || m.SrcPort != 40000 || m.DstPort != 80 || m.Proto != 6 || m.IfIndex != 12 ||
 		m.SrcMAC != e.SrcMAC || m.DstMAC != e.DstMAC || m.Exporter != probeFrom.Addr() || m.ObsDomain != 5 || m.Received != 42 {
 		t.Errorf("v4 measurement %+v from %+v", m, e)

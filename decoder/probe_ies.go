@@ -35,6 +35,11 @@ const (
 	IEProbeRTTMicroseconds uint16 = 4
 	// IEProbeSYNRetransmissions (unsigned8): SYNs of the attempt beyond the first.
 	IEProbeSYNRetransmissions uint16 = 5
+	// IEProbeAckMicroseconds (unsigned32): handshake, at the server's tap:
+	// SYN-ACK sent → the client's final ACK arrived (the round trip back
+	// to the client). 0 when not measured (older probes, the client's tap,
+	// IPv6, no free filter slot, ACK not seen).
+	IEProbeAckMicroseconds uint16 = 6
 
 	// Standard elements used by the probe that the flow decoder does not map.
 	IEObservationTimeMicroseconds uint16 = 324
@@ -67,4 +72,7 @@ const (
 	ProbeOutcomeTimedOut    uint8 = 3 // handshake/echo: no answer within the probe's timeout
 	ProbeOutcomeFIN         uint8 = 4 // close by FIN
 	ProbeOutcomeRST         uint8 = 5 // close by RST
+	// ProbeOutcomeUnreachable: handshake: an ICMP error (destination
+	// unreachable, time exceeded, ...) quoting the SYN ended the attempt.
+	ProbeOutcomeUnreachable uint8 = 6
 )

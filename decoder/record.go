@@ -177,6 +177,8 @@ type Header struct {
 // Batch is the reusable output of decoding one datagram. Reset keeps the
 // backing arrays so steady-state decoding does not allocate.
 type Batch struct {
+	flow flowCache // IPFIX/NetFlow v9 fast path of this batch (flow_cache.go)
+
 	Header   Header
 	Records  []Record
 	Counters []Counters

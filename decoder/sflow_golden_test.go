@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/netsampler/goflow2/v2/decoders/sflow"
@@ -303,6 +304,7 @@ func readIperf(t *testing.T, path string) iperfResult {
 var cmpAddrs = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+	cmpopts.IgnoreUnexported(Batch{}), // the IPFIX fast path's cache
 }
 
 func mustMAC(s string) [6]byte {

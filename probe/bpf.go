@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"golang.org/x/net/bpf"
@@ -69,9 +70,21 @@ func assemble(prog []insn) ([]bpf.RawInstruction, error) {
 	return bpf.Assemble(out)
 }
 
+// filterProgram is the static filter. Untagged IPv4 TCP segments without
+// SYN/FIN/RST (pure ACKs and data) jump to its last instruction, "dyn4":
+// drop in the static filter; in a tap's dynamic filter (ackFilter) the
+// 4-tuple slots replace it, so that only the final ACKs of handshakes
+// awaited at the tap pass.
 func filterProgram() []insn {
 	jeq := func(v uint32, t, f string) insn {
 		return insn{ins: bpf.JumpIf{Cond: bpf.JumpEqual, Val: v}, jt: t, jf: f}
+	}
+	// dyn4: where an untagged IPv4 TCP segment without SYN/FIN/RST goes.
+	dyn4 := func(sfx string) string {
+		if sfx == "" {
+			return "dyn4"
+		}
+		return "drop"
 	}
 	jset := func(v uint32, t, f string) insn {
 		return insn{ins: bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: v}, jt: t, jf: f}
@@ -91,7 +104,7 @@ func filterProgram() []insn {
 			jeq(1, "icmp4"+sfx, "drop"),
 			{label: "tcp4" + sfx, ins: bpf.LoadMemShift{Off: eth}},
 			{ins: bpf.LoadIndirect{Off: eth + 13, Size: 1}}, // TCP flags
-			jset(0x07, "accept", "drop"),                    // FIN|SYN|RST
+			jset(0x07, "accept", dyn4(sfx)),                 // FIN|SYN|RST
 			{label: "icmp4" + sfx, ins: bpf.LoadMemShift{Off: eth}},
 			{ins: bpf.LoadIndirect{Off: eth, Size: 1}}, // ICMP type
 			jeq(0, "accept", ""),
@@ -121,8 +134,119 @@ func filterProgram() []insn {
 	return append(prog,
 		insn{label: "accept", ins: bpf.RetConstant{Val: snapLen}},
 		insn{label: "drop", ins: bpf.RetConstant{Val: 0}},
+		// the dynamic filter's slots follow (ackFilter); the static
+		// filter ends in this unreachable instruction.
+		insn{label: "dyn4", ins: bpf.RetConstant{Val: 0}},
 	)
 }
 
-// Filter returns the assembled filter.
+// Filter returns the assembled static filter.
 func Filter() ([]bpf.RawInstruction, error) { return assemble(filterProgram()) }
+
+// MaxAckSlots bounds probe.ack_slots (the slots' jumps must stay within a
+// classic BPF conditional jump's 255 instructions).
+const MaxAckSlots = 32
+
+// slotLen is the instructions per 4-tuple slot.
+const slotLen = 6
+
+// ackFilter is one tap's dynamic filter: the static filter whose last
+// instruction ("dyn4") is replaced by one 6-instruction block per awaited
+// 4-tuple (ports, source and destination IPv4 compared), then drop and
+// accept. The program holds only the slots in use, so that its size (and
+// the kernel's cost to check and compile it at each attach: about 50 µs for
+// the static filter here, 140 µs with 16 slots) stays small. It is built in
+// place, without allocation.
+type ackFilter struct {
+	static []bpf.RawInstruction
+	prog   []bpf.RawInstruction // static[:len-1] + slots + drop + accept
+	keys   []tkey
+	used   []bool
+	n      int // slots in use
+	built  bool
+}
+
+// raw instructions of a slot block
+var (
+	rawLdPorts = mustRaw(bpf.LoadIndirect{Off: 14, Size: 4}) // X = IPv4 header length
+	rawLdSrc   = mustRaw(bpf.LoadAbsolute{Off: 14 + 12, Size: 4})
+	rawLdDst   = mustRaw(bpf.LoadAbsolute{Off: 14 + 16, Size: 4})
+	rawJeq     = mustRaw(bpf.JumpIf{Cond: bpf.JumpEqual})
+	rawDrop    = mustRaw(bpf.RetConstant{Val: 0})
+	rawAccept  = mustRaw(bpf.RetConstant{Val: snapLen})
+)
+
+func mustRaw(i bpf.Instruction) bpf.RawInstruction {
+	r, err := i.Assemble()
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+func newAckFilter(static []bpf.RawInstruction, slots int) (*ackFilter, error) {
+	if slots <= 0 {
+		return nil, nil
+	}
+	if slots > MaxAckSlots {
+		return nil, fmt.Errorf("ack filter: %d slots, at most %d", slots, MaxAckSlots)
+	}
+	prog := make([]bpf.RawInstruction, len(static)-1, len(static)-1+slots*slotLen+2)
+	copy(prog, static)
+	return &ackFilter{static: static, prog: prog, keys: make([]tkey, slots), used: make([]bool, slots)}, nil
+}
+
+// add puts k (client → server 4-tuple, IPv4) into a free slot: false when
+// all are in use.
+func (f *ackFilter) add(k tkey) bool {
+	for i, u := range f.used {
+		if !u {
+			f.keys[i], f.used[i] = k, true
+			f.n++
+			f.built = false
+			return true
+		}
+	}
+	return false
+}
+
+// remove frees k's slot (if it has one).
+func (f *ackFilter) remove(k tkey) bool {
+	for i, u := range f.used {
+		if u && f.keys[i] == k {
+			f.used[i] = false
+			f.n--
+			f.built = false
+			return true
+		}
+	}
+	return false
+}
+
+// current is the program to attach: the static one when no slot is used.
+func (f *ackFilter) current() []bpf.RawInstruction {
+	if f.n == 0 {
+		return f.static
+	}
+	if f.built {
+		return f.prog
+	}
+	p := f.prog[:len(f.static)-1]
+	j := 0
+	for i, u := range f.used {
+		if !u {
+			continue
+		}
+		k := f.keys[i]
+		a, b := k.a.As4(), k.b.As4()
+		jp, js, jd := rawJeq, rawJeq, rawJeq
+		jp.K, jp.Jf = uint32(k.ap)<<16|uint32(k.bp), 4
+		js.K, js.Jf = binary.BigEndian.Uint32(a[:]), 2
+		jd.K, jd.Jt = binary.BigEndian.Uint32(b[:]), uint8(slotLen*(f.n-j)-5) // → accept
+		p = append(p, rawLdPorts, jp, rawLdSrc, js, rawLdDst, jd)
+		j++
+	}
+	f.prog = append(p, rawDrop, rawAccept)
+	f.built = true
+	return f.prog
+}

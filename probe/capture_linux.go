@@ -36,8 +36,7 @@ func openTap(name string, ifindex int, filter []bpf.RawInstruction, rcvbuf int) 
 		unix.Close(fd)
 		return nil, fmt.Errorf("tap %s: %s: %w", name, stage, err)
 	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: (*unix.SockFilter)(unsafe.Pointer(&filter[0]))}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+	if err := attachFilter(fd, filter); err != nil {
 		return fail("attach filter", err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
@@ -59,6 +58,17 @@ func openTap(name string, ifindex int, filter []bpf.RawInstruction, rcvbuf int) 
 }
 
 func (s *tapSock) close() error { return s.f.Close() }
+
+// attachFilter attaches (or atomically replaces) fd's classic BPF filter.
+func attachFilter(fd int, filter []bpf.RawInstruction) error {
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: (*unix.SockFilter)(unsafe.Pointer(&filter[0]))}
+	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog)
+}
+
+// syncFilter attaches tr's filter if it changed (from any goroutine).
+func (s *tapSock) syncFilter(tr *tracker) {
+	_ = s.rc.Control(func(fd uintptr) { tr.syncFilter(int(fd), time.Now().UnixNano(), true) })
+}
 
 // kernelDrops returns the frames dropped since the last call
 // (PACKET_STATISTICS resets on read).
@@ -139,6 +149,7 @@ func (s *tapSock) run(tr *tracker, m *metrics) {
 			switch e {
 			case 0:
 			case unix.EAGAIN:
+				tr.syncFilter(int(fd), time.Now().UnixNano(), false) // slots taken or freed during the burst
 				return false
 			case unix.EINTR:
 				continue

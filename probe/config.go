@@ -38,6 +38,11 @@ type Config struct {
 	TemplateInterval time.Duration `mapstructure:"template_interval" yaml:"template_interval"`
 	// MetricsListen is the local address of the probe's /metrics ("" = none).
 	MetricsListen string `mapstructure:"metrics_listen" yaml:"metrics_listen"`
+	// AckSlots is how many handshakes per tap may await their final ACK at
+	// the server's tap at once (each is a 4-tuple in the tap's dynamic
+	// filter); beyond it SYN-ACK → ACK is not timed (counted). 0 disables
+	// the SYN-ACK → ACK measurement (the filter then never changes).
+	AckSlots int `mapstructure:"ack_slots" yaml:"ack_slots"`
 	// SocketBuffer is the receive buffer of each tap's socket, bytes.
 	SocketBuffer int `mapstructure:"socket_buffer" yaml:"socket_buffer"`
 }
@@ -54,6 +59,7 @@ func DefaultConfig() Config {
 		TemplateInterval: 30 * time.Second,
 		MetricsListen:    "127.0.0.1:9741",
 		SocketBuffer:     4 << 20,
+		AckSlots:         16,
 	}
 }
 
@@ -85,6 +91,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			errs = append(errs, fmt.Errorf("probe.metrics_listen: %q is not host:port: %w", c.MetricsListen, err))
 		}
+	}
+	if c.AckSlots < 0 || c.AckSlots > MaxAckSlots {
+		errs = append(errs, fmt.Errorf("probe.ack_slots: must be between 0 and %d", MaxAckSlots))
 	}
 	if c.SocketBuffer < 0 {
 		errs = append(errs, errors.New("probe.socket_buffer: must be >= 0"))

@@ -39,6 +39,7 @@ func templateFields(v6 bool) []field {
 		{icmp, 2, 0},
 		{decoder.IEProbeEvent, 1, p}, {decoder.IEProbeSide, 1, p}, {decoder.IEProbeOutcome, 1, p},
 		{decoder.IEProbeRTTMicroseconds, 4, p}, {decoder.IEProbeSYNRetransmissions, 1, p},
+		{decoder.IEProbeAckMicroseconds, 4, p},
 	}
 }
 
@@ -99,6 +100,7 @@ func AppendRecord(b []byte, ev *Event) ([]byte, bool) {
 	b = append(b, ev.Kind, ev.Side, ev.Outcome)
 	b = binary.BigEndian.AppendUint32(b, ev.RTT)
 	b = append(b, ev.Retries)
+	b = binary.BigEndian.AppendUint32(b, ev.AckRTT)
 	return b, v6
 }
 

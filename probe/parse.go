@@ -21,6 +21,14 @@ type pkt struct {
 	icmpCode uint8
 	echoID   uint16
 	echoSeq  uint16
+	plen     int // TCP payload bytes (from the IP length; -1 unknown)
+
+	// the packet an ICMP error quotes (inner: its TCP/UDP ports, when present)
+	inner              bool
+	innerProto         uint8
+	innerSrc, innerDst netip.Addr
+	innerSport         uint16
+	innerDport         uint16
 }
 
 const (
@@ -46,6 +54,7 @@ func parse(b []byte, p *pkt) bool {
 		b = b[4:]
 	}
 	var l4 []byte
+	iplen := -1 // L4 bytes by the IP header
 	switch et {
 	case 0x0800:
 		if len(b) < 20 || b[0]>>4 != 4 {
@@ -59,6 +68,7 @@ func parse(b []byte, p *pkt) bool {
 		p.src = netip.AddrFrom4([4]byte(b[12:16]))
 		p.dst = netip.AddrFrom4([4]byte(b[16:20]))
 		l4 = b[ihl:]
+		iplen = int(binary.BigEndian.Uint16(b[2:])) - ihl
 	case 0x86dd:
 		if len(b) < 40 || b[0]>>4 != 6 {
 			return false
@@ -67,6 +77,7 @@ func parse(b []byte, p *pkt) bool {
 		p.src = netip.AddrFrom16([16]byte(b[8:24]))
 		p.dst = netip.AddrFrom16([16]byte(b[24:40]))
 		l4 = b[40:]
+		iplen = int(binary.BigEndian.Uint16(b[4:]))
 	default:
 		return false
 	}
@@ -80,7 +91,13 @@ func parse(b []byte, p *pkt) bool {
 		p.seq = binary.BigEndian.Uint32(l4[4:])
 		p.ack = binary.BigEndian.Uint32(l4[8:])
 		p.flags = l4[13]
-		return p.flags&(tcpSYN|tcpFIN|tcpRST) != 0
+		p.plen = -1
+		if doff := int(l4[12]>>4) * 4; iplen >= doff && doff >= 20 {
+			p.plen = iplen - doff
+		}
+		// SYN/FIN/RST, or (dynamic filter) a segment of a handshake
+		// whose final ACK is awaited
+		return p.flags&(tcpSYN|tcpFIN|tcpRST|tcpACK) != 0
 	case 1, 58:
 		if len(l4) < 4 {
 			return false
@@ -90,9 +107,38 @@ func parse(b []byte, p *pkt) bool {
 			p.echoID = binary.BigEndian.Uint16(l4[4:])
 			p.echoSeq = binary.BigEndian.Uint16(l4[6:])
 		}
+		if isICMPError(p) && len(l4) >= 8 {
+			parseQuoted(l4[8:], p)
+		}
 		return true
 	}
 	return false
+}
+
+// parseQuoted reads the IP header and first 4 bytes (ports) of the packet
+// an ICMP error quotes (RFC 792 / RFC 4443).
+func parseQuoted(b []byte, p *pkt) {
+	switch {
+	case p.proto == 1 && len(b) >= 20 && b[0]>>4 == 4:
+		ihl := int(b[0]&0x0f) * 4
+		if ihl < 20 || len(b) < ihl+4 {
+			return
+		}
+		p.innerProto = b[9]
+		p.innerSrc = netip.AddrFrom4([4]byte(b[12:16]))
+		p.innerDst = netip.AddrFrom4([4]byte(b[16:20]))
+		b = b[ihl:]
+	case p.proto == 58 && len(b) >= 44 && b[0]>>4 == 6:
+		p.innerProto = b[6]
+		p.innerSrc = netip.AddrFrom16([16]byte(b[8:24]))
+		p.innerDst = netip.AddrFrom16([16]byte(b[24:40]))
+		b = b[40:]
+	default:
+		return
+	}
+	p.inner = true
+	p.innerSport = binary.BigEndian.Uint16(b)
+	p.innerDport = binary.BigEndian.Uint16(b[2:])
 }
 
 // icmp classes

@@ -51,6 +51,7 @@ type tap struct {
 	sock *tapSock
 	tr   *tracker
 	dead chan struct{} // closed when the reader stops
+	stop func() bool   // stops the filter's re-attach timer (nil: none)
 }
 
 // New builds a probe. reg receives its metrics (vmflow_probe_*); gather
@@ -127,6 +128,7 @@ func (p *Probe) loop(ctx context.Context) {
 			p.mu.Lock()
 			for _, tp := range p.taps {
 				tp.tr.sweep(now)
+				tp.sock.syncFilter(tp.tr)
 			}
 			p.mu.Unlock()
 		case <-flush.C:
@@ -225,6 +227,9 @@ func (p *Probe) scan() error {
 		}
 		tp.sock.close()
 		<-tp.dead
+		if tp.stop != nil {
+			tp.stop()
+		}
 		delete(p.taps, name)
 		p.m.tapEvents.WithLabelValues("closed").Inc()
 		p.log.Info("probe: tap released", "tap", name)
@@ -242,6 +247,16 @@ func (p *Probe) scan() error {
 		}
 		tp := &tap{sock: s, dead: make(chan struct{}),
 			tr: newTracker(uint32(idx), p.cfg.MaxPending, int64(p.cfg.HandshakeTimeout), p.exp.add, p.m)}
+		if tp.tr.af, err = newAckFilter(p.filter, p.cfg.AckSlots); err != nil {
+			s.close()
+			return fmt.Errorf("tap %s: ack filter: %w", name, err)
+		}
+		if tp.tr.af != nil {
+			tm := time.AfterFunc(time.Hour, func() { s.syncFilter(tp.tr) })
+			tm.Stop()
+			tp.tr.afKick = func() { tm.Reset(time.Duration(attachGap)) }
+			tp.stop = tm.Stop
+		}
 		p.taps[name] = tp
 		go func() {
 			defer close(tp.dead)
@@ -290,6 +305,9 @@ func (p *Probe) Stop() {
 	for name, tp := range p.taps {
 		tp.sock.close()
 		<-tp.dead
+		if tp.stop != nil {
+			tp.stop()
+		}
 		delete(p.taps, name)
 	}
 	p.mu.Unlock()

@@ -25,6 +25,7 @@ type Event struct {
 	ICMPType uint8
 	ICMPCode uint8
 	RTT      uint32 // µs
+	AckRTT   uint32 // µs, SYN-ACK → final ACK at the server's tap (0 not measured)
 }
 
 const (
@@ -49,6 +50,10 @@ type entry struct {
 	srcMAC      [6]byte
 	dstMAC      [6]byte
 	proto       uint8
+	// awaiting the final ACK (server's tap, dynamic filter slot held):
+	synack int64  // when the SYN-ACK left the VM (0: not yet)
+	rtt    uint32 // SYN → SYN-ACK, µs
+	ackNo  uint32 // the ACK number the final ACK carries (SYN-ACK seq + 1)
 }
 
 // closeLinger is how long a closed connection is remembered, so that the
@@ -66,10 +71,53 @@ type tracker struct {
 	emit    func(*Event)
 	m       *metrics
 	ev      Event // reused
+
+	af      *ackFilter // nil: SYN-ACK → ACK not measured
+	afDirty bool       // af changed since it was last attached
+	afLast  int64      // when it was last attached (unix ns)
+	// afKick arms a one-shot timer (attachGap) that attaches a change
+	// deferred by the gap (the next burst or sweep may be far off); nil
+	// in tests.
+	afKick  func()
+	afArmed bool
 }
+
+// attachGap is the shortest interval between two re-attachments of a
+// tap's filter outside the sweep: each costs the kernel 50–180 µs (it
+// checks and compiles the program), so a handshake storm at one tap costs
+// at most ~1,000 of them per second.
+const attachGap int64 = 1e6
 
 func newTracker(ifIndex uint32, max int, timeout int64, emit func(*Event), m *metrics) *tracker {
 	return &tracker{ifIndex: ifIndex, max: max, timeout: timeout, table: make(map[tkey]entry, max), emit: emit, m: m}
+}
+
+// syncFilter attaches the tap's current filter to fd when it changed
+// (under the tracker's lock, so that attaches never reorder): by the
+// capture goroutine when it has read all queued frames (at most every
+// attachGap), and by the sweep (force). Until a freed slot is detached a
+// few segments of its connection may pass (counted as final_acks "other").
+func (t *tracker) syncFilter(fd int, now int64, force bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if force {
+		t.afArmed = false
+	}
+	if t.af == nil || !t.afDirty {
+		return
+	}
+	if !force && now-t.afLast < attachGap {
+		if !t.afArmed && t.afKick != nil {
+			t.afArmed = true
+			t.afKick()
+		}
+		return
+	}
+	t.afDirty, t.afLast, t.afArmed = false, now, false
+	t.m.filterUpdates.Inc()
+	if err := attachFilter(fd, t.af.current()); err != nil {
+		t.m.filterErrors.Inc()
+	}
 }
 
 // sideOf: a packet leaving the VM (not toVM) was sent by the tap's VM.
@@ -101,14 +149,62 @@ func (t *tracker) handle(p *pkt) {
 	}
 }
 
+// awaitAck parks an answered handshake seen at the server's tap until the
+// client's final ACK, holding a filter slot; false (answer now) when the
+// ACK cannot be timed here.
+func (t *tracker) awaitAck(k *tkey, e *entry, p *pkt) bool {
+	if t.af == nil || p.toVM || e.side != decoder.ProbeSideServer || !k.a.Is4() || !k.b.Is4() {
+		return false
+	}
+	if !t.af.add(*k) {
+		t.m.acks[ackNoSlot].Inc()
+		return false
+	}
+	e.synack, e.rtt, e.ackNo = p.ts, usec(p.ts-e.last), p.seq+1
+	e.deadline = p.ts + t.timeout
+	t.table[*k] = *e
+	t.afDirty = true
+	return true
+}
+
+// ackDone reports a parked handshake: ack is the SYN-ACK → ACK time (0:
+// the ACK was not seen).
+func (t *tracker) ackDone(k *tkey, e *entry, ack uint32) {
+	delete(t.table, *k)
+	if t.af.remove(*k) {
+		t.afDirty = true
+	}
+	if ack == 0 {
+		t.m.acks[ackMissed].Inc()
+	} else {
+		t.m.acks[ackTimed].Inc()
+	}
+	t.handshake(k, e, decoder.ProbeOutcomeEstablished, e.rtt, ack)
+}
+
+// tcp processes a TCP segment.
 func (t *tracker) tcp(p *pkt) {
 	f := p.flags
 	switch {
+	case f&(tcpSYN|tcpFIN|tcpRST) == 0: // passed by a slot of the dynamic filter
+		k := tkey{a: p.src, b: p.dst, ap: p.sport, bp: p.dport, kind: keyHandshake}
+		e, ok := t.table[k]
+		if !ok || e.synack == 0 {
+			t.m.acks[ackOther].Inc()
+			return
+		}
+		var ack uint32
+		if p.plen == 0 && p.ack == e.ackNo {
+			ack = max(usec(p.ts-e.synack), 1)
+		} // else a data segment: the ACK came before the filter had its slot
+		t.ackDone(&k, &e, ack)
 	case f&tcpSYN != 0 && f&tcpACK == 0:
 		k := tkey{a: p.src, b: p.dst, ap: p.sport, bp: p.dport, kind: keyHandshake}
 		if e, ok := t.table[k]; ok {
 			e.retries++
-			e.last = p.ts
+			if e.synack == 0 {
+				e.last = p.ts
+			}
 			t.table[k] = e
 			t.m.synRetries.Inc()
 			return
@@ -122,13 +218,28 @@ func (t *tracker) tcp(p *pkt) {
 			t.m.unmatched[0].Inc()
 			return
 		}
+		if e.synack != 0 {
+			return // a retransmitted SYN-ACK: still awaiting the ACK
+		}
+		if t.awaitAck(&k, &e, p) {
+			return
+		}
 		delete(t.table, k)
-		t.handshake(&k, &e, decoder.ProbeOutcomeEstablished, p.ts)
+		t.handshake(&k, &e, decoder.ProbeOutcomeEstablished, usec(p.ts-e.last), 0)
+	case f&(tcpFIN|tcpRST) != 0 && t.af != nil && t.af.n > 0 && t.parkedEnd(p):
+		// the client closed a handshake still awaiting its final ACK
+		// here (it came before the slot): reported, then counted as a close
+		t.tcp(p)
 	case f&tcpRST != 0:
 		k := tkey{a: p.dst, b: p.src, ap: p.dport, bp: p.sport, kind: keyHandshake}
 		if e, ok := t.table[k]; ok {
+			if e.synack != 0 { // the server aborts an answered handshake
+				t.ackDone(&k, &e, 0)
+				t.close(p, decoder.ProbeOutcomeRST)
+				return
+			}
 			delete(t.table, k)
-			t.handshake(&k, &e, decoder.ProbeOutcomeRefused, p.ts)
+			t.handshake(&k, &e, decoder.ProbeOutcomeRefused, usec(p.ts-e.last), 0)
 			return
 		}
 		t.close(p, decoder.ProbeOutcomeRST)
@@ -137,14 +248,23 @@ func (t *tracker) tcp(p *pkt) {
 	}
 }
 
-func (t *tracker) handshake(k *tkey, e *entry, outcome uint8, now int64) {
+// parkedEnd ends the parked handshake whose client sent p (FIN or RST):
+// true if there was one.
+func (t *tracker) parkedEnd(p *pkt) bool {
+	k := tkey{a: p.src, b: p.dst, ap: p.sport, bp: p.dport, kind: keyHandshake}
+	e, ok := t.table[k]
+	if !ok || e.synack == 0 {
+		return false
+	}
+	t.ackDone(&k, &e, 0)
+	return true
+}
+
+func (t *tracker) handshake(k *tkey, e *entry, outcome uint8, rtt, ack uint32) {
 	ev := &t.ev
 	*ev = Event{Time: e.first, Kind: decoder.ProbeEventHandshake, Side: e.side, Outcome: outcome,
 		Retries: e.retries, SrcMAC: e.srcMAC, DstMAC: e.dstMAC, Src: k.a, Dst: k.b, SPort: k.ap, DPort: k.bp,
-		Proto: 6, IfIndex: t.ifIndex}
-	if outcome != decoder.ProbeOutcomeTimedOut {
-		ev.RTT = usec(now - e.last)
-	}
+		Proto: 6, IfIndex: t.ifIndex, RTT: rtt, AckRTT: ack}
 	t.m.handshakes[outcome].Inc()
 	t.emit(ev)
 }
@@ -207,6 +327,13 @@ func (t *tracker) icmp(p *pkt) {
 		delete(t.table, k)
 		t.echo(&k, &e, decoder.ProbeOutcomeEstablished, p.ts)
 	case isICMPError(p):
+		if p.inner && p.innerProto == 6 { // it answers a pending SYN: the attempt failed
+			k := tkey{a: p.innerSrc, b: p.innerDst, ap: p.innerSport, bp: p.innerDport, kind: keyHandshake}
+			if e, ok := t.table[k]; ok && e.synack == 0 {
+				delete(t.table, k)
+				t.handshake(&k, &e, decoder.ProbeOutcomeUnreachable, usec(p.ts-e.last), 0)
+			}
+		}
 		ev := &t.ev
 		*ev = Event{Time: p.ts, Kind: decoder.ProbeEventICMPError, Side: sideOf(!p.toVM), Proto: p.proto,
 			IfIndex: t.ifIndex, Src: p.src, Dst: p.dst, SrcMAC: p.srcMAC, DstMAC: p.dstMAC,
@@ -239,7 +366,11 @@ func (t *tracker) sweep(now int64) {
 		delete(t.table, k)
 		switch k.kind {
 		case keyHandshake:
-			t.handshake(&k, &e, decoder.ProbeOutcomeTimedOut, now)
+			if e.synack != 0 {
+				t.ackDone(&k, &e, 0)
+				continue
+			}
+			t.handshake(&k, &e, decoder.ProbeOutcomeTimedOut, 0, 0)
 		case keyEcho:
 			t.echo(&k, &e, decoder.ProbeOutcomeTimedOut, now)
 		}

@@ -50,3 +50,31 @@ func TestLatencyColdRoundTripAndMerge(t *testing.T) {
 		decodeCold(enc[:i], &x)
 	}
 }
+
+// Version 2 (Unreachable, Ack) round-trips and merges; a row without them
+// is still written as version 1, which older nodes read, and version 1
+// bytes decode with the new fields zero.
+func TestLatencyV2AckUnreachable(t *testing.T) {
+	l := &aggregate.Latency{}
+	l.Server.Attempts, l.Server.Established, l.Server.Unreachable = 5, 4, 1
+	l.Ack.Add(2500)
+	l.Ack.Add(2600)
+	l.Guest.Add(30)
+	enc := AppendLatency(nil, l)
+	require.Equal(t, byte(latencyMarker), enc[0])
+	require.Equal(t, l, DecodeLatency(enc))
+	m := DecodeLatency(enc)
+	m.Merge(DecodeLatency(enc))
+	require.Equal(t, uint64(4), m.Ack.N)
+	require.Equal(t, uint64(2), m.Server.Unreachable)
+
+	old := &aggregate.Latency{}
+	old.Client.Attempts, old.Client.TimedOut = 2, 2
+	old.Handshake.Add(900)
+	enc = AppendLatency(nil, old)
+	require.Equal(t, byte(latencyMarkerV1), enc[0])
+	require.Equal(t, old, DecodeLatency(enc))
+	for i := range enc {
+		DecodeLatency(enc[:i]) // never panics
+	}
+}

@@ -32,6 +32,7 @@ func appendLatencyFields(f *fieldWriter, l *aggregate.Latency) {
 	hist("latency", &l.Handshake)
 	hist("guest", &l.Guest)
 	hist("echo", &l.Echo)
+	hist("ack", &l.Ack)
 	if v, ok := l.Network(0.5); ok {
 		f.float("network_p50_us", v)
 		v, _ = l.Network(0.95)
@@ -42,6 +43,9 @@ func appendLatencyFields(f *fieldWriter, l *aggregate.Latency) {
 	f.int("connect_established", int64(c.Established))
 	f.int("connect_refused", int64(c.Refused))
 	f.int("connect_timed_out", int64(c.TimedOut))
+	if c.Unreachable > 0 {
+		f.int("connect_unreachable", int64(c.Unreachable))
+	}
 	f.int("syn_retries", int64(c.SYNRetries))
 	f.int("fin_closed", int64(c.FINClosed))
 	f.int("rst_closed", int64(c.RSTClosed))
@@ -64,6 +68,7 @@ func latencyFromRecord(src decoder.Source, v map[string]any) *aggregate.Latency 
 	c.Established = uint64(inum(v["connect_established"]))
 	c.Refused = uint64(inum(v["connect_refused"]))
 	c.TimedOut = uint64(inum(v["connect_timed_out"]))
+	c.Unreachable = uint64(inum(v["connect_unreachable"]))
 	c.SYNRetries = uint64(inum(v["syn_retries"]))
 	c.FINClosed = uint64(inum(v["fin_closed"]))
 	c.RSTClosed = uint64(inum(v["rst_closed"]))

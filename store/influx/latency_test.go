@@ -19,7 +19,8 @@ func TestLatencyFieldsOnTheProbePoint(t *testing.T) {
 	for _, v := range []uint32{1000, 2000, 3000} {
 		p.Stats.Lat.Handshake.Add(v)
 	}
-	p.Stats.Lat.Client = aggregate.ConnCounts{Attempts: 4, Established: 3, Refused: 1}
+	p.Stats.Lat.Client = aggregate.ConnCounts{Attempts: 5, Established: 3, Refused: 1, Unreachable: 1}
+	p.Stats.Lat.Ack.Add(2500)
 	win.Pairs = append(win.Pairs, p)
 	e := newEncoder()
 	e.prepare(win)
@@ -35,7 +36,8 @@ func TestLatencyFieldsOnTheProbePoint(t *testing.T) {
 			assert.NotContains(t, l, "latency_", "traffic points carry no latency")
 		}
 	}
-	for _, f := range []string{"latency_count=3i", "latency_p50_us=", "connect_attempts=4i", "connect_refused=1i", "interval="} {
+	for _, f := range []string{"latency_count=3i", "latency_p50_us=", "connect_attempts=5i", "connect_refused=1i", "interval=",
+		"ack_count=1i", "ack_p50_us=", "connect_unreachable=1i"} {
 		assert.Contains(t, probeLine, f)
 	}
 	assert.NotContains(t, probeLine, "bytes=", "no traffic fields on the probe's point")
@@ -59,6 +61,7 @@ func withProbePairs(w *aggregate.Window) *aggregate.Window {
 			p.Stats.Lat.Handshake.Add(v)
 			p.Stats.Lat.Guest.Add(v / 20)
 			p.Stats.Lat.Echo.Add(v - 100)
+			p.Stats.Lat.Ack.Add(v - 50)
 		}
 		p.Stats.Lat.Client = aggregate.ConnCounts{Attempts: 5, Established: 3, Refused: 1, TimedOut: 1, SYNRetries: 1, RSTClosed: 1}
 		w.Pairs = append(w.Pairs, p)

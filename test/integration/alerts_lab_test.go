@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vmflow/vmflow/api/auth"
 	"io"
 	"net/http"
 	"net/url"
@@ -469,9 +470,13 @@ func TestAlertsLab(t *testing.T) {
 }
 
 // postSilence creates a silence through the API and returns its ID.
-func postSilence(t *testing.T, a *app.App, body string) string {
+func postSilence(t *testing.T, a *app.App, token, body string) string {
 	t.Helper()
-	resp, err := http.Post("http://"+a.APIAddr()+"/api/v1/silences", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "http://"+a.APIAddr()+"/api/v1/silences", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var out struct {
@@ -520,7 +525,12 @@ func TestAlertsSurviveRestart(t *testing.T) {
 	inv := writeInventory(t, lab)
 	srv := influxd.Start(t)
 	srv.CreateDatabase(t, "vmflow")
+	// Silences need an operator (anonymous access is read-only).
+	tokens := filepath.Join(t.TempDir(), "tokens.jsonl")
+	opToken, err := auth.AppendToken(tokens, auth.TokenEntry{Name: "alerts-lab-operator", Role: auth.RoleOperator}, time.Now())
+	require.NoError(t, err)
 	env := []string{"VMFLOW_ALERT_RULES_FILE=" + rules, "VMFLOW_ALERT_SNAPSHOT_FILE=" + snap,
+		"VMFLOW_API_AUTH_TOKENS_FILE=" + tokens,
 		"VMFLOW_INFLUX_ENABLED=true", "VMFLOW_INFLUX_URL=" + srv.URL(), "VMFLOW_INFLUX_BUCKET=vmflow/autogen",
 		"VMFLOW_INFLUX_SPOOL_DIR=" + t.TempDir(), "VMFLOW_INFLUX_FLUSH_INTERVAL=100ms"}
 	a1 := startVMFlow(t, inv, alertWindow, env...)
@@ -541,13 +551,13 @@ func TestAlertsSurviveRestart(t *testing.T) {
 
 	// vm3 tries vm2:7777, whose SYNs the bridge drops: failing connections,
 	// and vm3 → vm2 is a new peer.
-	_, err := lab.Ofctl(hv, "add-flow", hv.Bridge, "priority=200,tcp,nw_dst="+vm2.IP.String()+",tp_dst=7777,actions=drop")
+	_, err = lab.Ofctl(hv, "add-flow", hv.Bridge, "priority=200,tcp,nw_dst="+vm2.IP.String()+",tp_dst=7777,actions=drop")
 	require.NoError(t, err)
 	startBG(t, vm3, "hping3", "-q", "-S", "-p", "7777", "-i", "u10000", vm2.IP.String())
 	subj := labels("src", "vm3", "dst", "vm2")
 	failing := waitForAlert(t, a1, "failing-connections", alert.StateFiring, 20*time.Second, subj)
 	peer := waitForAlert(t, a1, "new-peer", alert.StateFiring, 20*time.Second, subj)
-	sid := postSilence(t, a1, `{"matchers":[{"name":"rule","value":"failing-connections"}],"endsAt":"`+
+	sid := postSilence(t, a1, opToken, `{"matchers":[{"name":"rule","value":"failing-connections"}],"endsAt":"`+
 		time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`","createdBy":"test","comment":"known: port 7777 is filtered"}`)
 	time.Sleep(alertWindow)
 	before := apiAlerts(t, a1, nil)
