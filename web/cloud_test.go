@@ -134,9 +134,10 @@ func newCloud(t testing.TB, sp cloudSpec) *cloud {
 				rtt := uint32(300 + 40*k + rng.IntN(200) + 30*(w%7))
 				lat.Handshake.Add(rtt)
 				lat.Guest.Add(rtt / 3)
+				lat.Ack.Add(rtt - rtt/3)
 			}
 			lat.Echo.Add(uint32(150 + rng.IntN(50)))
-			lat.Client = aggregate.ConnCounts{Attempts: 22, Established: 20, Refused: 1, TimedOut: 1, SYNRetries: 3, FINClosed: 18, RSTClosed: 2, Echoes: 1}
+			lat.Client = aggregate.ConnCounts{Attempts: 22, Established: 20, Refused: 1, TimedOut: 1, Unreachable: 1, SYNRetries: 3, FINClosed: 18, RSTClosed: 2, Echoes: 1}
 			win.Pairs = append(win.Pairs, aggregate.Pair{
 				Key: aggregate.PairKey{Src: aggregate.EndpointKey{VM: l.src.ID}, Dst: aggregate.EndpointKey{VM: l.dst.ID}, Source: decoder.SourceProbe},
 				Src: ep(l.src), Dst: ep(l.dst), Stats: aggregate.Stats{Lat: lat},

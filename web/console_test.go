@@ -616,6 +616,7 @@ type apiLatency struct {
 	Guest     *apiHist `json:"guest_us"`
 	Echo      *apiHist `json:"echo_us"`
 	Network   *apiHist `json:"network_us"`
+	Ack       *apiHist `json:"ack_us"`
 	Counts    map[string]any
 }
 
@@ -643,13 +644,14 @@ func checkPairLatency(t *testing.T, e *consoleEnv, b *browser, src, dst string) 
 	require.NotNil(t, lat.Handshake)
 	require.NotNil(t, lat.Network)
 	require.NotNil(t, lat.Echo)
-	for id, hs := range map[string]*apiHist{"handshake_us": lat.Handshake, "guest_us": lat.Guest, "echo_us": lat.Echo, "network_us": lat.Network} {
+	require.NotNil(t, lat.Ack)
+	for id, hs := range map[string]*apiHist{"handshake_us": lat.Handshake, "guest_us": lat.Guest, "echo_us": lat.Echo, "network_us": lat.Network, "ack_us": lat.Ack} {
 		for q, v := range map[string]float64{"p50": hs.P50, "p95": hs.P95, "p99": hs.P99} {
 			same(t, v, b.value(fmt.Sprintf(`#pair-lat-table td.lat[data-hist=%q][data-q=%q]`, id, q)), id+" "+q)
 		}
 	}
 	assert.Greater(t, lat.Handshake.P99, lat.Network.P50, "sanity")
-	for _, k := range []string{"attempts", "established", "refused", "timed_out", "syn_retries", "rst_closed"} {
+	for _, k := range []string{"attempts", "established", "refused", "timed_out", "unreachable", "syn_retries", "rst_closed"} {
 		same(t, lat.Counts[k].(float64), b.value(fmt.Sprintf(`#pair-conn-table td.conn[data-field=%q]`, k)), k)
 	}
 	same(t, lat.Counts["failure_ratio"].(float64), b.value("#pair-lat-failure"), "probe failure ratio")

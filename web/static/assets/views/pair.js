@@ -34,10 +34,12 @@ function latencySection(lat, series) {
   if (lat.handshake_us) rows.push(q("handshake_us", "Handshake (SYN → SYN-ACK, client tap)", lat.handshake_us));
   if (lat.network_us) rows.push(q("network_us", "Network (handshake − guest)", Object.assign({ max: null }, lat.network_us)));
   if (lat.guest_us) rows.push(q("guest_us", "Guest (server's stack, server tap)", lat.guest_us));
+  if (lat.ack_us) rows.push(q("ack_us", "Back to the client (SYN-ACK → ACK, server tap)", lat.ack_us));
   if (lat.echo_us) rows.push(q("echo_us", "Echo RTT (ICMP, requester tap)", lat.echo_us));
   if (lat.echo_guest_us) rows.push(q("echo_guest_us", "Echo at the responder (its guest)", lat.echo_guest_us));
-  const counts = [["attempts", "Connection attempts"], ["established", "Established"], ["refused", "Refused (RST)"], ["timed_out", "Timed out"],
+  const counts = [["attempts", "Connection attempts"], ["established", "Established"], ["refused", "Refused (RST)"], ["timed_out", "Timed out"], ["unreachable", "Unreachable (ICMP error)"],
     ["syn_retries", "SYN retries"], ["fin_closed", "Closed by FIN"], ["rst_closed", "Closed by RST"], ["echoes", "Echo requests"], ["echo_lost", "Echoes lost"], ["icmp_errors", "ICMP errors"]]
+    .filter(([k]) => lat[k] !== undefined)
     .map(([k, label]) => [h("th", { scope: "row" }, label), num("td", lat[k], fmt.count, { class: "num conn", dataset: { field: k, value: String(lat[k]) } })]);
   counts.push([h("th", { scope: "row" }, "Failure ratio"), h("td", { class: "num", id: "pair-lat-failure", dataset: { value: String(lat.failure_ratio) } }, ratioPct(lat.failure_ratio))]);
   const hasSeries = series.points.filter((pt) => pt.latency && pt.latency.handshake_us).length >= 2; // a lone point: the table
