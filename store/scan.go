@@ -197,14 +197,28 @@ func (sc *Scan) Accumulate(ctx context.Context, i int, a *Acc) error {
 	seg := sc.s.segs[i]
 	d := sc.s.d
 	entGroup, entSource := d.entGroup, d.entSource
+	// The protocol split: the segment's precomputed total (segment.proto,
+	// summed in row order, so bit-identical to splitting the rows here)
+	// when every row with a split is counted and a.Proto starts at zero;
+	// else row by row.
+	pre := a.Proto != nil && a.Skip == nil && *a.Proto == [4][2]float64{}
+	split := a.Proto != nil && !pre
 	for k, e := range seg.ents {
 		src := entSource[e]
 		g := entGroup[e]
 		if sc.single {
 			if src != sc.want {
+				if pre && seg.hasProto(k) {
+					pre, split = false, true
+					sc.splitCounted(seg, k, a.Proto)
+				}
 				continue
 			}
 		} else if sc.chosen[g] != src+1 {
+			if pre && seg.hasProto(k) {
+				pre, split = false, true
+				sc.splitCounted(seg, k, a.Proto)
+			}
 			continue
 		}
 		if a.Skip != nil && a.Skip[e] {
@@ -238,17 +252,38 @@ func (sc *Scan) Accumulate(ctx context.Context, i int, a *Acc) error {
 				}
 			}
 		}
-		if a.Proto != nil {
+		if split {
 			seg.protoSplit(k, a.Proto)
 		}
 	}
+	if pre {
+		*a.Proto = seg.proto
+	}
 	return nil
+}
+
+// splitCounted adds the protocol split of the counted rows before row n
+// of seg (no Skip: Accumulate's precomputed total gave up at row n).
+func (sc *Scan) splitCounted(seg *segment, n int, out *[4][2]float64) {
+	d := sc.s.d
+	for k, e := range seg.ents[:n] {
+		src := d.entSource[e]
+		if sc.single && src == sc.want || !sc.single && sc.chosen[d.entGroup[e]] == src+1 {
+			seg.protoSplit(k, out)
+		}
+	}
 }
 
 // GroupEndpoints returns the dense endpoint ids of group g.
 func (sc *Scan) GroupEndpoints(g uint32) (src, dst uint32) {
 	e := sc.s.d.groupRep[g]
 	return sc.s.d.entSrc[e], sc.s.d.entDst[e]
+}
+
+// hasProto tells whether row k has a protocol split.
+func (s *segment) hasProto(k int) bool {
+	mask, _ := binary.Uvarint(s.cold[s.off[k]:s.off[k+1]])
+	return mask&0xff0 != 0
 }
 
 // protoSplit adds row k's per-protocol bytes and packets (cold fields 4..11,

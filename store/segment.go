@@ -47,6 +47,10 @@ type segment struct {
 	// ports are the window's (or bucket's) port counter deltas, as the
 	// aggregator gave them (merged by key in buckets); immutable.
 	ports []aggregate.PortStats
+
+	// proto is the protocol split of all rows (tcp, udp, icmp, other:
+	// bytes, packets), summed in row order as Scan.Accumulate would.
+	proto [4][2]float64
 }
 
 func (s *segment) rows() int { return len(s.ents) }
@@ -101,6 +105,14 @@ func (s *segment) appendRow(e uint32, st *aggregate.Stats, wins uint16) {
 	s.wins = append(s.wins, wins)
 	s.cold = encodeCold(s.cold, st)
 	s.off = append(s.off, uint32(len(s.cold)))
+	s.proto[0][0] += st.TCPBytes
+	s.proto[1][0] += st.UDPBytes
+	s.proto[2][0] += st.ICMPBytes
+	s.proto[3][0] += st.OtherBytes
+	s.proto[0][1] += st.TCPPackets
+	s.proto[1][1] += st.UDPPackets
+	s.proto[2][1] += st.ICMPPackets
+	s.proto[3][1] += st.OtherPackets
 }
 
 // copyRow adds row i of o unchanged (no decoding).
@@ -113,6 +125,7 @@ func (s *segment) copyRow(o *segment, i int) {
 	s.wins = append(s.wins, o.wins[i])
 	s.cold = append(s.cold, o.cold[o.off[i]:o.off[i+1]]...)
 	s.off = append(s.off, uint32(len(s.cold)))
+	s.protoSplit(len(s.ents)-1, &s.proto)
 }
 
 // stats decodes row i.

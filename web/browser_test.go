@@ -174,6 +174,14 @@ func (b *browser) text(sel string) string {
 	return strings.TrimSpace(v)
 }
 
+// attr reads an attribute of the first element matching sel.
+func (b *browser) attr(sel, name string) string {
+	b.t.Helper()
+	var v string
+	b.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) throw new Error("no element " + %q); return e.getAttribute(%q) || "" })()`, sel, sel, name), &v)
+	return v
+}
+
 func (b *browser) count(sel string) int {
 	var n int
 	b.eval(fmt.Sprintf(`document.querySelectorAll(%q).length`, sel), &n)

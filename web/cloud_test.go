@@ -104,6 +104,14 @@ func newCloud(t testing.TB, sp cloudSpec) *cloud {
 			} else {
 				st.TCPBytes, st.TCPPackets = b, pk
 				st.SYN, st.SYNACK, st.FIN = float64(st.Flows), float64(st.Flows), float64(st.Flows)
+				// the reverse pair's answers (connection health): one SYN in
+				// ten unanswered on every third TCP link, one refused
+				if li%3 == 1 {
+					st.SYN = 10 * float64(st.Flows)
+					st.SYNACKIn, st.RSTIn = 9*float64(st.Flows), float64(st.Flows)
+				} else {
+					st.SYNACKIn = st.SYN
+				}
 			}
 			port := []uint16{443, 5432, 6379, 8080, 5672}[li%5]
 			st.TopPorts[0] = aggregate.PortCount{Proto: map[bool]uint8{true: 17, false: 6}[li%4 == 0], Port: port, Bytes: b}
@@ -117,6 +125,33 @@ func newCloud(t testing.TB, sp cloudSpec) *cloud {
 			win.Pairs = append(win.Pairs, aggregate.Pair{
 				Key: aggregate.PairKey{Src: aggregate.EndpointKey{VM: l.src.ID}, Dst: aggregate.EndpointKey{VM: l.dst.ID}, Source: src},
 				Src: ep(l.src), Dst: ep(l.dst), Stats: st,
+			})
+		}
+		if len(links) > 1 { // the probe measures the second link (a TCP one)
+			l := links[1]
+			lat := &aggregate.Latency{}
+			for k := 0; k < 20; k++ {
+				rtt := uint32(300 + 40*k + rng.IntN(200) + 30*(w%7))
+				lat.Handshake.Add(rtt)
+				lat.Guest.Add(rtt / 3)
+				lat.Ack.Add(rtt - rtt/3)
+			}
+			lat.Echo.Add(uint32(150 + rng.IntN(50)))
+			lat.Client = aggregate.ConnCounts{Attempts: 22, Established: 20, Refused: 1, TimedOut: 1, Unreachable: 1, SYNRetries: 3, FINClosed: 18, RSTClosed: 2, Echoes: 1}
+			win.Pairs = append(win.Pairs, aggregate.Pair{
+				Key: aggregate.PairKey{Src: aggregate.EndpointKey{VM: l.src.ID}, Dst: aggregate.EndpointKey{VM: l.dst.ID}, Source: decoder.SourceProbe},
+				Src: ep(l.src), Dst: ep(l.dst), Stats: aggregate.Stats{Lat: lat},
+			})
+		}
+		for i, v := range c.vms { // every VM's tap: switch port counters
+			secs := sp.window.Seconds()
+			in := uint64(1e5 * secs * (1 + float64(i%5)) * day)
+			win.Ports = append(win.Ports, aggregate.PortStats{
+				Key:  aggregate.PortKey{Agent: netip.AddrFrom4([4]byte{10, 1, 0, byte(1 + i%sp.hosts)}), IfIndex: uint32(100 + i)},
+				Name: v.Interfaces[0].Tap, Host: v.Host, VM: v.Name, UUID: v.UUID, Tenant: v.Tenant, VMID: v.ID,
+				IfSpeed: 10_000_000_000, IfStatus: 3, Seconds: secs, Samples: 1,
+				InOctets: in, OutOctets: in / 2, InPackets: in / 800, OutPackets: in / 1600,
+				InErrors: uint64(i % 3), OutDiscards: uint64(w % 2 * (i % 2)),
 			})
 		}
 		if w == sp.windows/2 { // a scan from outside

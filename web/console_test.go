@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmflow/vmflow/api"
 	"github.com/vmflow/vmflow/collector"
+	"github.com/vmflow/vmflow/enrich"
 	"github.com/vmflow/vmflow/web"
 )
 
@@ -75,6 +76,29 @@ func (s *alertStub) wrap(next http.Handler) http.Handler {
 	})
 }
 
+// cloudResources: the cloud's first VM polled by libvirt every 10 s for
+// the last two minutes (its CPU, memory, a disk and a vNIC); the others
+// have no resource figures.
+func cloudResources(c *cloud, now time.Time) *enrich.ResourceTracker {
+	tr := enrich.NewResourceTracker(enrich.ResourceTrackerConfig{StaleAfter: time.Hour})
+	v := c.vms[0]
+	for i := 0; i <= 12; i++ {
+		k := uint64(i)
+		tr.PutVM(enrich.VMResourceSample{
+			UUID: v.UUID, Name: v.Name, Host: v.Host, Source: enrich.ResourceSourceLibvirt, Origin: "libvirt:qemu+tls://" + v.Host + "/system",
+			Time: now.Add(time.Duration(i-12)*10*time.Second - 5*time.Second), State: "running", Incarnation: 1,
+			CPU: enrich.CPUSample{Have: enrich.HasCPUTime | enrich.HasVCPUs, TimeNs: k * (10e9 + k*1e9/4), VCPUs: 2},
+			Mem: enrich.MemSample{Have: enrich.HasMemMax | enrich.HasMemBalloon | enrich.HasMemAvailable | enrich.HasMemUnused | enrich.HasMemRSS,
+				MaxBytes: 4 << 30, BalloonBytes: 4 << 30, AvailableBytes: 4 << 30, UnusedBytes: (1 << 30) + k<<24, RSSBytes: 3 << 30},
+			Disks: []enrich.DiskSample{{Name: "vda", Have: enrich.HasDiskIO | enrich.HasDiskErrors | enrich.HasDiskSize,
+				ReadReqs: k * 500, ReadBytes: k * 500 * 4096, WriteReqs: k * 200, WriteBytes: k * 200 * 8192, CapacityBytes: 20 << 30}},
+			NICs: []enrich.NICSample{{Name: v.Interfaces[0].Tap, MAC: v.Interfaces[0].MAC, Have: enrich.HasNICBytes | enrich.HasNICPackets | enrich.HasNICErrors,
+				RxBytes: k * 1_250_000, TxBytes: k * 2_500_000, RxPackets: k * 1000, TxPackets: k * 2000, RxErrors: k / 4}},
+		})
+	}
+	return tr
+}
+
 type consoleEnv struct {
 	c      *cloud
 	ts     *httptest.Server
@@ -92,7 +116,8 @@ func newConsoleEnv(t *testing.T, sp cloudSpec) *consoleEnv {
 		{Protocol: "sflow", Address: "10.1.0.1:50000", Agent: "10.1.0.1", Datagrams: 12000, Samples: 96000, LostDatagrams: 12, FirstSeen: now.Add(-time.Hour), LastSeen: now},
 		{Protocol: "ipfix", Address: "10.1.0.2:41000", ObsDomain: 123, Datagrams: 4200, Samples: 42000, DecodeErrors: 1, FirstSeen: now.Add(-time.Hour), LastSeen: now},
 	}
-	srv, err := api.New(api.DefaultConfig(), api.Deps{Store: c.mem, Recent: c.mem, Inventory: c.en, Exporters: exps, UI: web.FS(), WindowSize: sp.window})
+	srv, err := api.New(api.DefaultConfig(), api.Deps{Store: c.mem, Recent: c.mem, Inventory: c.en, Exporters: exps, UI: web.FS(), WindowSize: sp.window,
+		Resources: cloudResources(c, now)})
 	require.NoError(t, err)
 	stub := &alertStub{}
 	ts := httptest.NewServer(stub.wrap(srv.Handler()))
@@ -423,6 +448,7 @@ func checkPair(t *testing.T, e *consoleEnv, b *browser, th string) {
 		assert.Less(t, lo, v)
 		assert.Greater(t, lo+w, v)
 	}
+	checkPairLatency(t, e, b, src, dst)
 	b.axe("pair " + th)
 	b.shot("pair-" + strings.TrimPrefix(th, "&theme="))
 	// packets/s series from the select, restored from the URL.
@@ -468,6 +494,8 @@ func checkVM(t *testing.T, e *consoleEnv, b *browser, th string) {
 	require.Len(t, series[0].Data, len(vs.Points))
 	_, v := point(t, series[0].Data[len(vs.Points)-1])
 	same(t, vs.Points[len(vs.Points)-1].TxBPS, v, "last tx point")
+	checkVMPorts(t, e, b, name)
+	checkVMResources(t, e, b, name)
 	b.axe("vm " + th)
 	b.shot("vm-" + strings.TrimPrefix(th, "&theme="))
 	// A peer link opens that peer.
@@ -560,9 +588,204 @@ func checkExporters(t *testing.T, e *consoleEnv, b *browser, th string) {
 	e.api(t, "/api/v1/inventory/sources", &src)
 	assert.Equal(t, len(src.Sources), b.count("#sources-table tbody tr"))
 	assert.Contains(t, b.text("#inv-vms h2"), fmt.Sprint(len(e.c.vms)))
+	var hosts struct {
+		Hosts []map[string]any `json:"hosts"`
+	}
+	e.api(t, "/api/v1/hosts", &hosts)
+	require.Len(t, hosts.Hosts, 1, "the host of the one VM with resources")
+	for _, k := range []string{"vms", "vcpus", "cpu_cores_used", "memory_used_bytes", "memory_rss_bytes", "disk_iops", "net_rx_bits_per_s", "net_tx_bits_per_s"} {
+		same(t, hosts.Hosts[0][k].(float64), b.value(fmt.Sprintf(`#hosts-table td.host[data-host=%q][data-field=%q]`, hosts.Hosts[0]["host"], k)), "host "+k)
+	}
 	b.axe("exporters " + th)
 	b.shot("exporters-" + strings.TrimPrefix(th, "&theme="))
 	b.fill("#inv-q", e.c.vms[3].Name)
 	assert.Contains(t, b.hash(), "q="+e.c.vms[3].Name)
 	assert.Equal(t, 1, b.count("#vms-table tbody tr"))
+}
+
+type apiHist struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+type apiLatency struct {
+	Handshake *apiHist `json:"handshake_us"`
+	Guest     *apiHist `json:"guest_us"`
+	Echo      *apiHist `json:"echo_us"`
+	Network   *apiHist `json:"network_us"`
+	Ack       *apiHist `json:"ack_us"`
+	Counts    map[string]any
+}
+
+// checkPairLatency: the pair's latency (probe) and connection health
+// (sampled flags) sections show the API's numbers, and the latency chart
+// its series' handshake quantiles.
+func checkPairLatency(t *testing.T, e *consoleEnv, b *browser, src, dst string) {
+	var raw struct {
+		Pair struct {
+			Latency    json.RawMessage `json:"latency"`
+			ConnHealth struct {
+				FailureRatio float64    `json:"failure_ratio"`
+				FailureCI95  [2]float64 `json:"failure_ci95"`
+				RefusedRatio float64    `json:"refused_ratio"`
+				RefusedCI95  [2]float64 `json:"refused_ci95"`
+				SYN          float64    `json:"syn"`
+			} `json:"conn_health"`
+		} `json:"pair"`
+	}
+	e.api(t, "/api/v1/pairs/"+src+"/"+dst+"?"+e.rng(), &raw)
+	require.NotEmpty(t, raw.Pair.Latency, "the cloud's probe measures this pair")
+	var lat apiLatency
+	require.NoError(t, json.Unmarshal(raw.Pair.Latency, &lat))
+	require.NoError(t, json.Unmarshal(raw.Pair.Latency, &lat.Counts))
+	require.NotNil(t, lat.Handshake)
+	require.NotNil(t, lat.Network)
+	require.NotNil(t, lat.Echo)
+	require.NotNil(t, lat.Ack)
+	for id, hs := range map[string]*apiHist{"handshake_us": lat.Handshake, "guest_us": lat.Guest, "echo_us": lat.Echo, "network_us": lat.Network, "ack_us": lat.Ack} {
+		for q, v := range map[string]float64{"p50": hs.P50, "p95": hs.P95, "p99": hs.P99} {
+			same(t, v, b.value(fmt.Sprintf(`#pair-lat-table td.lat[data-hist=%q][data-q=%q]`, id, q)), id+" "+q)
+		}
+	}
+	assert.Greater(t, lat.Handshake.P99, lat.Network.P50, "sanity")
+	for _, k := range []string{"attempts", "established", "refused", "timed_out", "unreachable", "syn_retries", "rst_closed"} {
+		same(t, lat.Counts[k].(float64), b.value(fmt.Sprintf(`#pair-conn-table td.conn[data-field=%q]`, k)), k)
+	}
+	same(t, lat.Counts["failure_ratio"].(float64), b.value("#pair-lat-failure"), "probe failure ratio")
+	assert.Contains(t, b.text("#pair-lat-measured"), "client")
+	ch := raw.Pair.ConnHealth
+	require.Greater(t, ch.SYN, 0.0)
+	same(t, ch.FailureRatio, b.value("#pair-failure .kpi-value"), "failure ratio")
+	same(t, ch.RefusedRatio, b.value("#pair-refused .kpi-value"), "refused ratio")
+	var ci [2]string
+	ci[0], ci[1] = b.attr("#pair-failure-ci", "data-lo"), b.attr("#pair-failure-ci", "data-hi")
+	assert.Equal(t, []string{fmt.Sprint(ch.FailureCI95[0]), fmt.Sprint(ch.FailureCI95[1])}, ci[:], "failure interval")
+	assert.InDelta(t, 0.1, ch.FailureRatio, 1e-9, "one SYN in ten unanswered")
+	assert.Less(t, ch.FailureCI95[0], ch.FailureRatio)
+	assert.Greater(t, ch.FailureCI95[1], ch.FailureRatio)
+	// the latency series chart: handshake p50/p95/p99 of each point
+	var s struct {
+		Points []struct {
+			Latency *struct {
+				Handshake *apiHist `json:"handshake_us"`
+			} `json:"latency"`
+		} `json:"points"`
+	}
+	e.api(t, "/api/v1/pairs/"+src+"/"+dst+"/series?"+e.rng()+"&step=10s", &s)
+	var series []chartSeries
+	b.chart("pair-latency", &series)
+	require.Len(t, series, 3)
+	i := 0
+	for _, pt := range s.Points {
+		if pt.Latency == nil || pt.Latency.Handshake == nil {
+			continue
+		}
+		require.Less(t, i, len(series[0].Data))
+		for k, v := range []float64{pt.Latency.Handshake.P50, pt.Latency.Handshake.P95, pt.Latency.Handshake.P99} {
+			_, got := point(t, series[k].Data[i])
+			same(t, v, got, series[k].Name)
+		}
+		i++
+	}
+	assert.Equal(t, len(series[0].Data), i)
+	assert.Greater(t, i, 10)
+}
+
+// checkVMPorts: the VM's port counter table shows GET /api/v1/vms/{name}'s
+// numbers and the port chart its series' port rates.
+func checkVMPorts(t *testing.T, e *consoleEnv, b *browser, name string) {
+	var d struct {
+		Ports []map[string]any `json:"ports"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"?"+e.rng(), &d)
+	require.Len(t, d.Ports, 1, "the cloud gives every VM one tap port")
+	p := d.Ports[0]
+	for _, k := range []string{"in_bps", "out_bps", "in_pps", "out_pps", "in_errors", "out_errors", "in_discards", "out_discards", "in_utilisation", "out_utilisation"} {
+		same(t, p[k].(float64), b.value(fmt.Sprintf(`#vm-ports-table td.port[data-port=%q][data-field=%q]`, p["name"], k)), k)
+	}
+	assert.Greater(t, p["in_utilisation"].(float64), 0.0)
+	var vs struct {
+		Points []struct {
+			Port *struct {
+				InBPS  float64 `json:"in_bps"`
+				OutBPS float64 `json:"out_bps"`
+			} `json:"port"`
+		} `json:"points"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"/series?"+e.rng()+"&step=10s", &vs)
+	var series []chartSeries
+	b.chart("vm-port", &series)
+	require.Len(t, series, 4)
+	i := 0
+	for _, pt := range vs.Points {
+		if pt.Port == nil {
+			continue
+		}
+		_, in := point(t, series[0].Data[i])
+		_, out := point(t, series[1].Data[i])
+		same(t, pt.Port.InBPS, in, "port in")
+		same(t, pt.Port.OutBPS, out, "port out")
+		i++
+	}
+	assert.Equal(t, len(series[0].Data), i)
+	assert.Greater(t, i, 10)
+}
+
+// checkVMResources: the VM's resources (libvirt) show GET
+// /api/v1/vms/{name}'s resources object, and the chart its series'
+// resource points.
+func checkVMResources(t *testing.T, e *consoleEnv, b *browser, name string) {
+	var d struct {
+		Resources *struct {
+			Source string `json:"source"`
+			CPU    struct {
+				Percent float64 `json:"percent"`
+			} `json:"cpu"`
+			Memory struct {
+				UsedPercent float64 `json:"used_percent"`
+				RSSBytes    float64 `json:"rss_bytes"`
+			} `json:"memory"`
+			Disks []map[string]any `json:"disks"`
+			NICs  []map[string]any `json:"nics"`
+		} `json:"resources"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"?"+e.rng(), &d)
+	r := d.Resources
+	require.NotNil(t, r)
+	assert.Equal(t, "libvirt", r.Source)
+	assert.Greater(t, r.CPU.Percent, 50.0)
+	same(t, r.CPU.Percent, b.value(`#vm-res-cpu .res[data-field="cpu.percent"]`), "cpu")
+	same(t, r.Memory.UsedPercent, b.value(`#vm-res-mem .res[data-field="memory.used_percent"]`), "memory")
+	same(t, r.Memory.RSSBytes, b.value(`#vm-res-rss .res[data-field="memory.rss_bytes"]`), "rss")
+	require.Len(t, r.Disks, 1)
+	require.Len(t, r.NICs, 1)
+	for _, k := range []string{"read_iops", "write_iops", "read_bytes_per_s", "write_bytes_per_s", "capacity_bytes"} {
+		same(t, r.Disks[0][k].(float64), b.value(fmt.Sprintf(`#vm-disks .res[data-field="disk.vda.%s"]`, k)), k)
+	}
+	nic := r.NICs[0]["name"].(string)
+	for _, k := range []string{"rx_bits_per_s", "tx_bits_per_s", "rx_packets_per_s", "tx_packets_per_s"} {
+		same(t, r.NICs[0][k].(float64), b.value(fmt.Sprintf(`#vm-nics .res[data-field="nic.%s.%s"]`, nic, k)), k)
+	}
+	var vs struct {
+		Resources []map[string]any `json:"resources"`
+	}
+	e.api(t, "/api/v1/vms/"+name+"/series?"+e.rng()+"&step=10s", &vs)
+	require.NotEmpty(t, vs.Resources)
+	var series []chartSeries
+	b.chart("vm-res", &series)
+	require.Len(t, series, 2)
+	require.Len(t, series[0].Data, len(vs.Resources))
+	for i, pt := range vs.Resources {
+		if x, ok := pt["cpu_percent"].(float64); ok {
+			_, got := point(t, series[0].Data[i])
+			same(t, x, got, "cpu point")
+		}
+		if x, ok := pt["mem_used_percent"].(float64); ok {
+			_, got := point(t, series[1].Data[i])
+			same(t, x, got, "memory point")
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -138,6 +139,8 @@ func TestConsoleAlertsDemo(t *testing.T) {
 		b.shot("topology-demo-" + theme)
 	}
 
+	checkVMPortsDemo(t, e, b)
+
 	// Filter by severity through the select: the URL holds it, every row has it.
 	b.open("#/alerts?state=firing")
 	sev := e.alerts(t, "state=firing")[0].Severity
@@ -223,4 +226,55 @@ func TestConsoleAlertsDemo(t *testing.T) {
 	b.checkOrigin()
 	raw, _ := json.Marshal(e.d.Gen.Stats())
 	t.Logf("generator: %s", raw)
+}
+
+// checkVMPortsDemo: the demo's VMs send real sFlow counter samples; a VM's
+// port counter table shows GET /api/v1/vms/{name}'s numbers (the range
+// ends before the open window, retried while a late window lands).
+func checkVMPortsDemo(t *testing.T, e *demoEnv, b *browser) {
+	var name string
+	for start := time.Now(); name == ""; time.Sleep(time.Second) {
+		require.Less(t, time.Since(start), 40*time.Second, "no VM with port counters")
+		var vms struct {
+			VMs []struct {
+				Name  string           `json:"name"`
+				Ports []map[string]any `json:"ports"`
+			} `json:"vms"`
+		}
+		e.api(t, "/api/v1/vms", &vms)
+		for _, v := range vms.VMs {
+			if len(v.Ports) > 0 && v.Ports[0]["in_bps"].(float64) > 0 {
+				name = v.Name
+				break
+			}
+		}
+	}
+	rng := "from=" + url.QueryEscape(time.Now().Add(-10*time.Minute).UTC().Format(time.RFC3339)) + "&to=" + url.QueryEscape(time.Now().Add(-time.Second).UTC().Format(time.RFC3339))
+	get := func() (ps []map[string]any) {
+		var d struct {
+			Ports []map[string]any `json:"ports"`
+		}
+		e.api(t, "/api/v1/vms/"+name+"?"+rng, &d)
+		return d.Ports
+	}
+	var ps []map[string]any
+	for try := 0; try < 5; try++ {
+		before := get()
+		b.open("#/vm?name=" + url.QueryEscape(name) + "&" + rng)
+		if ps = get(); fmt.Sprint(before) == fmt.Sprint(ps) {
+			break
+		}
+	}
+	require.NotEmpty(t, ps)
+	for _, p := range ps {
+		port, _ := p["name"].(string)
+		if port == "" {
+			port = fmt.Sprint(p["if_index"])
+		}
+		for _, k := range []string{"in_bps", "out_bps", "in_pps", "out_pps", "in_errors", "out_discards"} {
+			same(t, p[k].(float64), b.value(fmt.Sprintf(`#vm-ports-table td.port[data-port=%q][data-field=%q]`, port, k)), name+" "+k)
+		}
+	}
+	b.axe("vm (demo)")
+	b.shot("vm-demo")
 }

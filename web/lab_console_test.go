@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -182,6 +183,28 @@ func TestConsoleLab(t *testing.T) {
 	for i, pt := range s.Points {
 		_, v := point(t, series[0].Data[i])
 		same(t, pt.BPS, v, "series point")
+	}
+	// Connection health from the real TCP flags (iperf3's connections):
+	// the page's ratios and interval are the API's.
+	var ph struct {
+		Pair struct {
+			ConnHealth *struct {
+				SYN          float64    `json:"syn"`
+				FailureRatio float64    `json:"failure_ratio"`
+				FailureCI95  [2]float64 `json:"failure_ci95"`
+				RefusedRatio float64    `json:"refused_ratio"`
+			} `json:"conn_health"`
+		} `json:"pair"`
+	}
+	api("/api/v1/pairs/vm1/vm3?"+rng, &ph)
+	if ch := ph.Pair.ConnHealth; ch != nil {
+		t.Logf("vm1→vm3 connection health: %.0f SYNs, failure %.3f (95%% %.3f–%.3f), refused %.3f", ch.SYN, ch.FailureRatio, ch.FailureCI95[0], ch.FailureCI95[1], ch.RefusedRatio)
+		same(t, ch.FailureRatio, b.value("#pair-failure .kpi-value"), "failure ratio")
+		same(t, ch.RefusedRatio, b.value("#pair-refused .kpi-value"), "refused ratio")
+		assert.Equal(t, fmt.Sprint(ch.FailureCI95[1]), b.attr("#pair-failure-ci", "data-hi"), "failure interval")
+	} else {
+		t.Log("vm1→vm3: no SYN in the range's samples (no connection health)")
+		assert.Zero(t, b.count("#pair-health"))
 	}
 	b.axe("pair (lab)")
 	b.shot("lab-pair")

@@ -49,6 +49,7 @@ export function render(name, box, option) {
     textStyle: { color: textColor(), fontFamily: "system-ui, sans-serif" },
     animation: false,
   };
+  if (option.legend && !option.legend.textStyle) option.legend = Object.assign({ textStyle: { color: textColor() } }, option.legend);
   inst.setOption(Object.assign(base, option), { notMerge: true });
   return inst;
 }
