@@ -100,7 +100,7 @@ func (m *Memory) Scan(ctx context.Context, q ScanQuery) (*Scan, error) {
 // Scan answers from memory when memory covers the range, else
 // ErrNotCovered.
 func (t Tiered) Scan(ctx context.Context, q ScanQuery) (*Scan, error) {
-	if t.Recent == nil || !t.covered(q.From) {
+	if t.Recent == nil || !t.covered(ctx, q.From) {
 		return nil, ErrNotCovered
 	}
 	return t.Recent.Scan(ctx, q)
