@@ -91,7 +91,7 @@ func (t Tiered) WindowsWhere(ctx context.Context, from, to time.Time, keep Match
 		// Memory's oldest window starts in the range but ends after it.
 		boundary = b
 	}
-	if !boundary.After(from) {
+	if !boundary.After(from) || t.historyEmpty(ctx, from, boundary) {
 		return recent, nil
 	}
 	hist, err := t.History.Windows(ctx, from, boundary)

@@ -47,6 +47,9 @@ func TestTieredEmptyHistory(t *testing.T) {
 	_, err = tiered.Scan(ctx, store.ScanQuery{From: q.From, To: end, Auto: true})
 	require.NoError(t, err, "console aggregates: memory answers too")
 	t.Logf("since=1h over an empty history: %s (3,000 pairs, 12 windows)", took)
+	ws, err := tiered.Windows(ctx, q.From, end)
+	require.NoError(t, err)
+	require.Len(t, ws, 12, "series routes: memory's windows, no history read")
 
 	// one window before memory's oldest, in InfluxDB
 	w := newTestWriter(t, cfg)
@@ -57,7 +60,7 @@ func TestTieredEmptyHistory(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotCovered, "history holds data: the windows are merged as before")
 	_, err = tiered.Scan(ctx, store.ScanQuery{From: q.From, To: end, Auto: true})
 	require.ErrorIs(t, err, store.ErrNotCovered)
-	ws, err := tiered.Windows(ctx, q.From, end)
+	ws, err = tiered.Windows(ctx, q.From, end)
 	require.NoError(t, err)
 	require.Len(t, ws, 13, "the history window and memory's 12")
 	require.Len(t, ws[0].Pairs, 3000)
