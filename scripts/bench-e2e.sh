@@ -12,6 +12,8 @@
 #
 #   BENCH_E2E_DURATION=10m (default)   BENCH_E2E_RATE=1000000
 #   BENCH_E2E_INFLUX=0|1               BENCH_E2E_INFLUX_WINDOW=0s (influx.window)
+#   BENCH_E2E_PPROF=DIR  build vmflow with -tags pprof and save heap
+#                        profiles (heap-*.pb.gz, go tool pprof) into DIR
 #
 # The figures are only meaningful on a quiet machine: the generator and
 # vmflow share its cores.
@@ -31,10 +33,17 @@ cleanup() {
 trap cleanup EXIT
 log() { printf 'bench-e2e: %s\n' "$*" >&2; }
 
-go build -o "$D/vmflow" ./cmd/vmflow
+PPROF_DIR=${BENCH_E2E_PPROF:-}
+if [ -n "$PPROF_DIR" ]; then
+	mkdir -p "$PPROF_DIR"
+	go build -tags pprof -o "$D/vmflow" ./cmd/vmflow
+else
+	go build -o "$D/vmflow" ./cmd/vmflow
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SFLOW_PORT=$(free_port)
 API_PORT=$(free_port)
+PPROF_PORT=$(free_port)
 "$D/vmflow" synth --preset scale --inventory-out "$D/inv.yaml" --inventory-only >/dev/null 2>&1
 
 env_influx=()
@@ -69,7 +78,7 @@ fi
 
 env VMFLOW_COLLECTOR_SFLOW_LISTEN="127.0.0.1:$SFLOW_PORT" VMFLOW_COLLECTOR_IPFIX_LISTEN= VMFLOW_COLLECTOR_NETFLOW9_LISTEN= \
 	VMFLOW_API_LISTEN="127.0.0.1:$API_PORT" VMFLOW_ENRICH_STATIC_FILE="$D/inv.yaml" VMFLOW_ENRICH_STATIC_RELOAD=0s \
-	VMFLOW_ALERT_ENABLED=false VMFLOW_LOG_LEVEL=warn "${env_influx[@]}" \
+	VMFLOW_ALERT_ENABLED=false VMFLOW_LOG_LEVEL=warn PPROF_LISTEN="${PPROF_DIR:+127.0.0.1:$PPROF_PORT}" "${env_influx[@]}" \
 	"$D/vmflow" >"$D/vmflow.log" 2>&1 &
 pids+=($!)
 VMFLOW_PID=$!
@@ -88,6 +97,8 @@ pids+=($SYNTH_PID)
 # API timings under load, at 80% of the run (at least 2 windows in).
 AT=$(python3 -c 'import re,sys; d=sys.argv[1]; s=sum(float(n)*{"h":3600,"m":60,"s":1,"ms":.001}[u] for n,u in re.findall(r"([0-9.]+)(ms|h|m|s)", d)); print(max(25, 0.8*s))' "$DUR")
 sleep "$AT"
+heap() { [ -z "$PPROF_DIR" ] || curl -sf -o "$PPROF_DIR/heap-$1.pb.gz" "http://127.0.0.1:$PPROF_PORT/debug/pprof/heap?gc=1" || log "heap profile $1 failed"; }
+heap load
 # (with BENCH_E2E_INFLUX=1, ranges reaching before vmflow's start are read
 # from InfluxDB: history, not the memory store)
 api() { curl -s --max-time 120 -o /dev/null -w "GET $1 %{http_code} %{time_total}s\n" "http://127.0.0.1:$API_PORT$1" || echo "GET $1 failed"; }
@@ -106,6 +117,7 @@ RSS_END=$(awk '/VmRSS/{print $2}' "/proc/$VMFLOW_PID/status")
 RSS_PEAK=$(awk '/VmHWM/{print $2}' "/proc/$VMFLOW_PID/status")
 curl -sf "http://127.0.0.1:$API_PORT/metrics" | awk '/^vmflow_aggregate_window_pairs /{print $2}' >"$D/pairs"
 sleep 25 # the last windows close (10 s) and are written
+heap end
 curl -sf "http://127.0.0.1:$API_PORT/metrics" >"$D/metrics"
 V_CPU1=$(cpu_ticks "$VMFLOW_PID")
 if [ "$INFLUX" = 1 ]; then

@@ -39,6 +39,9 @@ type Memory struct {
 
 	wmu     sync.Mutex // serialises dictionary changes (Write, compaction)
 	scratch []uint64   // Write's sort buffer (under wmu)
+	// coldPerRow: cold bytes per row of the last window written (under
+	// wmu; segtrim.go)
+	coldPerRow float64
 
 	mu      sync.RWMutex
 	d       *dict
@@ -239,7 +242,7 @@ func (m *Memory) encode(w *aggregate.Window) *segment {
 	}
 	slices.Sort(ids)
 	m.scratch = ids
-	seg := newSegment(len(ids), len(ids)*96)
+	seg := newSegment(len(ids), m.coldHint(len(ids)))
 	seg.start, seg.end, seg.nwin = w.Start, w.End, 1
 	seg.ports = w.Ports
 	end := w.End.UnixNano()
@@ -258,6 +261,10 @@ func (m *Memory) encode(w *aggregate.Window) *segment {
 			d.lastEnd[id] = end
 		}
 	}
+	if n := seg.rows(); n > 0 {
+		m.coldPerRow = float64(len(seg.cold)) / float64(n)
+	}
+	seg.trim()
 	return seg
 }
 

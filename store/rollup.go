@@ -95,6 +95,7 @@ func (m *Memory) roll() {
 			out = &c
 		} else {
 			out = mergeSegments(j.prev, j.seg, j.tier)
+			out.trim()
 		}
 		m.mu.Lock()
 		m.publishLocked(j, out)

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"math"
-	"math/bits"
 	"time"
 
 	"github.com/vmflow/vmflow/aggregate"
@@ -102,7 +100,7 @@ func (m *Memory) Scan(ctx context.Context, q ScanQuery) (*Scan, error) {
 // Scan answers from memory when memory covers the range, else
 // ErrNotCovered.
 func (t Tiered) Scan(ctx context.Context, q ScanQuery) (*Scan, error) {
-	if t.Recent == nil || !t.covered(q.From) {
+	if t.Recent == nil || !t.covered(ctx, q.From) {
 		return nil, ErrNotCovered
 	}
 	return t.Recent.Scan(ctx, q)
@@ -289,25 +287,23 @@ func (s *segment) hasProto(k int) bool {
 // protoSplit adds row k's per-protocol bytes and packets (cold fields 4..11,
 // see coldFields) to out, reading only those fields.
 func (s *segment) protoSplit(k int, out *[4][2]float64) {
-	b := s.cold[s.off[k]:s.off[k+1]]
-	mask, n := binary.Uvarint(b)
-	if mask&0xff0 == 0 {
+	r := newColdReader(s.cold[s.off[k]:s.off[k+1]])
+	if r.mask&0xff0 == 0 {
 		return
 	}
-	b = b[n:]
+	var v [nCold]uint64
+	for f := 0; f < 12; f++ {
+		v[f] = r.field(f, &v)
+	}
+	if !r.ok {
+		return
+	}
 	for f := 4; f < 12; f++ {
-		if mask&(1<<f) == 0 {
-			continue
-		}
-		pos := bits.OnesCount64(mask&(1<<f-1)) * 8
-		if pos+8 > len(b) {
-			return
-		}
-		v := math.Float64frombits(binary.LittleEndian.Uint64(b[pos:]))
+		x := math.Float64frombits(v[f])
 		if f < 8 {
-			out[f-4][1] += v
+			out[f-4][1] += x
 		} else {
-			out[f-8][0] += v
+			out[f-8][0] += x
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"math"
 	"time"
 	"unsafe"
@@ -161,61 +160,7 @@ func setColdFields(st *aggregate.Stats, v *[nCold]uint64) {
 	st.SYNACKIn, st.RSTIn = f(v[21]), f(v[22])
 }
 
-// encodeCold appends the cold part of st: a uvarint presence mask, each
-// non-zero field as 8 little-endian bytes (float64 bits; a zero float is
-// all-zero bits, so nothing is lost by omitting it), then the count of top
-// ports and each as proto, port (2 bytes), bytes (8 bytes).
-func encodeCold(b []byte, st *aggregate.Stats) []byte {
-	v := coldFields(st)
-	var mask uint64
-	for i, x := range v {
-		if x != 0 {
-			mask |= 1 << i
-		}
-	}
-	b = binary.AppendUvarint(b, mask)
-	for _, x := range v {
-		if x != 0 {
-			b = binary.LittleEndian.AppendUint64(b, x)
-		}
-	}
-	n := 0
-	for n < len(st.TopPorts) && (st.TopPorts[n].Bytes > 0 || st.TopPorts[n].Port != 0) {
-		n++
-	}
-	b = append(b, byte(n))
-	for _, p := range st.TopPorts[:n] {
-		b = append(b, p.Proto)
-		b = binary.LittleEndian.AppendUint16(b, p.Port)
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.Bytes))
-	}
-	return appendLatency(b, st.Lat) // latency.go
-}
-
-// decodeCold reads what encodeCold wrote (the segment's own bytes: no
-// validation beyond bounds).
-func decodeCold(b []byte, st *aggregate.Stats) {
-	mask, n := binary.Uvarint(b)
-	b = b[n:]
-	var v [nCold]uint64
-	for i := range v {
-		if mask&(1<<i) != 0 && len(b) >= 8 {
-			v[i] = binary.LittleEndian.Uint64(b)
-			b = b[8:]
-		}
-	}
-	setColdFields(st, &v)
-	if len(b) == 0 {
-		return
-	}
-	np := int(b[0])
-	b = b[1:]
-	for i := 0; i < np && i < len(st.TopPorts) && len(b) >= 11; i++ {
-		st.TopPorts[i] = aggregate.PortCount{Proto: b[0], Port: binary.LittleEndian.Uint16(b[1:]), Bytes: math.Float64frombits(binary.LittleEndian.Uint64(b[3:]))}
-		b = b[11:]
-	}
-	st.Lat = decodeLatency(b) // latency.go
-}
+// encodeCold and decodeCold: coldcodec.go.
 
 // mergeSegments merges b into a (a older than b): rows of the same entry
 // are merged exactly (Stats.Merge), the others copied as they are.

@@ -35,19 +35,20 @@ var (
 )
 
 // covered tells whether memory alone answers (from, to]: there is no
-// history, or memory covers time from before from.
-func (t Tiered) covered(from time.Time) bool {
+// history, memory covers time from before from, or the history holds no
+// pair row between from and memory's oldest window (history.go).
+func (t Tiered) covered(ctx context.Context, from time.Time) bool {
 	if t.History == nil {
 		return true
 	}
 	b := t.Recent.Oldest()
-	return !b.IsZero() && !from.Before(b)
+	return (!b.IsZero() && !from.Before(b)) || t.historyEmpty(ctx, from, b)
 }
 
 // TopPairs answers from memory when memory covers the range, else
 // ErrNotCovered (the caller merges windows itself).
 func (t Tiered) TopPairs(ctx context.Context, q PairQuery) (*PairResult, error) {
-	if t.Recent == nil || !t.covered(q.From) {
+	if t.Recent == nil || !t.covered(ctx, q.From) {
 		return nil, ErrNotCovered
 	}
 	return t.Recent.TopPairs(ctx, q)
@@ -90,7 +91,7 @@ func (t Tiered) WindowsWhere(ctx context.Context, from, to time.Time, keep Match
 		// Memory's oldest window starts in the range but ends after it.
 		boundary = b
 	}
-	if !boundary.After(from) {
+	if !boundary.After(from) || t.historyEmpty(ctx, from, boundary) {
 		return recent, nil
 	}
 	hist, err := t.History.Windows(ctx, from, boundary)

@@ -270,6 +270,9 @@ func (a *App) Start(ctx context.Context) error {
 		a.mu.Unlock()
 		go a.exportersLoop(bgCtx, a.bgDone)
 	}
+	if lim := a.cfg.Runtime.applyMemoryLimit(); lim > 0 {
+		a.log.Info("go memory limit", "mib", lim>>20)
+	}
 	a.log.Info("vmflow started", a.describe()...)
 	return nil
 }

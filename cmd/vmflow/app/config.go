@@ -65,6 +65,8 @@ type Config struct {
 	// Query makes this vmflow a query node (query.peers: the collectors'
 	// API URLs); see store/peer.
 	Query peer.Config `mapstructure:"query" yaml:"query"`
+	// Runtime: the Go runtime's memory limit (memlimit.go).
+	Runtime RuntimeConfig `mapstructure:"runtime" yaml:"runtime"`
 }
 
 // DefaultConfig is every component's DefaultConfig.
@@ -83,6 +85,7 @@ func DefaultConfig() Config {
 		Alert:     alert.DefaultConfig(),
 		Probe:     probe.DefaultConfig(),
 		Query:     peer.DefaultConfig(),
+		Runtime:   DefaultRuntimeConfig(),
 	}
 }
 
@@ -103,6 +106,7 @@ func (c Config) Validate() error {
 		c.Alert.Validate(),
 		c.Probe.Validate(),
 		c.Query.Validate(),
+		c.Runtime.Validate(),
 	)
 }
 
