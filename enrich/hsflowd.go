@@ -1,7 +1,7 @@
 package enrich
 
 import (
-	"encoding/hex"
+	"github.com/google/uuid"
 	"net/netip"
 	"strings"
 	"sync"
@@ -343,19 +343,9 @@ func (h *Hsflowd) byUUID(idx *Index) map[string]*VM {
 	return m
 }
 
-func formatUUID(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
-}
+// formatUUID is the canonical lower-case 8-4-4-4-12 form (as libvirt and
+// the inventory write UUIDs).
+func formatUUID(u [16]byte) string { return uuid.UUID(u).String() }
 
 // domainState names libvirt's virDomainState as the libvirt poller does.
 func domainState(s uint32) string {

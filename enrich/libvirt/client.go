@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"net"
 	"net/netip"
@@ -211,19 +211,7 @@ type Domain = golibvirt.Domain
 func UUIDString(d Domain) string { return FormatUUID(d.UUID) }
 
 // FormatUUID formats 16 bytes as 8-4-4-4-12 lower-case hex.
-func FormatUUID(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
-}
+func FormatUUID(u [16]byte) string { return uuid.UUID(u).String() }
 
 // IsErrorCode reports whether err is a libvirt error reply with this
 // virErrorNumber.
