@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -32,6 +31,8 @@ type Aggregator struct {
 	remap   []int32
 	order   []orderKey
 	ports   dstPorts
+	pairs   pairBufs     // recycled Window.Pairs arrays
+	res     [2]*resolver // one per fill goroutine, kept across windows
 	phase   [nPhases]time.Time
 	// lastPhases are the phase ends of the last close (benchmarks)
 	lastPhases [nPhases]time.Time
@@ -268,8 +269,13 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 	})
 	a.order = order
 	a.phase[phaseSort] = time.Now()
-	win.Pairs = make([]Pair, len(slots))
-	res := newResolver(a.enr)
+	win.Pairs = a.pairs.get(len(slots))
+	for i := range a.res {
+		if a.res[i] == nil {
+			a.res[i] = newResolver(a.enr)
+		}
+		a.res[i].begin()
+	}
 	fill := func(res *resolver, from, to int) {
 		for k := from; k < to; k++ {
 			sl := &slots[order[k].i]
@@ -282,18 +288,18 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 		}
 	}
 	// Copying ~700 bytes per pair in output order is memory-bound: on
-	// large windows, two goroutines (each its own resolver cache) halve it.
+	// large windows, two goroutines (each its own resolver) halve it.
 	if n := len(order); n >= parallelFillMin && runtime.GOMAXPROCS(0) > 1 {
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fill(newResolver(a.enr), n/2, n)
+			fill(a.res[1], n/2, n)
 		}()
-		fill(res, 0, n/2)
+		fill(a.res[0], 0, n/2)
 		wg.Wait()
 	} else {
-		fill(res, 0, len(order))
+		fill(a.res[0], 0, len(order))
 	}
 	a.phase[phaseFill] = time.Now()
 	return win
@@ -444,85 +450,6 @@ func endpointCmp(a, b EndpointKey) int {
 		return 1
 	}
 	return a.IP.Compare(b.IP)
-}
-
-// resolver turns endpoint keys into display endpoints once per window.
-// The strings of last-seen addresses are cached too (per VM its latest
-// IP and MAC, per non-VM address its text), so a window of 200,000 pairs
-// does not format 800,000 strings.
-type resolver struct {
-	enr   *enrich.Enricher
-	cache map[enrich.VMID]*resolved
-	ips   map[netip.Addr]string
-}
-
-type resolved struct {
-	e    Endpoint
-	ip   netip.Addr
-	ipS  string
-	mac  [6]byte
-	macS string
-}
-
-func newResolver(enr *enrich.Enricher) *resolver {
-	return &resolver{enr: enr, cache: map[enrich.VMID]*resolved{}, ips: map[netip.Addr]string{}}
-}
-
-func (r *resolver) ipString(ip netip.Addr) string {
-	s, ok := r.ips[ip]
-	if !ok {
-		s = ip.String()
-		r.ips[ip] = s
-	}
-	return s
-}
-
-func (r *resolver) endpoint(k EndpointKey, lastIP netip.Addr, lastMAC [6]byte) Endpoint {
-	var e Endpoint
-	switch {
-	case k.VM == OverflowVM:
-		return Endpoint{VM: "(overflow)"}
-	case k.VM != 0:
-		c, ok := r.cache[k.VM]
-		if !ok {
-			c = &resolved{}
-			if vm := r.describe(k.VM); vm != nil {
-				c.e = Endpoint{VM: vm.Name, UUID: vm.UUID, Host: vm.Host, Tenant: vm.Tenant, TenantName: vm.TenantName}
-			} else {
-				c.e = Endpoint{VM: fmt.Sprintf("vm#%d", k.VM)}
-			}
-			r.cache[k.VM] = c
-		}
-		e = c.e
-		if lastIP.IsValid() {
-			if lastIP != c.ip || c.ipS == "" {
-				c.ip, c.ipS = lastIP, lastIP.String()
-			}
-			e.IP = c.ipS
-		}
-		if lastMAC != ([6]byte{}) {
-			if lastMAC != c.mac || c.macS == "" {
-				c.mac, c.macS = lastMAC, enrich.FormatMAC(lastMAC)
-			}
-			e.MAC = c.macS
-		}
-		return e
-	default:
-		if k.IP.IsValid() {
-			e.IP = r.ipString(k.IP)
-		}
-	}
-	if lastMAC != ([6]byte{}) {
-		e.MAC = enrich.FormatMAC(lastMAC)
-	}
-	return e
-}
-
-func (r *resolver) describe(id enrich.VMID) *enrich.VM {
-	if r.enr == nil {
-		return nil
-	}
-	return r.enr.Describe(id)
 }
 
 // workerCollector exports the workers' hot-path counters at scrape time.
