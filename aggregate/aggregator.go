@@ -28,7 +28,8 @@ type Aggregator struct {
 	winStart time.Time
 
 	closeMu sync.Mutex // serialises window closes; guards the merge buffers
-	remap   []int32
+	remaps  [][]int32 // per further shard: its slots' base slots
+	span    []shardSpan // per base slot: the first and last shard holding it
 	order   []orderKey
 	ports   dstPorts
 	pairs   pairBufs     // recycled Window.Pairs arrays
@@ -213,36 +214,8 @@ func (a *Aggregator) merge(start, end time.Time, shards []*shard) *Window {
 		return win
 	}
 	base := shards[0]
-	for si, sh := range shards[1:] {
-		last := si == len(shards)-2
-		if cap(a.remap) < len(sh.slots) {
-			a.remap = make([]int32, len(sh.slots))
-		}
-		remap := a.remap[:len(sh.slots)]
-		for i := range sh.slots {
-			sl := &sh.slots[i]
-			j, ok := base.find(&sl.key)
-			if !ok {
-				j = base.insert(&sl.key)
-			}
-			st := sl.st
-			st.Flows = 0 // counted exactly below
-			base.slots[j].st.Merge(&st)
-			remap[i] = j
-		}
-		// A shard's flow list is already distinct: the last shard's flows
-		// need only be looked up, not added (no growth of the base's set).
-		for _, fe := range sh.flowList {
-			if _, seen := base.flows[fe.h]; !seen {
-				if !last {
-					base.flows[fe.h] = struct{}{}
-				}
-				base.slots[remap[fe.slot]].st.Flows++
-				fe.slot = remap[fe.slot]
-				base.flowList = append(base.flowList, fe)
-			}
-		}
-	}
+	a.mergePairs(base, shards[1:])
+	a.mergeFlows(base, shards[1:])
 	// base.flowList now holds every distinct flow of the window.
 	win.DstPorts = a.ports.count(base)
 	fillAnswers(base) // health.go

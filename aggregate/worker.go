@@ -31,56 +31,39 @@ type flowEntry struct {
 	port uint32 // proto<<16 | destination port (TCP, UDP, SCTP), else 0
 }
 
-// shard is one worker's pairs for one window. Its maps and slices are
+// shard is one worker's pairs for one window. Its tables and slices are
 // cleared and reused, so a steady state allocates nothing.
 type shard struct {
-	pairs    map[uint64]int32 // pairHash (linear probing on collision) -> slot
+	pairs    pairTable // pair -> slot (table.go)
 	slots    []slot
-	flows    map[uint64]struct{}
+	flows    flowSet // distinct flow hashes
 	flowList []flowEntry
 }
 
 func newShard() *shard {
-	return &shard{
-		pairs: make(map[uint64]int32, 64),
-		slots: make([]slot, 0, 64),
-		flows: make(map[uint64]struct{}, 256),
-	}
+	return &shard{slots: make([]slot, 0, 64)}
 }
 
-// find looks a pair up by its 64-bit hash, probing past collisions.
+// find looks a pair up.
 func (s *shard) find(k *PairKey) (int32, bool) {
-	h := pairHash(k)
-	for {
-		i, ok := s.pairs[h]
-		if !ok {
-			return 0, false
-		}
-		if s.slots[i].key == *k {
-			return i, true
-		}
-		h++
-	}
+	return s.pairs.lookup(pairHash(k), s.slots, k)
 }
 
 // insert adds a new pair (not present) and returns its slot.
 func (s *shard) insert(k *PairKey) int32 {
-	h := pairHash(k)
-	for {
-		if _, taken := s.pairs[h]; !taken {
-			break
-		}
-		h++
-	}
+	return s.insertHash(pairHash(k), k)
+}
+
+func (s *shard) insertHash(h uint64, k *PairKey) int32 {
 	i := int32(len(s.slots))
 	s.slots = append(s.slots, slot{key: *k})
-	s.pairs[h] = i
+	s.pairs.add(h, i, s.slots)
 	return i
 }
 
 func (s *shard) reset() {
-	clear(s.pairs)
-	clear(s.flows)
+	s.pairs.reset()
+	s.flows.reset()
 	s.slots = s.slots[:0]
 	s.flowList = s.flowList[:0]
 }
@@ -235,8 +218,7 @@ func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
 
 	if r.Flags&decoder.FlagL3 != 0 {
 		h := flowHash(&key, r)
-		if _, seen := sh.flows[h]; !seen {
-			sh.flows[h] = struct{}{}
+		if sh.flows.add(h) {
 			sh.flowList = append(sh.flowList, flowEntry{h: h, slot: i, port: flowPort(r)})
 			st.Flows++
 		}
@@ -247,15 +229,17 @@ func (w *Worker) add(idx *enrich.Index, r *decoder.Record) {
 // overflow pair of its protocol when the shard is full), inserting it.
 func (w *Worker) slot(key *PairKey) int32 {
 	sh := w.cur
-	i, ok := sh.find(key)
+	h := pairHash(key)
+	i, ok := sh.pairs.lookup(h, sh.slots, key)
 	if !ok {
 		if len(sh.slots) >= w.maxPairs {
 			w.cnt.overflow++
 			*key = PairKey{Src: EndpointKey{VM: OverflowVM}, Dst: EndpointKey{VM: OverflowVM}, Source: key.Source}
-			i, ok = sh.find(key)
+			h = pairHash(key)
+			i, ok = sh.pairs.lookup(h, sh.slots, key)
 		}
 		if !ok {
-			i = sh.insert(key)
+			i = sh.insertHash(h, key)
 		}
 	}
 	return i
