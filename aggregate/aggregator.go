@@ -27,8 +27,8 @@ type Aggregator struct {
 	sinks    []Sink
 	winStart time.Time
 
-	closeMu sync.Mutex // serialises window closes; guards the merge buffers
-	remaps  [][]int32 // per further shard: its slots' base slots
+	closeMu sync.Mutex  // serialises window closes; guards the merge buffers
+	remaps  [][]int32   // per further shard: its slots' base slots
 	span    []shardSpan // per base slot: the first and last shard holding it
 	order   []orderKey
 	ports   dstPorts
